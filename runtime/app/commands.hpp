@@ -1,0 +1,34 @@
+#pragma once
+
+// The subcommands of the twinrt binary.
+
+#include <string>
+
+#include "twinrt/runtime/config.hpp"
+
+namespace twinrt::app {
+
+struct demo_options {
+  runtime::node_config node;
+  double duration_s = 0; // 0: until Ctrl-C
+  int tick_ms = 200;
+};
+
+struct bench_options {
+  runtime::node_config node;
+  int twins = 100'000;
+  double seconds = 10;
+  int batch = 8'000;
+  int producers = 2;
+  bool keep = false;
+};
+
+int run_demo(const demo_options& opts);
+int run_node(const runtime::node_config& cfg, double duration_s);
+int run_bench_ingest(const bench_options& opts);
+
+/// Set by SIGINT/SIGTERM.
+bool stop_requested();
+void install_signal_handlers();
+
+} // namespace twinrt::app

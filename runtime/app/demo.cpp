@@ -1,0 +1,155 @@
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "commands.hpp"
+#include "twinrt/adapters/simulator.hpp"
+#include "twinrt/runtime/node.hpp"
+
+namespace twinrt::app {
+
+namespace {
+
+std::atomic<bool> stop_flag{false};
+
+extern "C" void on_signal(int) {
+  stop_flag.store(true);
+}
+
+int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+double sum_of(const twins::contribution& c, const std::string& key) {
+  auto i = c.sums.find(key);
+  return i == c.sums.end() ? 0.0 : i->second;
+}
+
+// One line a second: what an operator would glance at.
+void print_summary(runtime::node& n, const adapters::enterprise_layout& l, double elapsed_s,
+                   double rate) {
+  auto root = n.get(l.root);
+  if (!root) {
+    std::printf("[%5.0fs] %s\n", elapsed_s, runtime::describe(root.error()).c_str());
+    return;
+  }
+  auto& c = root->state.own;
+  std::printf("[%5.0fs] ingest %8.0f samples/s | twins %lld active | health %s %.0f "
+              "(ok %lld, warning %lld, alarm %lld, stale %lld)",
+              elapsed_s, rate, static_cast<long long>(n.active_twins()),
+              twins::to_string(root->state.status), c.score(),
+              static_cast<long long>(c.counts[0]), static_cast<long long>(c.counts[1]),
+              static_cast<long long>(c.counts[2]), static_cast<long long>(c.counts[3]));
+  for (int p = 1; p <= l.plants; ++p) {
+    auto plant = n.get(l.root + "/plant-" + std::to_string(p));
+    if (plant)
+      std::printf(" | plant-%d %s %.0f", p, twins::to_string(plant->state.status),
+                  plant->state.own.score());
+  }
+  std::printf(" | power %.1f kW | energy today %.2f kWh (total %.2f)", sum_of(c, "power_kw"),
+              sum_of(c, "energy_today_kwh"), sum_of(c, "energy_kwh"));
+  std::printf(" | stock");
+  for (int s = 1; s <= 3 && s <= l.skus; ++s) {
+    auto sku = adapters::sku_name(s);
+    std::printf(" %s %.0f", sku.c_str(), sum_of(c, "stock/" + sku));
+  }
+  std::printf(" | on the road %.0f/%d\n", sum_of(c, "count/on_road"), l.vehicles);
+  std::fflush(stdout);
+}
+
+} // namespace
+
+bool stop_requested() {
+  return stop_flag.load();
+}
+
+void install_signal_handlers() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+int run_demo(const demo_options& opts) {
+  auto started = runtime::node::start(opts.node);
+  if (!started) {
+    std::cerr << "twinrt demo: " << runtime::describe(started.error()) << "\n";
+    return 1;
+  }
+  auto& n = **started;
+  adapters::enterprise_layout layout;
+  std::vector<runtime::twin_spec> missing;
+  for (auto& t : adapters::enterprise_twins(layout))
+    if (!n.get(t.id))
+      missing.push_back(t);
+  if (!missing.empty()) {
+    if (auto err = n.create(missing)) {
+      std::cerr << "twinrt demo: " << runtime::describe(err) << "\n";
+      return 1;
+    }
+    std::printf("twinrt demo: created %zu twins in %s\n", missing.size(),
+                opts.node.data_dir.c_str());
+  } else {
+    std::printf("twinrt demo: continuing from %s\n", opts.node.data_dir.c_str());
+  }
+  adapters::simulator sim(layout, static_cast<uint64_t>(wall_ms()));
+  for (int w = 1; w <= layout.warehouses; ++w) {
+    auto id = layout.root + "/warehouse-" + std::to_string(w);
+    if (auto v = n.get(id))
+      for (auto& [sku, units] : v->state.stock)
+        sim.seed_stock(id, sku, units);
+  }
+  auto begin = std::chrono::steady_clock::now();
+  auto next_print = begin + std::chrono::seconds(1);
+  uint64_t since_print = 0;
+  auto last_tick = wall_ms();
+  while (!stop_requested()) {
+    auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - begin).count();
+    if (opts.duration_s > 0 && elapsed >= opts.duration_s)
+      break;
+    auto ts = wall_ms();
+    auto batch = sim.tick(ts, ts - last_tick);
+    last_tick = ts;
+    auto r = n.ingest_waiting(std::move(batch));
+    if (!r) {
+      std::cerr << "twinrt demo: ingest failed: " << runtime::describe(r.error()) << "\n";
+    } else {
+      since_print += r->accepted;
+      for (auto& rej : r->rejected)
+        std::cerr << "twinrt demo: rejected " << rej.message << "\n";
+    }
+    if (now >= next_print) {
+      print_summary(n, layout, elapsed, static_cast<double>(since_print));
+      since_print = 0;
+      next_print += std::chrono::seconds(1);
+    }
+    std::this_thread::sleep_until(now + std::chrono::milliseconds(opts.tick_ms));
+  }
+  std::printf("twinrt demo: stopping\n");
+  return 0;
+}
+
+int run_node(const runtime::node_config& cfg, double duration_s) {
+  auto started = runtime::node::start(cfg);
+  if (!started) {
+    std::cerr << "twinrt node: " << runtime::describe(started.error()) << "\n";
+    return 1;
+  }
+  auto& n = **started;
+  std::printf("twinrt node: %zu twins in %s\n", n.twins().size(), cfg.data_dir.c_str());
+  std::fflush(stdout);
+  auto begin = std::chrono::steady_clock::now();
+  while (!stop_requested()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    if (duration_s > 0 && elapsed >= duration_s)
+      break;
+  }
+  std::printf("twinrt node: stopping\n");
+  return 0;
+}
+
+} // namespace twinrt::app

@@ -1,0 +1,117 @@
+// twinrt: one binary for a node, the demo and the benchmarks.
+
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+
+using namespace twinrt;
+
+namespace {
+
+// Flags shared by the commands that run a node. A flag given on the command
+// line wins over the config file.
+struct node_flags {
+  std::string config;
+  std::string data_dir, models_dir, metrics_address;
+  uint32_t threads = 0, shards = 0;
+
+  void add(CLI::App* cmd, bool with_config) {
+    if (with_config)
+      cmd->add_option("--config", config, "config file (TOML); see the README");
+    cmd->add_option("--data-dir", data_dir, "directory of the node's RocksDB data");
+    cmd->add_option("--models-dir", models_dir,
+                    "directory of model files (*.toml); default: the built-in models");
+    cmd->add_option("--threads", threads, "actor scheduler threads (default 2)");
+    cmd->add_option("--shards", shards, "twin shards on this node (default 4)");
+    cmd->add_option("--metrics-address", metrics_address,
+                    "HOST:PORT to serve Prometheus /metrics on");
+  }
+
+  // Returns false (after printing why) when the config file is refused.
+  bool apply(runtime::node_config& cfg) const {
+    if (!config.empty()) {
+      if (auto err = runtime::load_config_file(config, cfg)) {
+        std::cerr << "twinrt: " << *err << "\n";
+        return false;
+      }
+    }
+    if (!data_dir.empty())
+      cfg.data_dir = data_dir;
+    if (!models_dir.empty())
+      cfg.models_dir = models_dir;
+    if (!metrics_address.empty())
+      cfg.metrics_address = metrics_address;
+    if (threads > 0)
+      cfg.threads = threads;
+    if (shards > 0)
+      cfg.shards = shards;
+    return true;
+  }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"twinrt: an actor-based digital-twin runtime"};
+  cli.require_subcommand(1);
+
+  app::demo_options demo;
+  demo.node.data_dir = "twinrt-demo-data";
+  node_flags demo_flags;
+  auto demo_cmd = cli.add_subcommand(
+    "demo", "run one node with a simulated enterprise and print a live summary");
+  demo_flags.add(demo_cmd, true);
+  demo_cmd->add_option("--duration", demo.duration_s, "stop after this many seconds (default: Ctrl-C)");
+  demo_cmd->add_option("--tick-ms", demo.tick_ms, "simulator tick in milliseconds (default 200)");
+
+  runtime::node_config node_cfg;
+  node_flags node_fl;
+  double node_duration = 0;
+  auto node_cmd = cli.add_subcommand("node", "run a node from a config file");
+  node_fl.add(node_cmd, true);
+  node_cmd->add_option("--duration", node_duration, "stop after this many seconds (default: Ctrl-C)");
+
+  auto bench_cmd = cli.add_subcommand("bench", "measure the node against raw ceilings");
+  bench_cmd->require_subcommand(1);
+  app::bench_options bench;
+  bench.node.data_dir = "";
+  node_flags bench_flags;
+  auto ingest_cmd = bench_cmd->add_subcommand(
+    "ingest", "ingest through shard -> twin actor -> RocksDB -> rollups, beside raw RocksDB");
+  bench_flags.add(ingest_cmd, false);
+  ingest_cmd->add_option("--twins", bench.twins, "leaf twins in the generated hierarchy (default 100000)");
+  ingest_cmd->add_option("--seconds", bench.seconds, "how long to ingest (default 10)");
+  ingest_cmd->add_option("--batch", bench.batch, "samples per batch (default 8000)");
+  ingest_cmd->add_option("--producers", bench.producers, "threads sending batches (default 2)");
+  ingest_cmd->add_flag("--keep", bench.keep, "keep the data directories afterwards");
+  bool no_sync = false;
+  ingest_cmd->add_flag("--no-sync", no_sync, "do not fsync the WAL per commit (both sides)");
+
+  CLI11_PARSE(cli, argc, argv);
+
+  app::install_signal_handlers();
+  if (*demo_cmd) {
+    if (!demo_flags.apply(demo.node))
+      return 2;
+    return app::run_demo(demo);
+  }
+  if (*node_cmd) {
+    if (node_fl.config.empty()) {
+      std::cerr << "twinrt node: --config FILE is required\n";
+      return 2;
+    }
+    if (!node_fl.apply(node_cfg))
+      return 2;
+    return app::run_node(node_cfg, node_duration);
+  }
+  if (*ingest_cmd) {
+    if (!bench_flags.apply(bench.node))
+      return 2;
+    bench.node.sync_wal = !no_sync;
+    return app::run_bench_ingest(bench);
+  }
+  return 2;
+}

@@ -1,0 +1,102 @@
+#include "twinrt/runtime/config.hpp"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include <toml++/toml.h>
+
+namespace twinrt::runtime {
+
+namespace {
+
+struct bad_setting {
+  std::string where;
+};
+
+template <class T>
+void read(const toml::table& t, const char* section, const char* key, T& out) {
+  auto n = t.at_path(std::string(section) + "." + key).node();
+  if (n == nullptr)
+    return;
+  auto fail = [&](const char* what) {
+    throw bad_setting{std::to_string(n->source().begin.line) + ": '" + section + "."
+                      + key + "' must be " + what};
+  };
+  if constexpr (std::is_same_v<T, std::string>) {
+    auto v = n->value<std::string>();
+    if (!v)
+      fail("a string");
+    out = *v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    auto v = n->value<bool>();
+    if (!v)
+      fail("true or false");
+    out = *v;
+  } else {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 0)
+      fail("a whole number, not negative");
+    out = static_cast<T>(*v);
+  }
+}
+
+void check_keys(const toml::table& doc) {
+  static const std::map<std::string, std::vector<std::string>> known{
+    {"node", {"data_dir", "models_dir", "threads", "shards"}},
+    {"ingest", {"max_batch_samples", "max_inflight_batches", "future_skew_ms"}},
+    {"twins", {"passivate_after_ms", "rollup_delay_ms", "sweep_interval_ms"}},
+    {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb"}},
+    {"metrics", {"address"}},
+  };
+  for (auto&& [section, node] : doc) {
+    auto k = known.find(std::string(section.str()));
+    if (k == known.end())
+      throw bad_setting{std::to_string(node.source().begin.line) + ": unknown section ["
+                        + std::string(section.str()) + "]"};
+    auto t = node.as_table();
+    if (!t)
+      throw bad_setting{std::to_string(node.source().begin.line) + ": ["
+                        + std::string(section.str()) + "] must be a table"};
+    for (auto&& [key, value] : *t) {
+      if (std::find(k->second.begin(), k->second.end(), std::string(key.str())) == k->second.end())
+        throw bad_setting{std::to_string(value.source().begin.line) + ": unknown key '"
+                          + std::string(key.str()) + "' in ["
+                          + std::string(section.str()) + "]"};
+    }
+  }
+}
+
+} // namespace
+
+std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
+  try {
+    auto doc = toml::parse_file(path);
+    check_keys(doc);
+    read(doc, "node", "data_dir", cfg.data_dir);
+    read(doc, "node", "models_dir", cfg.models_dir);
+    read(doc, "node", "threads", cfg.threads);
+    read(doc, "node", "shards", cfg.shards);
+    read(doc, "ingest", "max_batch_samples", cfg.max_batch_samples);
+    read(doc, "ingest", "max_inflight_batches", cfg.max_inflight_batches);
+    read(doc, "ingest", "future_skew_ms", cfg.future_skew_ms);
+    read(doc, "twins", "passivate_after_ms", cfg.passivate_after_ms);
+    read(doc, "twins", "rollup_delay_ms", cfg.rollup_delay_ms);
+    read(doc, "twins", "sweep_interval_ms", cfg.sweep_interval_ms);
+    read(doc, "storage", "sync_wal", cfg.sync_wal);
+    read(doc, "storage", "write_buffer_mb", cfg.write_buffer_mb);
+    read(doc, "storage", "block_cache_mb", cfg.block_cache_mb);
+    read(doc, "metrics", "address", cfg.metrics_address);
+  } catch (const toml::parse_error& e) {
+    return path + ":" + std::to_string(e.source().begin.line) + ": "
+           + std::string(e.description());
+  } catch (const bad_setting& e) {
+    return path + ":" + e.where;
+  }
+  if (cfg.threads == 0 || cfg.shards == 0 || cfg.max_inflight_batches == 0
+      || cfg.max_batch_samples == 0)
+    return path + ": threads, shards, max_inflight_batches and max_batch_samples must be at least 1";
+  return std::nullopt;
+}
+
+} // namespace twinrt::runtime

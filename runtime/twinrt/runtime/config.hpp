@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace twinrt::runtime {
+
+/// Everything a node is told at start-up: from the config file (TOML, see the
+/// README) and then from command-line flags, which win.
+struct node_config {
+  // [node]
+  std::string data_dir = "twinrt-data";
+  std::string models_dir;          // empty: the models built into the binary
+  uint32_t threads = 2;            // CAF scheduler threads
+  uint32_t shards = 4;             // twin-owning shard actors on this node
+  // [ingest]
+  uint32_t max_batch_samples = 100'000;
+  uint32_t max_inflight_batches = 16; // beyond this, ingest says "overloaded"
+  int64_t future_skew_ms = 5'000;
+  // [twins]
+  int64_t passivate_after_ms = 60'000; // idle leaf twins leave memory
+  int64_t rollup_delay_ms = 100;       // contribution coalescing delay
+  int64_t sweep_interval_ms = 1'000;   // staleness and passivation check
+  // [storage]
+  bool sync_wal = true;  // fsync the WAL before acknowledging a batch
+  uint64_t write_buffer_mb = 64;
+  uint64_t block_cache_mb = 128;
+  // [metrics]
+  std::string metrics_address; // host:port for /metrics; empty: off
+};
+
+/// Reads a config file. On failure returns the reason, naming the file and,
+/// where known, the line: "node.toml:7: 'threads' must be a whole number".
+std::optional<std::string> load_config_file(const std::string& path,
+                                            node_config& cfg);
+
+} // namespace twinrt::runtime

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "twinrt/runtime/internal/context.hpp"
+
+namespace twinrt::runtime::internal {
+
+/// Spawns the actor of one twin. Its state comes from `preset` when given
+/// (a twin passivated a moment ago whose last write may not be durable yet),
+/// else from storage, else it starts empty.
+caf::actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                      twin_meta meta, std::optional<twins::twin_state> preset);
+
+/// Spawns shard number `index`; it owns the twins whose id hashes to it.
+caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                       size_t index);
+
+/// Spawns the ingest gate: splits batches by shard and bounds the batches in
+/// flight.
+caf::actor spawn_gate(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
+
+} // namespace twinrt::runtime::internal

@@ -1,0 +1,61 @@
+#pragma once
+
+// Shared by the actors of one node; not part of the runtime's public API.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "twinrt/runtime/catalog.hpp"
+#include "twinrt/runtime/config.hpp"
+#include "twinrt/runtime/probe.hpp"
+#include "twinrt/runtime/storage.hpp"
+#include "twinrt/twins/model.hpp"
+
+namespace twinrt::runtime::internal {
+
+/// FNV-1a: stable across processes and builds, so every node of a cluster
+/// puts an id in the same shard.
+inline uint64_t stable_hash(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int64_t now_ms();
+
+/// Everything the actors of one node share. Owned by `node`; actors hold a
+/// shared_ptr so that it outlives the last of them.
+struct node_context {
+  node_config cfg;
+  std::unique_ptr<storage> db;
+  catalog cat;
+  runtime_probe* probe = nullptr; // never null once the node runs
+
+  std::vector<caf::actor> shards;
+
+  twins::model_set::model_ptr model_of(std::string_view kind) const {
+    std::shared_lock<std::shared_mutex> g(models_mtx);
+    return models.find(kind);
+  }
+
+  const caf::actor& shard_for(std::string_view id) const {
+    return shards[stable_hash(id) % shards.size()];
+  }
+
+  mutable std::shared_mutex models_mtx;
+  twins::model_set models;
+};
+
+} // namespace twinrt::runtime::internal

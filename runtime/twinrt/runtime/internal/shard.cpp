@@ -1,0 +1,425 @@
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "twinrt/runtime/internal/actors.hpp"
+#include "twinrt/runtime/internal/messages.hpp"
+
+namespace twinrt::runtime::internal {
+
+namespace {
+
+using twin_task = std::function<void(const caf::actor&)>;
+
+struct shard_state {
+  caf::stateful_actor<shard_state>* self = nullptr;
+  std::shared_ptr<node_context> ctx;
+  size_t index = 0;
+
+  struct active_entry {
+    caf::actor actor;
+    int64_t last_used_ms = 0;
+    bool passivating = false;
+    std::vector<twin_task> waiting; // held while a passivation is answered
+  };
+  std::unordered_map<std::string, active_entry> active;
+
+  // Twins that passivated while their last write may not be durable yet:
+  // their next activation starts from this copy, not from storage.
+  struct recent_entry {
+    twins::twin_state state;
+    uint64_t needs_seq = 0;
+  };
+  std::unordered_map<std::string, recent_entry> recent;
+
+  struct watched {
+    int64_t last_data_ms = 0;
+    twins::health_status status = twins::health_status::ok;
+  };
+  std::unordered_map<std::string, watched> watch;
+
+  // Batches run one at a time so that writes reach storage in the order the
+  // twins produced them.
+  struct queued {
+    apply_request req;
+    caf::response_promise rp;
+  };
+  std::deque<queued> queue;
+  bool running = false;
+  caf::response_promise current_rp;
+  apply_request current;
+  size_t outstanding = 0;
+  twins::ingest_result result;
+  rocksdb::WriteBatch open;   // writes not yet handed to the committer
+  uint64_t submitted_seq = 0; // commits handed to the committer
+  uint64_t committed_seq = 0; // commits known durable
+  std::deque<std::pair<uint64_t, std::pair<caf::response_promise, twins::ingest_result>>> acks;
+
+  static inline const char* name = "shard";
+
+  // -- routing -----------------------------------------------------------------
+
+  void route(const std::string& id, twin_task task) {
+    auto i = active.find(id);
+    if (i != active.end()) {
+      i->second.last_used_ms = now_ms();
+      if (i->second.passivating)
+        i->second.waiting.push_back(std::move(task));
+      else
+        task(i->second.actor);
+      return;
+    }
+    auto meta = ctx->cat.find(id);
+    if (!meta)
+      return; // deleted meanwhile; callers check existence first
+    std::optional<twins::twin_state> preset;
+    if (auto r = recent.find(id); r != recent.end()) {
+      preset = std::move(r->second.state);
+      recent.erase(r);
+    }
+    auto a = spawn_twin(self->system(), ctx, std::move(*meta), std::move(preset));
+    self->link_to(a); // the twin goes when its shard goes
+    auto& e = active[id];
+    e.actor = a;
+    e.last_used_ms = now_ms();
+    task(a);
+  }
+
+  // -- batches -----------------------------------------------------------------
+
+  caf::response_promise enqueue(apply_request& req) {
+    auto rp = self->make_response_promise();
+    queue.push_back({std::move(req), rp});
+    if (!running)
+      start_next();
+    return rp;
+  }
+
+  void start_next() {
+    if (queue.empty()) {
+      running = false;
+      return;
+    }
+    running = true;
+    auto q = std::move(queue.front());
+    queue.pop_front();
+    current = std::move(q.req);
+    current_rp = std::move(q.rp);
+    result = {};
+    std::unordered_map<std::string_view, std::vector<uint32_t>> by_twin;
+    for (auto i : current.indices)
+      by_twin[(*current.batch)[i].twin].push_back(i);
+    outstanding = by_twin.size();
+    if (outstanding == 0)
+      return finish_batch();
+    for (auto& [id, indices] : by_twin) {
+      apply_request part{current.batch, std::move(indices), current.now_ms};
+      std::string key(id);
+      route(key, [this, part = std::move(part)](const caf::actor& a) {
+        self->request(a, caf::infinite, apply_atom::value, part)
+          .then([this](apply_reply& r) { on_applied(r); },
+                [this, n = part.indices.size()](caf::error&) {
+                  // A twin that failed is a bug; its samples are not stored
+                  // and the batch says so through the count.
+                  --outstanding;
+                  (void)n;
+                  if (outstanding == 0)
+                    finish_batch();
+                });
+      });
+    }
+  }
+
+  void on_applied(apply_reply& r) {
+    auto& batch = *current.batch;
+    for (auto i : r.applied) {
+      auto& s = batch[i];
+      storage::put_history(open, r.number, s.channel, s.ts_ms, s.value, r.model_version,
+                           s.source, s.seq);
+    }
+    if (!r.state_bytes.empty())
+      storage::put_state_bytes(open, r.number, r.state_bytes);
+    result.accepted += r.applied.size();
+    for (auto& rej : r.rejected)
+      result.rejected.push_back(std::move(rej));
+    if (!r.applied.empty()) {
+      auto& id = batch[r.applied.front()].twin;
+      note_watch(id, r.last_data_ms, r.status);
+    }
+    if (--outstanding == 0)
+      finish_batch();
+  }
+
+  void finish_batch() {
+    auto seq = submit();
+    acks.emplace_back(seq, std::make_pair(std::move(current_rp), std::move(result)));
+    current = {};
+    start_next();
+  }
+
+  // Hands the open writes to the committer; returns the commit's number.
+  uint64_t submit() {
+    auto seq = ++submitted_seq;
+    caf::actor me = caf::actor_cast<caf::actor>(self);
+    ctx->db->commit(std::move(open), [me, seq] {
+      caf::anon_send(me, committed_atom::value, seq);
+    });
+    open = rocksdb::WriteBatch();
+    return seq;
+  }
+
+  void on_committed(uint64_t seq) {
+    committed_seq = std::max(committed_seq, seq);
+    while (!acks.empty() && acks.front().first <= committed_seq) {
+      auto& [rp, res] = acks.front().second;
+      rp.deliver(std::move(res));
+      acks.pop_front();
+    }
+    for (auto i = recent.begin(); i != recent.end();) {
+      if (i->second.needs_seq <= committed_seq)
+        i = recent.erase(i);
+      else
+        ++i;
+    }
+  }
+
+  void on_persist(persist_msg& m) {
+    storage::put_state_bytes(open, m.number, m.state_bytes);
+    note_watch(m.id, m.last_data_ms, m.status);
+    if (!running)
+      submit();
+  }
+
+  void note_watch(const std::string& id, int64_t last_data_ms,
+                  twins::health_status status) {
+    auto& w = watch[id];
+    w.last_data_ms = last_data_ms;
+    w.status = status;
+  }
+
+  // -- sweep: staleness and passivation ------------------------------------------
+
+  void sweep(bool force_passivation) {
+    auto now = now_ms();
+    for (auto& [id, w] : watch) {
+      if (w.status == twins::health_status::stale)
+        continue;
+      auto meta = ctx->cat.find(id);
+      if (!meta)
+        continue;
+      auto m = ctx->model_of(meta->kind);
+      if (!m || m->stale_after_ms <= 0 || now - w.last_data_ms <= m->stale_after_ms)
+        continue;
+      w.status = twins::health_status::stale;
+      route(id, [this, now](const caf::actor& a) {
+        self->send(a, stale_atom::value, now);
+      });
+    }
+    for (auto& [id, e] : active) {
+      if (e.passivating)
+        continue;
+      if (!force_passivation && now - e.last_used_ms < ctx->cfg.passivate_after_ms)
+        continue;
+      if (ctx->cat.child_count(id) > 0)
+        continue; // parents stay: their fold lives in memory
+      e.passivating = true;
+      std::string key = id;
+      self->request(e.actor, caf::infinite, passivate_atom::value)
+        .then([this, key](passivate_reply& r) { on_passivated(key, r); },
+              [this, key](caf::error&) {
+                passivate_reply r;
+                r.quit = true; // the actor is gone either way
+                on_passivated(key, r);
+              });
+    }
+  }
+
+  void on_passivated(const std::string& id, passivate_reply& r) {
+    auto i = active.find(id);
+    if (i == active.end())
+      return;
+    auto waiting = std::move(i->second.waiting);
+    i->second.waiting.clear();
+    i->second.passivating = false;
+    if (r.quit) {
+      if (submitted_seq > committed_seq || running)
+        recent[id] = {std::move(r.state), submitted_seq + (running ? 1 : 0)};
+      active.erase(i);
+    }
+    for (auto& task : waiting)
+      route(id, std::move(task));
+  }
+
+  void schedule_sweep() {
+    self->delayed_send(self, std::chrono::milliseconds(ctx->cfg.sweep_interval_ms),
+                       sweep_atom::value);
+  }
+};
+
+caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
+                          std::shared_ptr<node_context> ctx, size_t index) {
+  auto& s = self->state;
+  s.self = self;
+  s.ctx = std::move(ctx);
+  s.index = index;
+  s.schedule_sweep();
+  return {
+    [=](ingest_atom, apply_request& req) { return self->state.enqueue(req); },
+    [=](committed_atom, uint64_t seq) { self->state.on_committed(seq); },
+    [=](persist_atom, persist_msg& m) { self->state.on_persist(m); },
+    [=](contrib_atom, contrib_msg& m) {
+      auto parent = m.parent;
+      self->state.route(parent, [self, m = std::move(m)](const caf::actor& a) {
+        self->send(a, contrib_atom::value, m);
+      });
+    },
+    [=](drop_atom, const std::string& parent, const std::string& child) {
+      self->state.route(parent, [self, child](const caf::actor& a) {
+        self->send(a, drop_atom::value, child);
+      });
+    },
+    [=](get_atom, const std::string& id) -> caf::result<twin_view> {
+      if (!self->state.ctx->cat.contains(id))
+        return make_error(errc::unknown_twin, "no twin " + id);
+      auto rp = self->make_response_promise<twin_view>();
+      self->state.route(id, [rp](const caf::actor& a) mutable {
+        rp.delegate(a, get_atom::value);
+      });
+      return rp;
+    },
+    [=](reparent_atom, const std::string& id, const std::string& parent) {
+      self->state.route(id, [self, parent](const caf::actor& a) {
+        self->send(a, reparent_atom::value, parent);
+      });
+    },
+    [=](model_atom, const std::string& kind) {
+      for (auto& [id, e] : self->state.active) {
+        auto meta = self->state.ctx->cat.find(id);
+        if (meta && meta->kind == kind)
+          self->state.route(id, [self](const caf::actor& a) {
+            self->send(a, model_atom::value);
+          });
+      }
+    },
+    [=](watch_atom, watch_list& entries) {
+      for (auto& e : entries)
+        self->state.note_watch(e.id, e.last_data_ms, e.status);
+    },
+    [=](sweep_atom) {
+      self->state.sweep(false);
+      self->state.schedule_sweep();
+    },
+    [=](passivate_atom) { self->state.sweep(true); },
+    [=](active_atom) { return static_cast<int64_t>(self->state.active.size()); },
+  };
+}
+
+// -- the ingest gate -----------------------------------------------------------
+
+struct gate_state {
+  caf::stateful_actor<gate_state>* self = nullptr;
+  std::shared_ptr<node_context> ctx;
+  uint32_t inflight = 0;
+  static inline const char* name = "ingest-gate";
+
+  caf::result<twins::ingest_result> ingest(sample_batch batch) {
+    auto& samples = *batch;
+    if (samples.size() > ctx->cfg.max_batch_samples)
+      return make_error(errc::bad_request,
+                        "batch of " + std::to_string(samples.size())
+                          + " samples is over the limit of "
+                          + std::to_string(ctx->cfg.max_batch_samples));
+    if (inflight >= ctx->cfg.max_inflight_batches) {
+      ctx->probe->overloaded();
+      return make_error(errc::overloaded, "ingest has " + std::to_string(inflight)
+                                            + " batches in flight; retry later");
+    }
+    auto now = now_ms();
+    auto shared = std::make_shared<twins::ingest_result>();
+    std::vector<std::vector<uint32_t>> per_shard(ctx->shards.size());
+    std::string_view last_ok;
+    for (uint32_t i = 0; i < samples.size(); ++i) {
+      auto& s = samples[i];
+      if (s.twin != last_ok) {
+        if (!ctx->cat.contains(s.twin)) {
+          shared->rejected.push_back({i, twins::reject_reason::unknown_twin,
+                                      "sample " + std::to_string(i) + " for " + s.twin + "."
+                                        + s.channel + ": no twin " + s.twin});
+          continue;
+        }
+        last_ok = s.twin;
+      }
+      per_shard[stable_hash(s.twin) % per_shard.size()].push_back(i);
+    }
+    auto rp = self->make_response_promise<twins::ingest_result>();
+    auto pending = std::make_shared<size_t>(0);
+    for (auto& v : per_shard)
+      if (!v.empty())
+        ++*pending;
+    if (*pending == 0) {
+      finish(rp, *shared);
+      return rp;
+    }
+    ++inflight;
+    for (size_t k = 0; k < per_shard.size(); ++k) {
+      if (per_shard[k].empty())
+        continue;
+      self->request(ctx->shards[k], caf::infinite, ingest_atom::value,
+                    apply_request{batch, std::move(per_shard[k]), now})
+        .then(
+          [=](twins::ingest_result& part) mutable {
+            shared->accepted += part.accepted;
+            for (auto& r : part.rejected)
+              shared->rejected.push_back(std::move(r));
+            if (--*pending == 0) {
+              --inflight;
+              finish(rp, *shared);
+            }
+          },
+          [=](caf::error& e) mutable {
+            if (--*pending == 0)
+              --inflight;
+            rp.deliver(std::move(e));
+          });
+    }
+    return rp;
+  }
+
+  void finish(caf::typed_response_promise<twins::ingest_result>& rp,
+              twins::ingest_result& r) {
+    std::sort(r.rejected.begin(), r.rejected.end(),
+              [](auto& a, auto& b) { return a.index < b.index; });
+    ctx->probe->samples_accepted(r.accepted);
+    for (auto& rej : r.rejected)
+      ctx->probe->sample_rejected(rej.reason);
+    rp.deliver(std::move(r));
+  }
+};
+
+caf::behavior gate_actor(caf::stateful_actor<gate_state>* self,
+                         std::shared_ptr<node_context> ctx) {
+  self->state.self = self;
+  self->state.ctx = std::move(ctx);
+  return {
+    [=](ingest_atom, sample_batch& b) { return self->state.ingest(std::move(b)); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                       size_t index) {
+  return sys.spawn(shard_actor, std::move(ctx), index);
+}
+
+caf::actor spawn_gate(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
+  return sys.spawn(gate_actor, std::move(ctx));
+}
+
+} // namespace twinrt::runtime::internal

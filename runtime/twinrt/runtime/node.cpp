@@ -1,0 +1,424 @@
+#include "twinrt/runtime/node.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "twinrt/runtime/internal/actors.hpp"
+#include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/schemas/builtin_models.hpp"
+
+namespace twinrt::runtime {
+
+using namespace internal;
+
+const char* to_string(errc x) {
+  switch (x) {
+    case errc::none:
+      return "none";
+    case errc::overloaded:
+      return "overloaded";
+    case errc::unknown_twin:
+      return "unknown twin";
+    case errc::bad_request:
+      return "bad request";
+    case errc::conflict:
+      return "conflict";
+    case errc::storage_failure:
+      return "storage failure";
+    case errc::bad_model:
+      return "bad model";
+  }
+  return "unknown";
+}
+
+errc code_of(const caf::error& e) {
+  if (!e || e.category() != errc_category)
+    return errc::none;
+  return static_cast<errc>(e.code());
+}
+
+std::string describe(const caf::error& e) {
+  if (!e)
+    return "no error";
+  if (e.category() == errc_category) {
+    std::string what;
+    if (e.context().match_elements<std::string>())
+      what = e.context().get_as<std::string>(0);
+    return what.empty() ? to_string(static_cast<errc>(e.code())) : what;
+  }
+  return caf::to_string(e);
+}
+
+namespace {
+
+bool valid_id(const std::string& id) {
+  if (id.empty() || id.size() > 512 || id.front() == '/' || id.back() == '/')
+    return false;
+  if (id.find("//") != std::string::npos)
+    return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+           || c == '-' || c == '_' || c == '/' || c == '.';
+  });
+}
+
+} // namespace
+
+struct node::impl {
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::shared_ptr<node_context> ctx;
+  runtime_probe probe;
+  caf::actor gate;
+
+  ~impl() {
+    if (sys) {
+      for (auto& s : ctx->shards)
+        caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
+      ctx->shards.clear();
+      gate = nullptr;
+      sys->await_all_actors_done();
+      sys.reset();
+    }
+  }
+
+  std::vector<std::string> take_models(const twins::model_files& files, bool at_start) {
+    std::vector<std::string> errors;
+    for (auto& e : files.errors)
+      errors.push_back(e.to_string());
+    if (!errors.empty())
+      return errors; // all or nothing
+    std::vector<std::string> changed;
+    rocksdb::WriteBatch wb;
+    {
+      std::unique_lock<std::shared_mutex> g(ctx->models_mtx);
+      for (auto& m : files.models) {
+        auto before = ctx->models.find(m.kind);
+        if (auto refusal = ctx->models.put(m)) {
+          if (at_start && before && before->version > m.version)
+            continue; // a newer version was loaded at run time and stored
+          errors.push_back(m.file_name + ":1: " + *refusal);
+          continue;
+        }
+        auto after = ctx->models.find(m.kind);
+        if (after != before) {
+          changed.push_back(m.kind);
+          storage::put_model(wb, {m.kind, m.version, m.text});
+        }
+      }
+    }
+    if (wb.Count() > 0)
+      ctx->db->commit_and_wait(std::move(wb));
+    for (auto& kind : changed)
+      for (auto& s : ctx->shards)
+        caf::anon_send(s, model_atom::value, kind);
+    return errors;
+  }
+
+  // Brings every parent's stored contribution up to date with its children's
+  // stored states, deepest parents first, and tells the shards what to watch
+  // for staleness. After a crash this makes the rollups exact again before
+  // the first sample is taken.
+  void recover(std::vector<watch_list>& watches) {
+    auto metas = ctx->cat.all();
+    std::unordered_map<uint32_t, const twin_meta*> by_number;
+    for (auto& m : metas)
+      by_number[m.number] = &m;
+    std::unordered_map<std::string, twins::twin_state> parents;
+    std::unordered_map<std::string, twins::contribution> contributions;
+    auto now = now_ms();
+    std::unique_ptr<rocksdb::Iterator> it(ctx->db->db().NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); it->Next()) {
+      auto k = it->key();
+      if (k.size() != 5)
+        continue;
+      uint32_t number = (uint32_t(uint8_t(k[1])) << 24) | (uint32_t(uint8_t(k[2])) << 16)
+                        | (uint32_t(uint8_t(k[3])) << 8) | uint32_t(uint8_t(k[4]));
+      auto m = by_number.find(number);
+      if (m == by_number.end())
+        continue;
+      auto st = storage::decode_state(it->value().ToString());
+      auto& meta = *m->second;
+      watches[stable_hash(meta.id) % watches.size()].push_back(
+        {meta.id, st.last_data_ms, st.status});
+      if (ctx->cat.child_count(meta.id) > 0)
+        parents.emplace(meta.id, st);
+      else
+        contributions.emplace(meta.id, st.own);
+    }
+    std::vector<std::pair<int, const twin_meta*>> order;
+    for (auto& m : metas)
+      if (ctx->cat.child_count(m.id) > 0)
+        order.emplace_back(ctx->cat.depth(m.id), &m);
+    std::sort(order.begin(), order.end(),
+              [](auto& a, auto& b) { return a.first > b.first; });
+    rocksdb::WriteBatch wb;
+    for (auto& [depth, meta] : order) {
+      auto model = ctx->models.find(meta->kind);
+      if (!model)
+        continue;
+      auto& st = parents[meta->id];
+      std::map<std::string, twins::contribution> kids;
+      for (auto& child : ctx->cat.children(meta->id)) {
+        auto c = contributions.find(child);
+        kids[child] = c == contributions.end() ? twins::contribution{} : c->second;
+      }
+      if (twins::refold(st, *model, meta->id, kids, now))
+        storage::put_state(wb, meta->number, st);
+      contributions[meta->id] = st.own;
+    }
+    if (wb.Count() > 0)
+      ctx->db->commit_and_wait(std::move(wb));
+  }
+
+  template <class T, class... Ts>
+  caf::expected<T> ask(const caf::actor& dest, Ts&&... xs) {
+    caf::scoped_actor self{*sys};
+    caf::expected<T> out{caf::error{}};
+    self->request(dest, caf::infinite, std::forward<Ts>(xs)...)
+      .receive([&](T& x) { out = std::move(x); },
+               [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+};
+
+node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+
+node::~node() = default;
+
+caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
+  auto p = std::make_unique<impl>();
+  p->ctx = std::make_shared<node_context>();
+  auto& ctx = *p->ctx;
+  ctx.cfg = cfg;
+  ctx.probe = &p->probe;
+  std::string error;
+  ctx.db = storage::open({cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb},
+                         error);
+  if (!ctx.db)
+    return make_error(errc::storage_failure, error);
+  for (auto& m : ctx.db->load_models()) {
+    auto r = twins::parse_model(m.text, "stored model " + m.kind);
+    if (auto parsed = std::get_if<twins::model>(&r))
+      ctx.models.put(std::move(*parsed));
+  }
+  twins::model_files files;
+  if (cfg.models_dir.empty()) {
+    std::vector<std::pair<std::string, std::string>> texts;
+    for (auto& b : schemas::builtin_models())
+      texts.emplace_back("schemas/models/" + b.file_name, b.text);
+    files = twins::load_model_texts(texts);
+  } else {
+    files = twins::load_model_dir(cfg.models_dir);
+  }
+  auto errors = p->take_models(files, true);
+  if (!errors.empty()) {
+    std::string all;
+    for (auto& e : errors)
+      all += (all.empty() ? "" : "\n") + e;
+    return make_error(errc::bad_model, all);
+  }
+  ctx.cat.load(ctx.db->load_metas());
+  std::vector<watch_list> watches(cfg.shards);
+  p->recover(watches);
+
+  p->caf_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
+  p->caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  p->sys = std::make_unique<caf::actor_system>(p->caf_cfg);
+  for (size_t i = 0; i < cfg.shards; ++i)
+    ctx.shards.push_back(spawn_shard(*p->sys, p->ctx, i));
+  for (size_t i = 0; i < cfg.shards; ++i)
+    caf::anon_send(ctx.shards[i], watch_atom::value, std::move(watches[i]));
+  p->gate = spawn_gate(*p->sys, p->ctx);
+  return std::unique_ptr<node>(new node(std::move(p)));
+}
+
+caf::error node::create(const std::vector<twin_spec>& specs) {
+  auto& ctx = *impl_->ctx;
+  std::unordered_map<std::string, std::string> new_kinds; // id -> kind
+  for (auto& s : specs) {
+    if (!valid_id(s.id))
+      return make_error(errc::bad_request,
+                        "twin id '" + s.id
+                          + "' must be letters, digits, - _ . and / between parts");
+    if (ctx.cat.contains(s.id) || new_kinds.count(s.id))
+      return make_error(errc::conflict, "twin " + s.id + " already exists");
+    auto model = ctx.model_of(s.kind);
+    if (!model)
+      return make_error(errc::bad_request, "twin " + s.id + ": unknown kind '" + s.kind + "'");
+    if (s.parent.empty()) {
+      if (!model->parents.empty())
+        return make_error(errc::bad_request, "twin " + s.id + ": kind " + s.kind
+                                               + " needs a parent");
+    } else {
+      std::string parent_kind;
+      if (auto pm = ctx.cat.find(s.parent))
+        parent_kind = pm->kind;
+      else if (auto k = new_kinds.find(s.parent); k != new_kinds.end())
+        parent_kind = k->second;
+      else
+        return make_error(errc::unknown_twin, "twin " + s.id + ": no parent twin " + s.parent);
+      if (std::find(model->parents.begin(), model->parents.end(), parent_kind)
+          == model->parents.end())
+        return make_error(errc::conflict, "twin " + s.id + ": a " + s.kind
+                                            + " cannot be under a " + parent_kind);
+    }
+    new_kinds.emplace(s.id, s.kind);
+  }
+  rocksdb::WriteBatch wb;
+  std::vector<std::pair<twin_meta, twins::twin_state>> made;
+  auto now = now_ms();
+  for (auto& s : specs) {
+    twin_meta m{s.id, ctx.cat.next_number(), s.kind, s.parent};
+    twins::twin_state st;
+    st.version = 1;
+    st.last_data_ms = now;
+    auto model = ctx.model_of(s.kind);
+    st.model_version = model->version;
+    st.own = twins::own_contribution(st, *model, s.id);
+    storage::put_meta(wb, m);
+    storage::put_state(wb, m.number, st);
+    made.emplace_back(std::move(m), std::move(st));
+  }
+  ctx.db->commit_and_wait(std::move(wb));
+  for (auto& [m, st] : made)
+    ctx.cat.insert(m);
+  std::vector<watch_list> watches(ctx.shards.size());
+  for (auto& [m, st] : made) {
+    watches[stable_hash(m.id) % watches.size()].push_back({m.id, st.last_data_ms, st.status});
+    if (!m.parent.empty())
+      caf::anon_send(ctx.shard_for(m.parent), contrib_atom::value,
+                     contrib_msg{m.parent, m.id, st.version, st.own, now});
+  }
+  for (size_t i = 0; i < watches.size(); ++i)
+    if (!watches[i].empty())
+      caf::anon_send(ctx.shards[i], watch_atom::value, std::move(watches[i]));
+  return {};
+}
+
+caf::error node::reparent(const std::string& id, const std::string& new_parent) {
+  auto& ctx = *impl_->ctx;
+  auto m = ctx.cat.find(id);
+  if (!m)
+    return make_error(errc::unknown_twin, "no twin " + id);
+  auto p = ctx.cat.find(new_parent);
+  if (!p)
+    return make_error(errc::unknown_twin, "no twin " + new_parent);
+  if (m->parent == new_parent)
+    return {};
+  auto model = ctx.model_of(m->kind);
+  if (std::find(model->parents.begin(), model->parents.end(), p->kind) == model->parents.end())
+    return make_error(errc::conflict, "twin " + id + ": a " + m->kind + " cannot be under a "
+                                        + p->kind);
+  if (ctx.cat.is_ancestor(id, new_parent))
+    return make_error(errc::conflict, "moving " + id + " under " + new_parent
+                                        + " would make a cycle");
+  m->parent = new_parent;
+  rocksdb::WriteBatch wb;
+  storage::put_meta(wb, *m);
+  ctx.db->commit_and_wait(std::move(wb));
+  ctx.cat.reparent(id, new_parent);
+  caf::anon_send(ctx.shard_for(id), reparent_atom::value, id, new_parent);
+  return {};
+}
+
+caf::expected<twins::ingest_result> node::ingest(std::vector<twins::sample> batch) {
+  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  return impl_->ask<twins::ingest_result>(impl_->gate, ingest_atom::value, shared);
+}
+
+caf::expected<twins::ingest_result> node::ingest_waiting(std::vector<twins::sample> batch) {
+  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    auto r = impl_->ask<twins::ingest_result>(impl_->gate, ingest_atom::value, shared);
+    if (r || code_of(r.error()) != errc::overloaded)
+      return r;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(50'000));
+  }
+}
+
+caf::expected<twin_view> node::get(const std::string& id) {
+  auto& ctx = *impl_->ctx;
+  if (!ctx.cat.contains(id))
+    return make_error(errc::unknown_twin, "no twin " + id);
+  return impl_->ask<twin_view>(ctx.shard_for(id), get_atom::value, id);
+}
+
+caf::expected<std::vector<history_point>>
+node::history(const std::string& id, const std::string& channel, int64_t from_ms,
+              int64_t to_ms, size_t limit) {
+  auto& ctx = *impl_->ctx;
+  auto m = ctx.cat.find(id);
+  if (!m)
+    return make_error(errc::unknown_twin, "no twin " + id);
+  auto model = ctx.model_of(m->kind);
+  if (!model->find_channel(channel, nullptr)) {
+    // A channel dropped by a newer model still reads back if it has history.
+    auto points = ctx.db->read_history(m->number, channel, from_ms, to_ms, 1);
+    if (points.empty())
+      return make_error(errc::bad_request,
+                        "twin " + id + " (kind " + m->kind + "): unknown channel " + channel);
+  }
+  return ctx.db->read_history(m->number, channel, from_ms, to_ms, limit);
+}
+
+std::vector<std::string> node::reload_models(const std::string& dir) {
+  return impl_->take_models(twins::load_model_dir(dir), false);
+}
+
+std::vector<std::string>
+node::reload_model_texts(const std::vector<std::pair<std::string, std::string>>& files) {
+  return impl_->take_models(twins::load_model_texts(files), false);
+}
+
+std::vector<twins::model_set::model_ptr> node::models() const {
+  std::shared_lock<std::shared_mutex> g(impl_->ctx->models_mtx);
+  std::vector<twins::model_set::model_ptr> out;
+  for (auto& [k, m] : impl_->ctx->models.all())
+    out.push_back(m);
+  return out;
+}
+
+std::vector<twin_meta> node::twins() const {
+  auto all = impl_->ctx->cat.all();
+  std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  return all;
+}
+
+void node::passivate_all() {
+  for (auto& s : impl_->ctx->shards)
+    caf::anon_send(s, passivate_atom::value);
+}
+
+int64_t node::active_twins() const {
+  return impl_->probe.active_twins();
+}
+
+runtime_probe& node::probe() {
+  return impl_->probe;
+}
+
+const node_config& node::config() const {
+  return impl_->ctx->cfg;
+}
+
+storage& node::store() {
+  return *impl_->ctx->db;
+}
+
+caf::actor_system& node::system() {
+  return *impl_->sys;
+}
+
+} // namespace twinrt::runtime

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "twinrt/runtime/config.hpp"
+#include "twinrt/runtime/errc.hpp"
+#include "twinrt/runtime/probe.hpp"
+#include "twinrt/runtime/storage.hpp"
+#include "twinrt/twins/model.hpp"
+#include "twinrt/twins/sample.hpp"
+#include "twinrt/twins/twin_state.hpp"
+
+namespace caf {
+class actor_system;
+class actor_system_config;
+} // namespace caf
+
+namespace twinrt::runtime {
+
+/// A twin as seen by a caller: identity, place, and its whole state
+/// (channels, health, rollups).
+struct twin_view {
+  twin_meta meta;
+  size_t children = 0;
+  twins::twin_state state;
+  bool active = false; // was in memory when asked
+};
+
+/// A twin to create.
+struct twin_spec {
+  std::string id;
+  std::string kind;
+  std::string parent; // empty for a root
+};
+
+/// One twinrt node: the actor system, the shards that own twins, storage and
+/// the models in force. All methods are thread-safe and block the calling
+/// thread until the answer is there; call them from outside actors (CLI,
+/// tests, adapters' own threads).
+class node {
+public:
+  /// Opens the data directory, loads the models (built-in, `models_dir`, and
+  /// those stored), brings every parent's rollup up to date with its
+  /// children, and starts the shards. Fails with a reason naming the file or
+  /// directory at fault.
+  static caf::expected<std::unique_ptr<node>> start(const node_config& cfg);
+
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Creates twins (parents first within the list). Refuses, without
+  /// creating any, an id that exists, an unknown kind, a missing parent or
+  /// one whose kind the child's model does not allow.
+  caf::error create(const std::vector<twin_spec>& twins);
+
+  /// Moves a twin under another parent; both parents' rollups follow.
+  /// Refuses a move that would make a cycle or a parent of the wrong kind.
+  caf::error reparent(const std::string& id, const std::string& new_parent);
+
+  /// Ingests one batch. Returns once every accepted sample is durable, with
+  /// the refused ones and why. Fails with errc::overloaded when the node has
+  /// max_inflight_batches in flight (back off and retry), errc::bad_request
+  /// for a batch larger than max_batch_samples.
+  caf::expected<twins::ingest_result> ingest(std::vector<twins::sample> batch);
+
+  /// As ingest(), but waits (with growing pauses) while overloaded.
+  caf::expected<twins::ingest_result> ingest_waiting(std::vector<twins::sample> batch);
+
+  /// The twin's current state; activates it if it was passivated.
+  caf::expected<twin_view> get(const std::string& id);
+
+  /// Stored samples of one channel, from_ms <= ts < to_ms, oldest first.
+  caf::expected<std::vector<history_point>>
+  history(const std::string& id, const std::string& channel, int64_t from_ms,
+          int64_t to_ms, size_t limit = 100'000);
+
+  /// Loads new model versions (from a directory, or from file texts). Live
+  /// twins of a changed kind apply the new version at once. Returns the
+  /// refusals (file:line: reason); an empty list means all were taken.
+  std::vector<std::string> reload_models(const std::string& dir);
+  std::vector<std::string>
+  reload_model_texts(const std::vector<std::pair<std::string, std::string>>& files);
+
+  /// The models in force.
+  std::vector<twins::model_set::model_ptr> models() const;
+
+  /// Every twin's meta data.
+  std::vector<twin_meta> twins() const;
+
+  /// Asks every shard to passivate its idle leaf twins now, regardless of
+  /// the idle time (used by tests and at shutdown).
+  void passivate_all();
+
+  /// Twins in memory right now.
+  int64_t active_twins() const;
+
+  runtime_probe& probe();
+  const node_config& config() const;
+  storage& store();
+  caf::actor_system& system();
+
+private:
+  struct impl;
+  explicit node(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace twinrt::runtime

@@ -1,0 +1,393 @@
+#include "twinrt/runtime/storage.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <rocksdb/table.h>
+#include <rocksdb/cache.h>
+
+#include "records.capnp.h"
+
+namespace twinrt::runtime {
+
+namespace {
+
+void append_be32(std::string& s, uint32_t v) {
+  for (int i = 3; i >= 0; --i)
+    s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+
+void append_be64(std::string& s, uint64_t v) {
+  for (int i = 7; i >= 0; --i)
+    s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+
+uint64_t read_be64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i)
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+uint32_t read_be32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i)
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// Signed timestamps sort correctly as unsigned once the sign bit is flipped.
+uint64_t ts_key(int64_t ts) {
+  return static_cast<uint64_t>(ts) ^ (uint64_t{1} << 63);
+}
+
+std::string state_key(uint32_t number) {
+  std::string k("S");
+  append_be32(k, number);
+  return k;
+}
+
+std::string history_prefix(uint32_t number, const std::string& channel) {
+  std::string k("H");
+  append_be32(k, number);
+  k += channel;
+  k.push_back('\0');
+  return k;
+}
+
+std::string to_bytes(capnp::MessageBuilder& msg) {
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+// Cap'n Proto reads need word-aligned memory; RocksDB values are not.
+struct aligned_reader {
+  kj::Array<capnp::word> words;
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader;
+  explicit aligned_reader(const std::string& bytes)
+    : words(kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word))) {
+    std::memcpy(words.begin(), bytes.data(), words.size() * sizeof(capnp::word));
+    capnp::ReaderOptions opts;
+    opts.traversalLimitInWords = 1ull << 30;
+    reader = std::make_unique<capnp::FlatArrayMessageReader>(words.asPtr(), opts);
+  }
+  template <class T>
+  typename T::Reader root() {
+    return reader->getRoot<T>();
+  }
+};
+
+void fatal(const char* what, const rocksdb::Status& s) {
+  std::fprintf(stderr, "twinrt: fatal storage error in %s: %s\n", what,
+               s.ToString().c_str());
+  std::abort();
+}
+
+void write_contribution(records::Contribution::Builder b, const twins::contribution& c) {
+  auto sums = b.initSums(static_cast<unsigned>(c.sums.size()));
+  unsigned i = 0;
+  for (auto& [k, v] : c.sums) {
+    sums[i].setKey(k);
+    sums[i].setValue(v);
+    ++i;
+  }
+  b.setHealthOk(c.counts[0]);
+  b.setHealthWarning(c.counts[1]);
+  b.setHealthAlarm(c.counts[2]);
+  b.setHealthStale(c.counts[3]);
+  b.setScoreSum(c.score_sum);
+  b.setScoreCount(c.score_count);
+  b.setWorstId(c.worst_id);
+  b.setWorstStatus(static_cast<uint8_t>(c.worst_status));
+}
+
+twins::contribution read_contribution(records::Contribution::Reader r) {
+  twins::contribution c;
+  for (auto s : r.getSums())
+    c.sums.emplace(s.getKey().cStr(), s.getValue());
+  c.counts = {r.getHealthOk(), r.getHealthWarning(), r.getHealthAlarm(), r.getHealthStale()};
+  c.score_sum = r.getScoreSum();
+  c.score_count = r.getScoreCount();
+  c.worst_id = r.getWorstId().cStr();
+  c.worst_status = static_cast<twins::health_status>(std::min<uint8_t>(r.getWorstStatus(), 3));
+  return c;
+}
+
+} // namespace
+
+std::unique_ptr<storage> storage::open(const storage_options& opts, std::string& error) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.IncreaseParallelism(2);
+  o.max_background_jobs = 2;
+  o.write_buffer_size = opts.write_buffer_mb << 20;
+  o.max_write_buffer_number = 4;
+  o.compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = rocksdb::NewLRUCache(opts.block_cache_mb << 20);
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(o, opts.path, &raw);
+  if (!s.ok() && s.IsInvalidArgument()) {
+    o.compression = rocksdb::kSnappyCompression; // LZ4 not built in
+    s = rocksdb::DB::Open(o, opts.path, &raw);
+  }
+  if (!s.ok()) {
+    error = "cannot open data directory " + opts.path + ": " + s.ToString();
+    return nullptr;
+  }
+  std::unique_ptr<storage> st(new storage());
+  st->db_.reset(raw);
+  st->sync_wal_ = opts.sync_wal;
+  st->committer_ = std::thread([p = st.get()] { p->run_committer(); });
+  return st;
+}
+
+storage::~storage() {
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (committer_.joinable())
+    committer_.join();
+  if (db_) {
+    db_->FlushWAL(true);
+    db_->Close();
+  }
+}
+
+void storage::run_committer() {
+  std::deque<pending> work;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> g(mtx_);
+      cv_.wait(g, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_)
+        return;
+      work.swap(queue_);
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = false;
+    for (auto& p : work) {
+      auto s = db_->Write(wo, &p.batch);
+      if (!s.ok())
+        fatal("write", s);
+    }
+    if (sync_wal_) {
+      auto s = db_->SyncWAL();
+      if (!s.ok())
+        fatal("WAL sync", s);
+    }
+    for (auto& p : work)
+      if (p.done)
+        p.done();
+    work.clear();
+  }
+}
+
+void storage::commit(rocksdb::WriteBatch wb, std::function<void()> done) {
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    queue_.push_back({std::move(wb), std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void storage::commit_and_wait(rocksdb::WriteBatch wb) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool ready = false;
+  commit(std::move(wb), [&] {
+    std::lock_guard<std::mutex> g(m);
+    ready = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> g(m);
+  cv.wait(g, [&] { return ready; });
+}
+
+void storage::put_meta(rocksdb::WriteBatch& wb, const twin_meta& m) {
+  capnp::MallocMessageBuilder msg(64);
+  auto b = msg.initRoot<records::TwinMeta>();
+  b.setId(m.id);
+  b.setNumber(m.number);
+  b.setKind(m.kind);
+  b.setParent(m.parent);
+  wb.Put("M" + m.id, to_bytes(msg));
+}
+
+void storage::delete_meta(rocksdb::WriteBatch& wb, const std::string& id) {
+  wb.Delete("M" + id);
+}
+
+std::string storage::encode_state(const twins::twin_state& st) {
+  capnp::MallocMessageBuilder msg(256);
+  auto b = msg.initRoot<records::TwinState>();
+  b.setVersion(st.version);
+  b.setModelVersion(st.model_version);
+  auto ch = b.initChannels(static_cast<unsigned>(st.channels.size()));
+  unsigned i = 0;
+  for (auto& [name, v] : st.channels) {
+    ch[i].setName(name);
+    ch[i].setValue(v.value);
+    ch[i].setTimestampMs(v.ts_ms);
+    ++i;
+  }
+  auto src = b.initSources(static_cast<unsigned>(st.sources.size()));
+  i = 0;
+  for (auto& [key, seq] : st.sources) {
+    src[i].setChannel(key.first);
+    src[i].setSource(key.second);
+    src[i].setSeq(seq);
+    ++i;
+  }
+  b.setEnergyKwh(st.energy_kwh);
+  b.setEnergyTodayKwh(st.energy_today_kwh);
+  b.setEnergyDay(st.energy_day);
+  b.setLastPowerKw(st.last_power_kw);
+  b.setLastPowerMs(st.last_power_ms);
+  b.setLastCounterKwh(st.last_counter_kwh);
+  auto stock = b.initStock(static_cast<unsigned>(st.stock.size()));
+  i = 0;
+  for (auto& [sku, units] : st.stock) {
+    stock[i].setKey(sku);
+    stock[i].setValue(static_cast<double>(units));
+    ++i;
+  }
+  b.setStatus(static_cast<uint8_t>(st.status));
+  b.setScore(st.score);
+  b.setLastDataMs(st.last_data_ms);
+  write_contribution(b.initContribution(), st.own);
+  return to_bytes(msg);
+}
+
+twins::twin_state storage::decode_state(const std::string& bytes) {
+  aligned_reader r(bytes);
+  auto s = r.root<records::TwinState>();
+  twins::twin_state st;
+  st.version = s.getVersion();
+  st.model_version = s.getModelVersion();
+  for (auto c : s.getChannels())
+    st.channels.emplace(c.getName().cStr(), twins::channel_value{c.getValue(), c.getTimestampMs()});
+  for (auto c : s.getSources())
+    st.sources.emplace(std::make_pair(std::string(c.getChannel().cStr()),
+                                      std::string(c.getSource().cStr())),
+                       c.getSeq());
+  st.energy_kwh = s.getEnergyKwh();
+  st.energy_today_kwh = s.getEnergyTodayKwh();
+  st.energy_day = s.getEnergyDay();
+  st.last_power_kw = s.getLastPowerKw();
+  st.last_power_ms = s.getLastPowerMs();
+  st.last_counter_kwh = s.getLastCounterKwh();
+  for (auto c : s.getStock())
+    st.stock.emplace(c.getKey().cStr(), static_cast<int64_t>(c.getValue()));
+  st.status = static_cast<twins::health_status>(std::min<uint8_t>(s.getStatus(), 3));
+  st.score = s.getScore();
+  st.last_data_ms = s.getLastDataMs();
+  st.own = read_contribution(s.getContribution());
+  return st;
+}
+
+void storage::put_state(rocksdb::WriteBatch& wb, uint32_t number, const twins::twin_state& st) {
+  wb.Put(state_key(number), encode_state(st));
+}
+
+void storage::put_state_bytes(rocksdb::WriteBatch& wb, uint32_t number, const std::string& bytes) {
+  wb.Put(state_key(number), bytes);
+}
+
+void storage::put_history(rocksdb::WriteBatch& wb, uint32_t number, const std::string& channel,
+                          int64_t ts_ms, double value, uint32_t model_version,
+                          const std::string& source, uint64_t seq) {
+  auto key = history_prefix(number, channel);
+  append_be64(key, ts_key(ts_ms));
+  capnp::MallocMessageBuilder msg(16);
+  auto b = msg.initRoot<records::HistoryPoint>();
+  b.setValue(value);
+  b.setModelVersion(model_version);
+  if (!source.empty())
+    b.setSource(source);
+  b.setSeq(seq);
+  wb.Put(key, to_bytes(msg));
+}
+
+void storage::put_model(rocksdb::WriteBatch& wb, const stored_model& m) {
+  std::string key("D");
+  key += m.kind;
+  key.push_back('\0');
+  append_be32(key, m.version);
+  capnp::MallocMessageBuilder msg;
+  auto b = msg.initRoot<records::ModelText>();
+  b.setKind(m.kind);
+  b.setVersion(m.version);
+  b.setText(m.text);
+  wb.Put(key, to_bytes(msg));
+}
+
+std::vector<twin_meta> storage::load_metas() const {
+  std::vector<twin_meta> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("M"); it->Valid() && it->key().starts_with("M"); it->Next()) {
+    aligned_reader r(it->value().ToString());
+    auto m = r.root<records::TwinMeta>();
+    out.push_back({m.getId().cStr(), m.getNumber(), m.getKind().cStr(), m.getParent().cStr()});
+  }
+  return out;
+}
+
+std::optional<twins::twin_state> storage::load_state(uint32_t number) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), state_key(number), &value);
+  if (s.IsNotFound())
+    return std::nullopt;
+  if (!s.ok())
+    fatal("state read", s);
+  return decode_state(value);
+}
+
+std::vector<history_point> storage::read_history(uint32_t number, const std::string& channel,
+                                                 int64_t from_ms, int64_t to_ms,
+                                                 size_t limit) const {
+  std::vector<history_point> out;
+  auto prefix = history_prefix(number, channel);
+  auto start = prefix;
+  append_be64(start, ts_key(from_ms));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
+    auto k = it->key();
+    if (!k.starts_with(prefix) || k.size() != prefix.size() + 8)
+      break;
+    auto ts = static_cast<int64_t>(read_be64(k.data() + prefix.size()) ^ (uint64_t{1} << 63));
+    if (ts >= to_ms)
+      break;
+    aligned_reader r(it->value().ToString());
+    auto p = r.root<records::HistoryPoint>();
+    out.push_back({ts, p.getValue(), p.getModelVersion(), p.getSource().cStr(), p.getSeq()});
+  }
+  return out;
+}
+
+std::vector<stored_model> storage::load_models() const {
+  std::vector<stored_model> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("D"); it->Valid() && it->key().starts_with("D"); it->Next()) {
+    aligned_reader r(it->value().ToString());
+    auto m = r.root<records::ModelText>();
+    out.push_back({m.getKind().cStr(), m.getVersion(), m.getText().cStr()});
+  }
+  (void)read_be32;
+  return out;
+}
+
+uint64_t storage::int_property(const std::string& name) const {
+  uint64_t v = 0;
+  db_->GetIntProperty(name, &v);
+  return v;
+}
+
+} // namespace twinrt::runtime

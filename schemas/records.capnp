@@ -1,0 +1,80 @@
+@0x889a40ffa0bbb6a5;
+# Records that twinrt keeps in RocksDB. They evolve by adding fields at higher
+# ordinals; no field is ever renumbered or removed, so a node reads the records
+# an older node wrote.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("twinrt::records");
+
+struct TwinMeta {
+  # Identity and place of a twin in the rollup tree. Key: 'M' + twin id.
+  id @0 :Text;          # path, e.g. acme/plant-1/line-2/press-7
+  number @1 :UInt32;    # compact number used in state and history keys
+  kind @2 :Text;        # model kind, e.g. machine
+  parent @3 :Text;      # rollup parent id; empty for a root
+}
+
+struct ChannelValue {
+  name @0 :Text;        # channel name as sent (movement channels carry /sku)
+  value @1 :Float64;
+  timestampMs @2 :Int64;
+}
+
+struct SourceSeq {
+  channel @0 :Text;
+  source @1 :Text;
+  seq @2 :UInt64;       # highest sequence number applied from this source
+}
+
+struct Sum {
+  key @0 :Text;         # power_kw, energy_kwh, stock/SKU-0001, count/on_road ...
+  value @1 :Float64;
+}
+
+struct Contribution {
+  # What a twin hands to its parent: the fold of itself and its children.
+  sums @0 :List(Sum);
+  healthOk @1 :Int64;
+  healthWarning @2 :Int64;
+  healthAlarm @3 :Int64;
+  healthStale @4 :Int64;
+  scoreSum @5 :Float64;
+  scoreCount @6 :Int64;
+  worstId @7 :Text;
+  worstStatus @8 :UInt8; # 0 ok, 1 warning, 2 alarm, 3 stale
+}
+
+struct TwinState {
+  # The whole durable state of one twin. Key: 'S' + number.
+  version @0 :UInt64;         # bumped on every change; orders contributions
+  modelVersion @1 :UInt32;    # model version last applied
+  channels @2 :List(ChannelValue);
+  sources @3 :List(SourceSeq);
+  energyKwh @4 :Float64;      # integrated since the twin was created
+  energyTodayKwh @5 :Float64;
+  energyDay @6 :Int64;        # UTC day number energyTodayKwh belongs to
+  lastPowerKw @7 :Float64;
+  lastPowerMs @8 :Int64;
+  lastCounterKwh @9 :Float64;
+  stock @10 :List(Sum);       # units per SKU
+  status @11 :UInt8;          # own status: 0 ok, 1 warning, 2 alarm, 3 stale
+  score @12 :Float64;
+  lastDataMs @13 :Int64;      # wall clock of the last accepted sample
+  contribution @14 :Contribution;
+}
+
+struct HistoryPoint {
+  # One stored sample. Key: 'H' + number + channel + 0 + timestamp.
+  value @0 :Float64;
+  modelVersion @1 :UInt32;    # model version in force when it was recorded
+  source @2 :Text;
+  seq @3 :UInt64;
+}
+
+struct ModelText {
+  # A model in force. Key: 'D' + kind + 0 + version.
+  kind @0 :Text;
+  version @1 :UInt32;
+  text @2 :Text;
+  loadedMs @3 :Int64;
+}

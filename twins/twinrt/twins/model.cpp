@@ -1,0 +1,357 @@
+#include "twinrt/twins/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace twinrt::twins {
+
+namespace {
+
+// Thrown only inside this file, while walking one document, and turned into a
+// model_error at parse_model's edge.
+struct refusal {
+  int64_t line;
+  std::string reason;
+};
+
+int64_t line_of(const toml::node& n) {
+  return static_cast<int64_t>(n.source().begin.line);
+}
+
+void refuse(const toml::node& at, std::string reason) {
+  throw refusal{line_of(at), std::move(reason)};
+}
+
+void only_keys(const toml::table& t, std::initializer_list<std::string_view> keys,
+               std::string_view where) {
+  for (auto&& [k, v] : t) {
+    if (std::find(keys.begin(), keys.end(), k.str()) == keys.end())
+      refuse(v, "unknown key '" + std::string(k.str()) + "' in " + std::string(where));
+  }
+}
+
+std::string need_string(const toml::table& t, std::string_view key,
+                        const toml::node& owner) {
+  auto n = t.get(key);
+  if (!n)
+    refuse(owner, "missing key '" + std::string(key) + "'");
+  auto s = n->value<std::string>();
+  if (!s)
+    refuse(*n, "'" + std::string(key) + "' must be a string");
+  return *s;
+}
+
+std::optional<double> opt_number(const toml::table& t, std::string_view key) {
+  auto n = t.get(key);
+  if (!n)
+    return std::nullopt;
+  auto d = n->value<double>();
+  if (!d || !std::isfinite(*d))
+    refuse(*n, "'" + std::string(key) + "' must be a finite number");
+  return d;
+}
+
+bool valid_name(std::string_view s) {
+  if (s.empty())
+    return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+channel_spec parse_channel(std::string name, const toml::node& node) {
+  auto t = node.as_table();
+  if (!t)
+    refuse(node, "channel '" + name + "' must be a table");
+  only_keys(*t, {"unit", "type", "min", "max", "effect", "description"},
+            "channel '" + name + "'");
+  channel_spec c;
+  c.name = name;
+  if (!valid_name(name))
+    refuse(node, "channel name '" + name + "' must be lower-case letters, digits and _");
+  c.unit = t->get("unit") ? need_string(*t, "unit", node) : "";
+  auto type = need_string(*t, "type", node);
+  if (type == "gauge")
+    c.type = channel_type::gauge;
+  else if (type == "counter")
+    c.type = channel_type::counter;
+  else if (type == "state")
+    c.type = channel_type::state;
+  else if (type == "movement")
+    c.type = channel_type::movement;
+  else
+    refuse(*t->get("type"), "channel '" + name + "': type '" + type
+                              + "' is not gauge, counter, state or movement");
+  auto mn = opt_number(*t, "min");
+  auto mx = opt_number(*t, "max");
+  if (!mn || !mx)
+    refuse(node, "channel '" + name + "' needs a valid range: min and max");
+  if (*mn > *mx)
+    refuse(*t->get("min"), "channel '" + name + "': min is above max");
+  c.min = *mn;
+  c.max = *mx;
+  if (c.type == channel_type::movement) {
+    auto effect = need_string(*t, "effect", node);
+    if (effect == "in")
+      c.effect = movement_effect::in;
+    else if (effect == "out")
+      c.effect = movement_effect::out;
+    else if (effect == "adjust")
+      c.effect = movement_effect::adjust;
+    else
+      refuse(*t->get("effect"), "channel '" + name + "': effect '" + effect
+                                  + "' is not in, out or adjust");
+  } else if (t->get("effect")) {
+    refuse(*t->get("effect"), "channel '" + name + "': only movement channels have an effect");
+  }
+  return c;
+}
+
+const channel_spec& need_channel(const model& m, const toml::table& t,
+                                 std::string_view key, const toml::node& owner) {
+  auto name = need_string(t, key, owner);
+  auto i = m.channels.find(name);
+  if (i == m.channels.end())
+    refuse(*t.get(key), "'" + std::string(key) + "' names unknown channel '" + name + "'");
+  return i->second;
+}
+
+model parse_document(const toml::table& doc) {
+  only_keys(doc, {"kind", "version", "description", "parents", "stale_after_s",
+                  "export_metrics", "channels", "health", "energy", "counts"},
+            "model");
+  model m;
+  m.kind = need_string(doc, "kind", doc);
+  if (!valid_name(m.kind))
+    refuse(*doc.get("kind"), "kind '" + m.kind + "' must be lower-case letters, digits and _");
+  // value_exact: value<int64_t>() would also take `true` and `2.0`.
+  auto version = doc.get("version");
+  auto v = version ? version->value_exact<int64_t>() : std::nullopt;
+  if (!v || *v < 1 || *v > std::numeric_limits<uint32_t>::max())
+    refuse(version ? *version : static_cast<const toml::node&>(doc),
+           "'version' must be a whole number from 1 to 4294967295");
+  m.version = static_cast<uint32_t>(*v);
+  if (doc.get("description"))
+    m.description = need_string(doc, "description", doc);
+  if (auto p = doc.get("parents")) {
+    auto arr = p->as_array();
+    if (!arr)
+      refuse(*p, "'parents' must be an array of kinds");
+    for (auto&& e : *arr) {
+      auto s = e.value<std::string>();
+      if (!s)
+        refuse(e, "'parents' must hold strings");
+      m.parents.push_back(*s);
+    }
+  }
+  if (auto s = opt_number(doc, "stale_after_s")) {
+    if (*s < 0)
+      refuse(*doc.get("stale_after_s"), "'stale_after_s' must not be negative");
+    m.stale_after_ms = static_cast<int64_t>(*s * 1000);
+  }
+  if (auto e = doc.get("export_metrics")) {
+    auto b = e->value_exact<bool>(); // value<bool>() would also take 0 and 1
+    if (!b)
+      refuse(*e, "'export_metrics' must be true or false");
+    m.export_metrics = *b;
+  }
+  if (auto ch = doc.get("channels")) {
+    auto t = ch->as_table();
+    if (!t)
+      refuse(*ch, "'channels' must be a table of channel tables");
+    for (auto&& [k, v] : *t)
+      m.channels.emplace(std::string(k.str()), parse_channel(std::string(k.str()), v));
+  }
+  if (auto h = doc.get("health")) {
+    auto arr = h->as_array();
+    if (!arr)
+      refuse(*h, "'health' must be an array of tables ([[health]])");
+    for (auto&& e : *arr) {
+      auto t = e.as_table();
+      if (!t)
+        refuse(e, "each [[health]] entry must be a table");
+      only_keys(*t, {"channel", "warning_above", "alarm_above", "warning_below",
+                     "alarm_below", "warning_equals", "alarm_equals"},
+                "[[health]]");
+      health_rule r;
+      r.channel = need_channel(m, *t, "channel", e).name;
+      r.warning_above = opt_number(*t, "warning_above");
+      r.alarm_above = opt_number(*t, "alarm_above");
+      r.warning_below = opt_number(*t, "warning_below");
+      r.alarm_below = opt_number(*t, "alarm_below");
+      r.warning_equals = opt_number(*t, "warning_equals");
+      r.alarm_equals = opt_number(*t, "alarm_equals");
+      if (!r.warning_above && !r.alarm_above && !r.warning_below && !r.alarm_below
+          && !r.warning_equals && !r.alarm_equals)
+        refuse(e, "[[health]] rule on '" + r.channel + "' sets no threshold");
+      if (r.warning_above && r.alarm_above && *r.warning_above > *r.alarm_above)
+        refuse(e, "[[health]] rule on '" + r.channel + "': warning_above is above alarm_above");
+      if (r.warning_below && r.alarm_below && *r.warning_below < *r.alarm_below)
+        refuse(e, "[[health]] rule on '" + r.channel + "': warning_below is below alarm_below");
+      m.health.push_back(std::move(r));
+    }
+  }
+  if (auto en = doc.get("energy")) {
+    auto t = en->as_table();
+    if (!t)
+      refuse(*en, "'energy' must be a table");
+    only_keys(*t, {"power_channel", "energy_channel"}, "[energy]");
+    if (t->get("power_channel")) {
+      auto& c = need_channel(m, *t, "power_channel", *en);
+      if (c.type != channel_type::gauge)
+        refuse(*t->get("power_channel"), "power_channel '" + c.name + "' must be a gauge");
+      m.power_channel = c.name;
+    }
+    if (t->get("energy_channel")) {
+      auto& c = need_channel(m, *t, "energy_channel", *en);
+      if (c.type != channel_type::counter)
+        refuse(*t->get("energy_channel"), "energy_channel '" + c.name + "' must be a counter");
+      m.energy_channel = c.name;
+    }
+    if (!m.power_channel.empty() && !m.energy_channel.empty())
+      refuse(*en, "[energy] takes power_channel or energy_channel, not both");
+    if (m.power_channel.empty() && m.energy_channel.empty())
+      refuse(*en, "[energy] needs power_channel or energy_channel");
+  }
+  if (auto cn = doc.get("counts")) {
+    auto arr = cn->as_array();
+    if (!arr)
+      refuse(*cn, "'counts' must be an array of tables ([[counts]])");
+    for (auto&& e : *arr) {
+      auto t = e.as_table();
+      if (!t)
+        refuse(e, "each [[counts]] entry must be a table");
+      only_keys(*t, {"name", "channel", "equals"}, "[[counts]]");
+      count_rule r;
+      r.name = need_string(*t, "name", e);
+      if (!valid_name(r.name))
+        refuse(e, "count name '" + r.name + "' must be lower-case letters, digits and _");
+      r.channel = need_channel(m, *t, "channel", e).name;
+      auto eq = opt_number(*t, "equals");
+      if (!eq)
+        refuse(e, "[[counts]] '" + r.name + "' needs 'equals'");
+      r.equals = *eq;
+      m.counts.push_back(std::move(r));
+    }
+  }
+  return m;
+}
+
+} // namespace
+
+const channel_spec* model::find_channel(std::string_view sample_channel,
+                                        std::string_view* item) const {
+  auto slash = sample_channel.find('/');
+  auto base = sample_channel.substr(0, slash);
+  auto i = channels.find(base);
+  if (i == channels.end())
+    return nullptr;
+  bool movement = i->second.type == channel_type::movement;
+  if (movement != (slash != std::string_view::npos))
+    return nullptr; // movement channels need a SKU, others must not have one
+  if (movement) {
+    auto sku = sample_channel.substr(slash + 1);
+    if (sku.empty() || sku.find('/') != std::string_view::npos)
+      return nullptr;
+    if (item)
+      *item = sku;
+  }
+  return &i->second;
+}
+
+std::string model_error::to_string() const {
+  std::ostringstream os;
+  os << file << ':' << line << ": " << reason;
+  return os.str();
+}
+
+std::variant<model, model_error> parse_model(std::string_view text,
+                                             std::string file_name) {
+  try {
+    auto doc = toml::parse(text, file_name);
+    auto m = parse_document(doc);
+    m.file_name = file_name;
+    m.text = std::string(text);
+    return m;
+  } catch (const toml::parse_error& e) {
+    return model_error{file_name, static_cast<int64_t>(e.source().begin.line),
+                       std::string(e.description())};
+  } catch (const refusal& r) {
+    return model_error{file_name, r.line, r.reason};
+  }
+}
+
+std::optional<std::string> model_set::put(model m) {
+  auto i = by_kind_.find(m.kind);
+  if (i != by_kind_.end()) {
+    if (m.version < i->second->version)
+      return "model " + m.kind + " version " + std::to_string(m.version)
+             + " is older than version " + std::to_string(i->second->version)
+             + " in force";
+    if (m.version == i->second->version) {
+      if (m.text == i->second->text)
+        return std::nullopt;
+      return "model " + m.kind + " version " + std::to_string(m.version)
+             + " changed without a new version number";
+    }
+  }
+  auto kind = m.kind;
+  by_kind_[kind] = std::make_shared<const model>(std::move(m));
+  return std::nullopt;
+}
+
+model_set::model_ptr model_set::find(std::string_view kind) const {
+  auto i = by_kind_.find(kind);
+  return i == by_kind_.end() ? nullptr : i->second;
+}
+
+model_files
+load_model_texts(const std::vector<std::pair<std::string, std::string>>& files) {
+  model_files out;
+  std::set<std::string> kinds;
+  for (auto& [name, text] : files) {
+    auto r = parse_model(text, name);
+    if (auto e = std::get_if<model_error>(&r)) {
+      out.errors.push_back(std::move(*e));
+      continue;
+    }
+    auto& m = std::get<model>(r);
+    if (!kinds.insert(m.kind).second) {
+      out.errors.push_back({name, 1, "kind '" + m.kind + "' is defined by two files"});
+      continue;
+    }
+    out.models.push_back(std::move(m));
+  }
+  return out;
+}
+
+model_files load_model_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, std::string>> files;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) {
+    model_files out;
+    out.errors.push_back({dir, 0, "cannot read model directory: " + ec.message()});
+    return out;
+  }
+  for (auto& entry : it) {
+    if (entry.path().extension() != ".toml")
+      continue;
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    files.emplace_back(entry.path().string(), ss.str());
+  }
+  std::sort(files.begin(), files.end());
+  return load_model_texts(files);
+}
+
+} // namespace twinrt::twins

@@ -1,0 +1,262 @@
+#include "twinrt/twins/twin_state.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace twinrt::twins {
+
+namespace {
+
+// Integration stops over gaps longer than this: a twin that was silent for an
+// hour did not draw its last reading for the whole hour.
+constexpr int64_t max_integration_gap_ms = 5 * 60 * 1000;
+
+std::string describe(std::string_view twin, const sample& s, uint32_t index) {
+  std::ostringstream os;
+  os << "sample " << index << " for " << twin << '.' << s.channel << ": ";
+  return os.str();
+}
+
+std::string number(double v) {
+  if (std::isnan(v))
+    return "NaN";
+  if (std::isinf(v))
+    return v > 0 ? "Inf" : "-Inf";
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+bool matches(const health_rule& r, double v, bool alarm) {
+  if (alarm)
+    return (r.alarm_above && v > *r.alarm_above) || (r.alarm_below && v < *r.alarm_below)
+           || (r.alarm_equals && v == *r.alarm_equals);
+  return (r.warning_above && v > *r.warning_above)
+         || (r.warning_below && v < *r.warning_below)
+         || (r.warning_equals && v == *r.warning_equals);
+}
+
+void roll_day(twin_state& st, int64_t ts_ms) {
+  auto day = utc_day(ts_ms);
+  if (day > st.energy_day) {
+    st.energy_day = day;
+    st.energy_today_kwh = 0;
+  }
+}
+
+void add_energy(twin_state& st, int64_t ts_ms, double kwh) {
+  st.energy_kwh += kwh;
+  if (utc_day(ts_ms) == st.energy_day)
+    st.energy_today_kwh += kwh;
+}
+
+} // namespace
+
+const char* to_string(reject_reason reason) {
+  switch (reason) {
+    case reject_reason::unknown_twin:
+      return "unknown_twin";
+    case reject_reason::unknown_channel:
+      return "unknown_channel";
+    case reject_reason::not_finite:
+      return "not_finite";
+    case reject_reason::out_of_range:
+      return "out_of_range";
+    case reject_reason::future_timestamp:
+      return "future_timestamp";
+    case reject_reason::duplicate_sequence:
+      return "duplicate_sequence";
+    case reject_reason::not_whole_units:
+      return "not_whole_units";
+  }
+  return "unknown";
+}
+
+bool twin_state::operator==(const twin_state& o) const {
+  return version == o.version && model_version == o.model_version
+         && channels == o.channels && sources == o.sources
+         && energy_kwh == o.energy_kwh && energy_today_kwh == o.energy_today_kwh
+         && energy_day == o.energy_day && last_power_kw == o.last_power_kw
+         && last_power_ms == o.last_power_ms && last_counter_kwh == o.last_counter_kwh
+         && stock == o.stock && status == o.status && score == o.score
+         && last_data_ms == o.last_data_ms && own == o.own;
+}
+
+std::vector<rejection> apply_samples(twin_state& st, const model& m,
+                                     std::string_view twin_id,
+                                     const std::vector<sample>& batch,
+                                     const std::vector<uint32_t>& indices,
+                                     int64_t now_ms, const sample_limits& limits,
+                                     std::vector<uint32_t>& applied) {
+  std::vector<rejection> out;
+  auto refuse = [&](uint32_t i, reject_reason r, std::string why) {
+    out.push_back({i, r, describe(twin_id, batch[i], i) + why});
+  };
+  bool changed = false;
+  for (auto i : indices) {
+    const sample& s = batch[i];
+    std::string_view sku;
+    auto spec = m.find_channel(s.channel, &sku);
+    if (spec == nullptr) {
+      refuse(i, reject_reason::unknown_channel,
+             "unknown channel for kind " + m.kind + " (model version "
+               + std::to_string(m.version) + ")");
+      continue;
+    }
+    if (!std::isfinite(s.value)) {
+      refuse(i, reject_reason::not_finite, "value " + number(s.value) + " is not a finite number");
+      continue;
+    }
+    if (s.value < spec->min || s.value > spec->max) {
+      refuse(i, reject_reason::out_of_range,
+             "value " + number(s.value) + " is outside [" + number(spec->min) + ", "
+               + number(spec->max) + "] " + spec->unit);
+      continue;
+    }
+    if ((spec->type == channel_type::movement || spec->type == channel_type::state)
+        && s.value != std::floor(s.value)) {
+      refuse(i, reject_reason::not_whole_units,
+             "value " + number(s.value) + " is not a whole number");
+      continue;
+    }
+    if (s.ts_ms > now_ms + limits.future_skew_ms) {
+      refuse(i, reject_reason::future_timestamp,
+             "timestamp " + std::to_string(s.ts_ms) + " is "
+               + std::to_string(s.ts_ms - now_ms) + " ms in the future (allowed: "
+               + std::to_string(limits.future_skew_ms) + " ms)");
+      continue;
+    }
+    if (!s.source.empty() && s.seq != 0) {
+      auto& last = st.sources[{s.channel, s.source}];
+      if (s.seq <= last) {
+        refuse(i, reject_reason::duplicate_sequence,
+               "sequence " + std::to_string(s.seq) + " from source " + s.source
+                 + " was already applied (last " + std::to_string(last) + ")");
+        continue;
+      }
+      last = s.seq;
+    }
+    applied.push_back(i);
+    changed = true;
+    st.last_data_ms = std::max(st.last_data_ms, now_ms);
+    if (spec->type == channel_type::movement) {
+      auto units = static_cast<int64_t>(s.value);
+      auto& stock = st.stock[std::string(sku)];
+      if (spec->effect == movement_effect::in || spec->effect == movement_effect::adjust)
+        stock += units;
+      else
+        stock -= units;
+      if (stock == 0)
+        st.stock.erase(std::string(sku));
+      auto [latest, first] = st.channels.try_emplace(s.channel, channel_value{s.value, s.ts_ms});
+      if (!first && s.ts_ms >= latest->second.ts_ms)
+        latest->second = {s.value, s.ts_ms};
+      continue;
+    }
+    // The first sample of a channel is its latest value, whatever its time.
+    auto [latest, first] = st.channels.try_emplace(s.channel, channel_value{s.value, s.ts_ms});
+    bool newer = first || s.ts_ms >= latest->second.ts_ms;
+    if (!newer)
+      continue; // out of order: kept in history, does not move the latest value
+    latest->second = {s.value, s.ts_ms};
+    if (spec->name == m.power_channel) {
+      roll_day(st, s.ts_ms);
+      if (st.last_power_ms != 0) {
+        auto gap = s.ts_ms - st.last_power_ms;
+        if (gap > 0 && gap <= max_integration_gap_ms)
+          add_energy(st, s.ts_ms, st.last_power_kw * static_cast<double>(gap) / 3'600'000.0);
+      }
+      st.last_power_kw = s.value;
+      st.last_power_ms = s.ts_ms;
+    } else if (spec->name == m.energy_channel) {
+      roll_day(st, s.ts_ms);
+      if (st.last_counter_kwh >= 0) {
+        auto delta = s.value - st.last_counter_kwh;
+        add_energy(st, s.ts_ms, delta >= 0 ? delta : s.value); // a drop is a reset
+      }
+      st.last_counter_kwh = s.value;
+    }
+  }
+  if (changed) {
+    st.model_version = m.version;
+    evaluate_health(st, m, now_ms);
+    st.own = own_contribution(st, m, twin_id);
+    ++st.version;
+  }
+  return out;
+}
+
+bool evaluate_health(twin_state& st, const model& m, int64_t now_ms) {
+  auto before = st.status;
+  health_status s = health_status::ok;
+  for (auto& rule : m.health) {
+    auto i = st.channels.find(rule.channel);
+    if (i == st.channels.end())
+      continue;
+    if (matches(rule, i->second.value, true))
+      s = std::max(s, health_status::alarm);
+    else if (matches(rule, i->second.value, false))
+      s = std::max(s, health_status::warning);
+  }
+  if (m.stale_after_ms > 0 && !m.channels.empty() && st.last_data_ms != 0
+      && now_ms - st.last_data_ms > m.stale_after_ms)
+    s = health_status::stale;
+  st.status = s;
+  st.score = status_score(s);
+  return before != s;
+}
+
+contribution own_contribution(const twin_state& st, const model& m,
+                              std::string_view twin_id) {
+  contribution c;
+  if (!m.power_channel.empty()) {
+    auto p = st.channels.find(m.power_channel);
+    if (p != st.channels.end() && p->second.value != 0)
+      c.sums["power_kw"] = p->second.value;
+  }
+  if (!m.power_channel.empty() || !m.energy_channel.empty()) {
+    if (st.energy_kwh != 0)
+      c.sums["energy_kwh"] = st.energy_kwh;
+    if (st.energy_today_kwh != 0)
+      c.sums["energy_today_kwh"] = st.energy_today_kwh;
+  }
+  for (auto& [sku, units] : st.stock)
+    c.sums["stock/" + sku] = static_cast<double>(units);
+  for (auto& rule : m.counts) {
+    auto i = st.channels.find(rule.channel);
+    if (i != st.channels.end() && i->second.value == rule.equals)
+      c.sums["count/" + rule.name] = 1;
+  }
+  if (!m.channels.empty()) {
+    c.counts[static_cast<size_t>(st.status)] = 1;
+    c.score_sum = st.score;
+    c.score_count = 1;
+    c.worst_id = std::string(twin_id);
+    c.worst_status = st.status;
+  }
+  return c;
+}
+
+} // namespace twinrt::twins
+
+namespace twinrt::twins {
+
+bool refold(twin_state& st, const model& m, std::string_view twin_id,
+            const std::map<std::string, contribution>& children, int64_t now_ms) {
+  auto before_status = st.status;
+  auto before_score = st.score;
+  evaluate_health(st, m, now_ms);
+  auto c = own_contribution(st, m, twin_id);
+  for (auto& [id, child] : children)
+    fold_into(c, child);
+  st.status = std::max(st.status, c.worst_status);
+  st.score = c.score();
+  if (c == st.own && st.status == before_status && st.score == before_score)
+    return false;
+  st.own = std::move(c);
+  ++st.version;
+  return true;
+}
+
+} // namespace twinrt::twins
