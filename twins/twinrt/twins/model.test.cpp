@@ -442,10 +442,29 @@ TEST(Model, MissingKindIsRefused) {
   EXPECT_NE(e.reason.find("missing key 'kind'"), std::string::npos) << e.reason;
 }
 
-TEST(Model, VersionZeroIsRefused) {
-  auto e = parse_refused("kind = \"probe\"\nversion = 0\n");
-  EXPECT_EQ(e.line, 2);
-  EXPECT_NE(e.reason.find("'version'"), std::string::npos) << e.reason;
+TEST(Model, VersionThatIsNotAWholeNumberFromOneIsRefused) {
+  // 4294967297 used to be read as version 1, and `true` as version 1.
+  for (auto version : {"0", "-1", "4294967296", "4294967297", "true", "2.0", "\"2\""}) {
+    SCOPED_TRACE(version);
+    auto e = parse_refused("kind = \"probe\"\nversion = " + std::string(version) + "\n");
+    EXPECT_EQ(e.line, 2);
+    EXPECT_NE(e.reason.find("'version' must be a whole number"), std::string::npos)
+      << e.reason;
+  }
+}
+
+TEST(Model, LargestVersionIsAccepted) {
+  auto m = parse_ok("kind = \"probe\"\nversion = 4294967295\n");
+  EXPECT_EQ(m.version, 4'294'967'295u);
+}
+
+TEST(Model, ExportMetricsMustBeABoolean) {
+  // `1` used to be read as true.
+  auto e = parse_refused(small_model("export_metrics = 1\n"));
+  EXPECT_EQ(e.line, 3);
+  EXPECT_NE(e.reason.find("'export_metrics' must be true or false"), std::string::npos)
+    << e.reason;
+  EXPECT_TRUE(parse_ok(small_model("export_metrics = true\n")).export_metrics);
 }
 
 TEST(Model, CountWithoutEqualsIsRefused) {
