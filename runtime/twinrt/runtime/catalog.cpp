@@ -24,7 +24,19 @@ std::optional<twin_meta> catalog::find(std::string_view id) const {
 }
 
 bool catalog::contains(std::string_view id) const {
-  return find(id).has_value();
+  return contains(std::string(id));
+}
+
+bool catalog::contains(const std::string& id) const {
+  std::shared_lock<std::shared_mutex> g(mtx_);
+  auto i = by_id_.find(id);
+  return i != by_id_.end() && i->second.meta.number != 0;
+}
+
+bool catalog::parent_is(const std::string& child, const std::string& parent) const {
+  std::shared_lock<std::shared_mutex> g(mtx_);
+  auto i = by_id_.find(child);
+  return i != by_id_.end() && i->second.meta.number != 0 && i->second.meta.parent == parent;
 }
 
 std::vector<std::string> catalog::children(std::string_view id) const {

@@ -29,6 +29,9 @@ public:
 
   std::optional<twin_meta> find(std::string_view id) const;
   bool contains(std::string_view id) const;
+  bool contains(const std::string& id) const;
+  /// True when `child` exists and its parent is `parent` (no copies).
+  bool parent_is(const std::string& child, const std::string& parent) const;
   std::vector<std::string> children(std::string_view id) const;
   size_t child_count(std::string_view id) const;
   /// Number of steps to the root (0 for a root).

@@ -39,6 +39,7 @@ struct shard_state {
   std::unordered_map<std::string, recent_entry> recent;
 
   struct watched {
+    twins::model_set::model_ptr model; // the kind's model when last noted
     int64_t last_data_ms = 0;
     twins::health_status status = twins::health_status::ok;
   };
@@ -199,6 +200,9 @@ struct shard_state {
   void note_watch(const std::string& id, int64_t last_data_ms,
                   twins::health_status status) {
     auto& w = watch[id];
+    if (!w.model)
+      if (auto meta = ctx->cat.find(id))
+        w.model = ctx->model_of(meta->kind);
     w.last_data_ms = last_data_ms;
     w.status = status;
   }
@@ -208,13 +212,13 @@ struct shard_state {
   void sweep(bool force_passivation) {
     auto now = now_ms();
     for (auto& [id, w] : watch) {
-      if (w.status == twins::health_status::stale)
+      if (w.status == twins::health_status::stale || !w.model)
         continue;
-      auto meta = ctx->cat.find(id);
-      if (!meta)
-        continue;
-      auto m = ctx->model_of(meta->kind);
+      // The kind's current model decides (a reload may change stale_after).
+      auto m = ctx->model_of(w.model->kind);
       if (!m || m->stale_after_ms <= 0 || now - w.last_data_ms <= m->stale_after_ms)
+        continue;
+      if (!ctx->cat.contains(id))
         continue;
       w.status = twins::health_status::stale;
       route(id, [this, now](const caf::actor& a) {

@@ -23,6 +23,7 @@ struct twin_actor_state {
   twins::model_set::model_ptr model;
   std::map<std::string, twins::contribution> children;
   std::map<std::string, uint64_t> child_versions;
+  bool is_parent = false;    // has (had) children: keeps a fold
   bool fold_needed = false;  // a child's contribution changed
   bool push_needed = false;  // our contribution changed since the last push
   bool flush_scheduled = false;
@@ -55,12 +56,13 @@ struct twin_actor_state {
       children[child] = s ? s->own : twins::contribution{};
       child_versions[child] = s ? s->version : 0;
     }
+    is_parent = ctx->cat.child_count(meta.id) > 0;
     if (!children.empty())
       fold_needed = true, schedule_flush();
   }
 
   bool has_children() const {
-    return !children.empty() || ctx->cat.child_count(meta.id) > 0;
+    return is_parent;
   }
 
   void schedule_flush() {
@@ -98,13 +100,13 @@ struct twin_actor_state {
   }
 
   void on_contribution(contrib_msg& m) {
-    auto current = ctx->cat.find(m.child);
-    if (!current || current->parent != meta.id)
+    if (!ctx->cat.parent_is(m.child, meta.id))
       return; // moved away, or gone: its contribution is no longer ours
     auto& v = child_versions[m.child];
     if (m.version <= v && children.count(m.child))
       return; // redelivered or older: the fold already has it
     v = m.version;
+    is_parent = true;
     children[m.child] = std::move(m.value);
     note_pending(m.oldest_ts_ms);
     fold_needed = true;
