@@ -83,9 +83,11 @@ struct node::impl {
       for (auto& s : ctx->shards)
         caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
-      ctx->shards.clear();
       gate = nullptr;
+      // Twins are linked to their shard and go with it; until the last one
+      // is gone they may still address shards, so the list stays.
       sys->await_all_actors_done();
+      ctx->shards.clear();
       sys.reset();
     }
   }
