@@ -17,21 +17,13 @@
 #include "twinrt/runtime/catalog.hpp"
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/probe.hpp"
+#include "twinrt/runtime/sharding.hpp"
 #include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/model.hpp"
 
 namespace twinrt::runtime::internal {
 
-/// FNV-1a: stable across processes and builds, so every node of a cluster
-/// puts an id in the same shard.
-inline uint64_t stable_hash(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+using runtime::stable_hash;
 
 int64_t now_ms();
 
