@@ -1,5 +1,6 @@
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -7,6 +8,10 @@
 #include <iostream>
 #include <random>
 #include <thread>
+
+#include <kj/async-io.h>
+#include <kj/compat/http.h>
+#include <kj/debug.h>
 
 #include "commands.hpp"
 #include "twinrt/runtime/node.hpp"
@@ -76,6 +81,186 @@ void make_batch(std::vector<twins::sample>& out, const std::vector<std::string>&
   }
 }
 
+// Scrapes http://ADDRESS/metrics every `interval` on its own thread, as
+// Prometheus would, until stopped.
+class scraper {
+public:
+  scraper(std::string address, double interval_s)
+    : address_(std::move(address)), interval_s_(interval_s) {
+    if (interval_s_ > 0)
+      thread_ = std::thread([this] { run(); });
+  }
+  ~scraper() { stop(); }
+
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  uint64_t scrapes = 0, failures = 0;
+  double slowest_s = 0;
+  size_t last_bytes = 0;
+  std::string last_error;
+
+private:
+  void run() {
+    auto io = kj::setupAsyncIo();
+    kj::HttpHeaderTable table;
+    auto url = kj::str("http://", address_.c_str(), "/metrics");
+    auto next = std::chrono::steady_clock::now();
+    while (!stop_) {
+      auto t0 = std::chrono::steady_clock::now();
+      // kj reports a refused or broken connection by throwing; here, at the
+      // edge, it becomes a count and a message.
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                    // A new connection per scrape, as Prometheus's server
+                    // may see it: the exposer closes idle ones.
+                    auto client = kj::newHttpClient(io.provider->getTimer(), table,
+                                                    io.provider->getNetwork(), nullptr);
+                    auto req = client->request(kj::HttpMethod::GET, url, kj::HttpHeaders(table));
+                    auto resp = req.response.wait(io.waitScope);
+                    auto body = resp.body->readAllText().wait(io.waitScope);
+                    if (resp.statusCode != 200)
+                      KJ_FAIL_REQUIRE("HTTP status", resp.statusCode);
+                    last_bytes = body.size();
+                  })) {
+        ++failures;
+        last_error = e->getDescription().cStr();
+      } else {
+        ++scrapes;
+      }
+      slowest_s = std::max(
+        slowest_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(interval_s_));
+      while (!stop_ && std::chrono::steady_clock::now() < next)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  std::string address_;
+  double interval_s_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// What one run of the node measured.
+struct node_run {
+  bool ok = false;
+  bool metrics = false;
+  uint64_t accepted = 0;
+  double rate = 0;
+  int64_t p50 = -1, p99 = -1;
+  uint64_t scrapes = 0, scrape_failures = 0;
+  double slowest_scrape_s = 0;
+  size_t scrape_bytes = 0;
+};
+
+// Creates the hierarchy in a fresh node under `dir`, warms it up, then
+// ingests from `opts.producers` threads for `opts.seconds`. With `metrics`,
+// the node serves /metrics and a scraper reads it throughout.
+node_run run_node(const bench_options& opts, runtime::node_config cfg, const fs::path& dir,
+                  bool metrics) {
+  node_run out;
+  out.metrics = metrics;
+  cfg.data_dir = dir.string();
+  cfg.metrics_address = metrics ? (opts.node.metrics_address.empty() ? "127.0.0.1:0"
+                                                                     : opts.node.metrics_address)
+                                : "";
+  auto started = runtime::node::start(cfg);
+  if (!started) {
+    std::cerr << "bench: " << runtime::describe(started.error()) << "\n";
+    return out;
+  }
+  auto& n = **started;
+  auto t0 = std::chrono::steady_clock::now();
+  if (auto err = n.create(hierarchy(opts.twins))) {
+    std::cerr << "bench: " << runtime::describe(err) << "\n";
+    return out;
+  }
+  std::printf("  [metrics %s] created %d twins in %.2f s", metrics ? "on " : "off",
+              static_cast<int>(hierarchy(opts.twins).size()),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::vector<std::string> ids;
+  for (int m = 0; m < opts.twins; ++m)
+    ids.push_back(machine_id(m));
+  // Warm-up: one pass over every twin activates it, so the measurement is
+  // of steady-state ingest, not of 100,000 first activations.
+  std::atomic<uint64_t> cursor{0};
+  std::mt19937_64 rng(1);
+  std::vector<twins::sample> batch;
+  auto tw = std::chrono::steady_clock::now();
+  while (cursor.load() < ids.size()) {
+    make_batch(batch, ids, cursor, opts.batch, rng);
+    if (!n.ingest_waiting(batch)) {
+      std::cerr << "bench: warm-up ingest failed\n";
+      return out;
+    }
+  }
+  std::printf("; warm-up: %zu twins activated in %.2f s, %lld active\n", ids.size(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - tw).count(),
+              static_cast<long long>(n.active_twins()));
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  n.probe().reset_rollup_lag();
+  std::unique_ptr<scraper> scrape;
+  if (metrics)
+    scrape = std::make_unique<scraper>(n.metrics_address(), opts.scrape_interval_s);
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<bool> failed{false};
+  auto begin = std::chrono::steady_clock::now();
+  auto deadline = begin + std::chrono::duration<double>(opts.seconds);
+  std::vector<std::thread> producers;
+  for (int p = 0; p < opts.producers; ++p) {
+    producers.emplace_back([&, p] {
+      std::mt19937_64 prng(static_cast<uint64_t>(p) + 7);
+      std::vector<twins::sample> b;
+      while (std::chrono::steady_clock::now() < deadline) {
+        make_batch(b, ids, cursor, opts.batch, prng);
+        auto r = n.ingest_waiting(b);
+        if (!r) {
+          failed = true;
+          return;
+        }
+        accepted += r->accepted;
+      }
+    });
+  }
+  for (auto& t : producers)
+    t.join();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  if (scrape) {
+    scrape->stop();
+    out.scrapes = scrape->scrapes;
+    out.scrape_failures = scrape->failures;
+    out.slowest_scrape_s = scrape->slowest_s;
+    out.scrape_bytes = scrape->last_bytes;
+    if (scrape->failures > 0)
+      std::cerr << "bench: " << scrape->failures << " scrapes failed: " << scrape->last_error
+                << "\n";
+  }
+  if (failed) {
+    std::cerr << "bench: ingest failed\n";
+    return out;
+  }
+  out.accepted = accepted.load();
+  out.rate = static_cast<double>(out.accepted) / elapsed;
+  std::this_thread::sleep_for(std::chrono::milliseconds(4 * cfg.rollup_delay_ms + 500));
+  out.p50 = n.probe().rollup_lag_percentile("plant", 50);
+  out.p99 = n.probe().rollup_lag_percentile("plant", 99);
+  out.ok = true;
+  return out;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
 } // namespace
 
 int run_bench_ingest(const bench_options& opts) {
@@ -84,86 +269,51 @@ int run_bench_ingest(const bench_options& opts) {
                 : fs::path(opts.node.data_dir);
   fs::create_directories(base);
   auto cfg = opts.node;
-  cfg.data_dir = (base / "node").string();
   cfg.passivate_after_ms = 600'000;
   cfg.max_batch_samples = std::max<uint32_t>(cfg.max_batch_samples, static_cast<uint32_t>(opts.batch));
+  // --metrics compares off and on; --metrics-address alone runs with them on.
+  bool compare = opts.compare_metrics;
+  bool only_on = !compare && !opts.node.metrics_address.empty();
+  int rounds = compare ? std::max(1, opts.rounds) : 1;
   std::printf("twinrt bench ingest: %d machine twins, batches of %d samples, %d producers, "
-              "%.0f s, %u threads, %u shards, WAL %s\n",
+              "%.0f s, %u threads, %u shards, WAL %s, metrics %s\n",
               opts.twins, opts.batch, opts.producers, opts.seconds, cfg.threads, cfg.shards,
-              cfg.sync_wal ? "synced per commit" : "not synced");
-  uint64_t accepted_total = 0;
-  double real_rate = 0;
-  int64_t p50 = -1, p99 = -1;
-  long rss_mb = 0;
-  {
-    auto started = runtime::node::start(cfg);
-    if (!started) {
-      std::cerr << "bench: " << runtime::describe(started.error()) << "\n";
-      return 1;
-    }
-    auto& n = **started;
-    auto t0 = std::chrono::steady_clock::now();
-    if (auto err = n.create(hierarchy(opts.twins))) {
-      std::cerr << "bench: " << runtime::describe(err) << "\n";
-      return 1;
-    }
-    std::printf("  created %d twins in %.2f s\n", static_cast<int>(hierarchy(opts.twins).size()),
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    std::vector<std::string> ids;
-    for (int m = 0; m < opts.twins; ++m)
-      ids.push_back(machine_id(m));
-    // Warm-up: one pass over every twin activates it, so the measurement is
-    // of steady-state ingest, not of 100,000 first activations.
-    std::atomic<uint64_t> cursor{0};
-    std::mt19937_64 rng(1);
-    std::vector<twins::sample> batch;
-    auto tw = std::chrono::steady_clock::now();
-    while (cursor.load() < ids.size()) {
-      make_batch(batch, ids, cursor, opts.batch, rng);
-      if (!n.ingest_waiting(batch)) {
-        std::cerr << "bench: warm-up ingest failed\n";
-        return 1;
+              cfg.sync_wal ? "synced per commit" : "not synced",
+              compare ? "off and on, alternating" : only_on ? "on" : "off");
+  if (compare || only_on)
+    std::printf("  with metrics on, /metrics is scraped every %.1f s during the measurement\n",
+                opts.scrape_interval_s);
+  std::vector<node_run> runs;
+  for (int r = 0; r < rounds; ++r) {
+    for (bool on : {false, true}) {
+      if ((on && !compare && !only_on) || (!on && only_on))
+        continue;
+      auto dir = base / ("node-" + std::string(on ? "on-" : "off-") + std::to_string(r + 1));
+      auto run = run_node(opts, cfg, dir, on);
+      if (!opts.keep) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
       }
+      if (!run.ok)
+        return 1;
+      std::printf("  [metrics %s] %.0f samples/s", on ? "on " : "off", run.rate);
+      if (on)
+        std::printf(" (%llu scrapes of %zu bytes, slowest %.3f s)",
+                    static_cast<unsigned long long>(run.scrapes), run.scrape_bytes,
+                    run.slowest_scrape_s);
+      std::printf("\n");
+      std::fflush(stdout);
+      runs.push_back(run);
     }
-    std::printf("  warm-up: %zu twins activated in %.2f s, %lld active\n", ids.size(),
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - tw).count(),
-                static_cast<long long>(n.active_twins()));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    n.probe().reset_rollup_lag();
-    std::atomic<uint64_t> accepted{0};
-    std::atomic<bool> failed{false};
-    auto begin = std::chrono::steady_clock::now();
-    auto deadline = begin + std::chrono::duration<double>(opts.seconds);
-    std::vector<std::thread> producers;
-    for (int p = 0; p < opts.producers; ++p) {
-      producers.emplace_back([&, p] {
-        std::mt19937_64 prng(static_cast<uint64_t>(p) + 7);
-        std::vector<twins::sample> b;
-        while (std::chrono::steady_clock::now() < deadline) {
-          make_batch(b, ids, cursor, opts.batch, prng);
-          auto r = n.ingest_waiting(b);
-          if (!r) {
-            failed = true;
-            return;
-          }
-          accepted += r->accepted;
-        }
-      });
-    }
-    for (auto& t : producers)
-      t.join();
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    if (failed) {
-      std::cerr << "bench: ingest failed\n";
-      return 1;
-    }
-    accepted_total = accepted.load();
-    real_rate = static_cast<double>(accepted_total) / elapsed;
-    std::this_thread::sleep_for(std::chrono::milliseconds(4 * cfg.rollup_delay_ms + 500));
-    p50 = n.probe().rollup_lag_percentile("plant", 50);
-    p99 = n.probe().rollup_lag_percentile("plant", 99);
-    rss_mb = peak_rss_mb();
   }
+  const auto& first = runs.front();
+  uint64_t accepted_total = first.accepted;
+  double real_rate = first.rate;
+  int64_t p50 = first.p50, p99 = first.p99;
+  long rss_mb = peak_rss_mb();
+  std::vector<double> off_rates, on_rates;
+  for (auto& r : runs)
+    (r.metrics ? on_rates : off_rates).push_back(r.rate);
 
   // The ceiling: the same records (history points and twin states, encoded
   // the same way) written straight into a fresh RocksDB, one WriteBatch per
@@ -223,6 +373,12 @@ int run_bench_ingest(const bench_options& opts) {
   std::printf("  %-44s %12ld MB\n", "peak RSS:", rss_mb);
   std::printf("  %-44s %9lld ms p50 %6lld ms p99\n", "sample timestamp -> plant rollup:",
               static_cast<long long>(p50), static_cast<long long>(p99));
+  if (compare) {
+    double off = median(off_rates), on = median(on_rates);
+    std::printf("  %-44s %12.0f samples/s\n", "metrics off (median of rounds):", off);
+    std::printf("  %-44s %12.0f samples/s\n", "metrics on, scraped (median of rounds):", on);
+    std::printf("  %-44s %+11.1f %%\n", "metrics on vs off:", off > 0 ? (on / off - 1) * 100 : 0);
+  }
   return 0;
 }
 

@@ -21,9 +21,18 @@ struct bench_options {
   int batch = 8'000;
   int producers = 2;
   bool keep = false;
+  bool compare_metrics = false; // run with metrics off and on, print both
+  int rounds = 1;               // off/on pairs with compare_metrics
+  double scrape_interval_s = 1; // while metrics are on; 0: not scraped
+};
+
+struct bench_rpc_options {
+  runtime::node_config node;
+  double seconds = 3;
 };
 
 int run_demo(const demo_options& opts);
+int run_bench_rpc(const bench_rpc_options& opts);
 int run_node(const runtime::node_config& cfg, double duration_s);
 int run_bench_ingest(const bench_options& opts);
 

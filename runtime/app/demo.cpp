@@ -72,7 +72,15 @@ void install_signal_handlers() {
   std::signal(SIGTERM, on_signal);
 }
 
-int run_demo(const demo_options& opts) {
+int run_demo(const demo_options& given) {
+  auto opts = given;
+  if (!opts.node.rpc_address.empty() && opts.node.rpc_tokens.empty()) {
+    // The demo's own tokens, printed below; a config file replaces them.
+    opts.node.rpc_tokens = {{"demo-admin", "demo-admin", "admin", ""},
+                            {"demo-writer", "demo-writer", "write", ""},
+                            {"demo-viewer", "demo-viewer", "read", ""},
+                            {"plant-1-viewer", "plant-1-viewer", "read", "acme/plant-1"}};
+  }
   auto started = runtime::node::start(opts.node);
   if (!started) {
     std::cerr << "twinrt demo: " << runtime::describe(started.error()) << "\n";
@@ -94,6 +102,18 @@ int run_demo(const demo_options& opts) {
   } else {
     std::printf("twinrt demo: continuing from %s\n", opts.node.data_dir.c_str());
   }
+  if (!n.rpc_address().empty()) {
+    std::printf("twinrt demo: operator API on %s; tokens:", n.rpc_address().c_str());
+    for (auto& t : opts.node.rpc_tokens)
+      std::printf(" %s (%s%s%s)", t.secret.c_str(), t.role.c_str(), t.scope.empty() ? "" : " ",
+                  t.scope.c_str());
+    std::printf("\n  try: twinctl --address %s --token demo-viewer get acme\n",
+                n.rpc_address().c_str());
+  }
+  if (!n.metrics_address().empty())
+    std::printf("twinrt demo: Prometheus metrics on http://%s/metrics\n",
+                n.metrics_address().c_str());
+  std::fflush(stdout);
   adapters::simulator sim(layout, static_cast<uint64_t>(wall_ms()));
   for (int w = 1; w <= layout.warehouses; ++w) {
     auto id = layout.root + "/warehouse-" + std::to_string(w);

@@ -15,7 +15,7 @@ namespace {
 // line wins over the config file.
 struct node_flags {
   std::string config;
-  std::string data_dir, models_dir, metrics_address;
+  std::string data_dir, models_dir, metrics_address, rpc_address;
   uint32_t threads = 0, shards = 0;
 
   void add(CLI::App* cmd, bool with_config) {
@@ -28,6 +28,8 @@ struct node_flags {
     cmd->add_option("--shards", shards, "twin shards on this node (default 4)");
     cmd->add_option("--metrics-address", metrics_address,
                     "HOST:PORT to serve Prometheus /metrics on");
+    cmd->add_option("--rpc-address", rpc_address,
+                    "HOST:PORT to serve the operator API (twinctl) on; port 0 picks one");
   }
 
   // Returns false (after printing why) when the config file is refused.
@@ -44,6 +46,8 @@ struct node_flags {
       cfg.models_dir = models_dir;
     if (!metrics_address.empty())
       cfg.metrics_address = metrics_address;
+    if (!rpc_address.empty())
+      cfg.rpc_address = rpc_address;
     if (threads > 0)
       cfg.threads = threads;
     if (shards > 0)
@@ -60,6 +64,7 @@ int main(int argc, char** argv) {
 
   app::demo_options demo;
   demo.node.data_dir = "twinrt-demo-data";
+  demo.node.rpc_address = "127.0.0.1:7800";
   node_flags demo_flags;
   auto demo_cmd = cli.add_subcommand(
     "demo", "run one node with a simulated enterprise and print a live summary");
@@ -87,8 +92,22 @@ int main(int argc, char** argv) {
   ingest_cmd->add_option("--batch", bench.batch, "samples per batch (default 8000)");
   ingest_cmd->add_option("--producers", bench.producers, "threads sending batches (default 2)");
   ingest_cmd->add_flag("--keep", bench.keep, "keep the data directories afterwards");
+  ingest_cmd->add_flag("--metrics", bench.compare_metrics,
+                       "run with metrics off, then on (served on --metrics-address or a free "
+                       "port, and scraped), and print both figures");
+  ingest_cmd->add_option("--rounds", bench.rounds,
+                         "with --metrics: off/on pairs to run; medians are reported (default 1)");
+  ingest_cmd->add_option("--scrape-interval", bench.scrape_interval_s,
+                         "seconds between scrapes of /metrics while metrics are on (default 1)");
   bool no_sync = false;
   ingest_cmd->add_flag("--no-sync", no_sync, "do not fsync the WAL per commit (both sides)");
+
+  app::bench_rpc_options bench_rpc;
+  node_flags bench_rpc_flags;
+  auto rpc_cmd = bench_cmd->add_subcommand(
+    "rpc", "get calls over loopback RPC with 1 and 64 in flight, beside an echo (the ceiling)");
+  bench_rpc_flags.add(rpc_cmd, false);
+  rpc_cmd->add_option("--seconds", bench_rpc.seconds, "how long each figure is measured (default 3)");
 
   CLI11_PARSE(cli, argc, argv);
 
@@ -112,6 +131,11 @@ int main(int argc, char** argv) {
       return 2;
     bench.node.sync_wal = !no_sync;
     return app::run_bench_ingest(bench);
+  }
+  if (*rpc_cmd) {
+    if (!bench_rpc_flags.apply(bench_rpc.node))
+      return 2;
+    return app::run_bench_rpc(bench_rpc);
   }
   return 2;
 }

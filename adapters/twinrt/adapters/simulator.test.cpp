@@ -13,8 +13,9 @@ TEST(Simulator, LayoutHasEveryTwinOnceParentsFirst) {
   size_t machines = 0, vehicles = 0, warehouses = 0;
   for (auto& t : twins) {
     EXPECT_TRUE(seen.insert(t.id).second) << t.id;
-    if (!t.parent.empty())
+    if (!t.parent.empty()) {
       EXPECT_TRUE(seen.count(t.parent)) << t.id << " before its parent " << t.parent;
+    }
     machines += t.kind == "machine";
     vehicles += t.kind == "vehicle";
     warehouses += t.kind == "warehouse";

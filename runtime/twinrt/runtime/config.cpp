@@ -1,6 +1,7 @@
 #include "twinrt/runtime/config.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -29,14 +30,17 @@ void read(const toml::table& t, const char* section, const char* key, T& out) {
       fail("a string");
     out = *v;
   } else if constexpr (std::is_same_v<T, bool>) {
-    auto v = n->value<bool>();
+    auto v = n->value_exact<bool>(); // value<bool>() would also take 0 and 1
     if (!v)
       fail("true or false");
     out = *v;
   } else {
-    auto v = n->value<int64_t>();
+    // value_exact: value<int64_t>() would also take `true` and `2.0`.
+    auto v = n->value_exact<int64_t>();
     if (!v || *v < 0)
       fail("a whole number, not negative");
+    if (static_cast<uint64_t>(*v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+      fail(("at most " + std::to_string(std::numeric_limits<T>::max())).c_str());
     out = static_cast<T>(*v);
   }
 }
@@ -47,7 +51,8 @@ void check_keys(const toml::table& doc) {
     {"ingest", {"max_batch_samples", "max_inflight_batches", "future_skew_ms"}},
     {"twins", {"passivate_after_ms", "rollup_delay_ms", "sweep_interval_ms"}},
     {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb"}},
-    {"metrics", {"address"}},
+    {"metrics", {"address", "max_asset_series"}},
+    {"rpc", {"address", "tokens"}},
   };
   for (auto&& [section, node] : doc) {
     auto k = known.find(std::string(section.str()));
@@ -64,6 +69,48 @@ void check_keys(const toml::table& doc) {
                           + std::string(key.str()) + "' in ["
                           + std::string(section.str()) + "]"};
     }
+  }
+}
+
+// [[rpc.tokens]] entries: name, secret, role, scope.
+void read_tokens(const toml::table& doc, node_config& cfg) {
+  auto n = doc.at_path("rpc.tokens").node();
+  if (n == nullptr)
+    return;
+  auto arr = n->as_array();
+  if (!arr)
+    throw bad_setting{std::to_string(n->source().begin.line)
+                      + ": 'rpc.tokens' must be an array of tables ([[rpc.tokens]])"};
+  for (auto&& e : *arr) {
+    auto t = e.as_table();
+    auto line = std::to_string(e.source().begin.line);
+    if (!t)
+      throw bad_setting{line + ": each [[rpc.tokens]] entry must be a table"};
+    node_config::token tok;
+    for (auto&& [key, value] : *t) {
+      auto v = value.value<std::string>();
+      auto k = std::string(key.str());
+      if (!v)
+        throw bad_setting{std::to_string(value.source().begin.line) + ": 'rpc.tokens." + k
+                          + "' must be a string"};
+      if (k == "name")
+        tok.name = *v;
+      else if (k == "secret")
+        tok.secret = *v;
+      else if (k == "role")
+        tok.role = *v;
+      else if (k == "scope")
+        tok.scope = *v;
+      else
+        throw bad_setting{std::to_string(value.source().begin.line) + ": unknown key '" + k
+                          + "' in [[rpc.tokens]]"};
+    }
+    if (tok.name.empty() || tok.secret.empty())
+      throw bad_setting{line + ": [[rpc.tokens]] needs a name and a secret"};
+    if (tok.role != "read" && tok.role != "write" && tok.role != "admin")
+      throw bad_setting{line + ": token '" + tok.name + "': role '" + tok.role
+                        + "' is not read, write or admin"};
+    cfg.rpc_tokens.push_back(std::move(tok));
   }
 }
 
@@ -87,6 +134,9 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
     read(doc, "storage", "write_buffer_mb", cfg.write_buffer_mb);
     read(doc, "storage", "block_cache_mb", cfg.block_cache_mb);
     read(doc, "metrics", "address", cfg.metrics_address);
+    read(doc, "metrics", "max_asset_series", cfg.max_asset_series);
+    read(doc, "rpc", "address", cfg.rpc_address);
+    read_tokens(doc, cfg);
   } catch (const toml::parse_error& e) {
     return path + ":" + std::to_string(e.source().begin.line) + ": "
            + std::string(e.description());

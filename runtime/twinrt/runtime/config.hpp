@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace twinrt::runtime {
 
@@ -28,6 +29,16 @@ struct node_config {
   uint64_t block_cache_mb = 128;
   // [metrics]
   std::string metrics_address; // host:port for /metrics; empty: off
+  uint32_t max_asset_series = 5'000; // asset series per scrape; the rest are dropped and counted
+  // [rpc] and [[rpc.tokens]]
+  std::string rpc_address; // host:port for the operator API; empty: off
+  struct token {
+    std::string name;
+    std::string secret;
+    std::string role = "read"; // read | write | admin
+    std::string scope;         // subtree; empty: everything
+  };
+  std::vector<token> rpc_tokens;
 };
 
 /// Reads a config file. On failure returns the reason, naming the file and,

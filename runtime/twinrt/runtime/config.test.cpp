@@ -1,0 +1,232 @@
+#include "twinrt/runtime/config.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace twinrt::runtime {
+namespace {
+
+class Config : public ::testing::Test {
+protected:
+  void SetUp() override {
+    auto base = std::filesystem::temp_directory_path();
+    for (int i = 0;; ++i) {
+      dir_ = base / ("twinrt-config-test-" + std::to_string(::getpid()) + "-"
+                     + std::to_string(i));
+      if (std::filesystem::create_directories(dir_))
+        break;
+    }
+    path_ = (dir_ / "node.toml").string();
+  }
+
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // Writes `text` as the config file and loads it over `cfg`.
+  std::optional<std::string> load(const std::string& text) {
+    std::ofstream(path_) << text;
+    return load_config_file(path_, cfg);
+  }
+
+  // Loads `text`, which must be refused; returns the reason.
+  std::string refusal(const std::string& text) {
+    auto r = load(text);
+    EXPECT_TRUE(r.has_value()) << "accepted:\n" << text;
+    return r.value_or("");
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+  node_config cfg;
+};
+
+TEST_F(Config, EveryDocumentedKeyIsRead) {
+  // Every value differs from its default, so a key that is not read shows.
+  auto r = load(R"(# all of them
+[node]
+data_dir = "/var/lib/twinrt"
+models_dir = "/etc/twinrt/models"
+threads = 7
+shards = 11
+
+[ingest]
+max_batch_samples = 5000
+max_inflight_batches = 3
+future_skew_ms = 250
+
+[twins]
+passivate_after_ms = 1234
+rollup_delay_ms = 7
+sweep_interval_ms = 333
+
+[storage]
+sync_wal = false
+write_buffer_mb = 9
+block_cache_mb = 10
+
+[metrics]
+address = "0.0.0.0:9464"
+)");
+  ASSERT_FALSE(r.has_value()) << *r;
+  EXPECT_EQ(cfg.data_dir, "/var/lib/twinrt");
+  EXPECT_EQ(cfg.models_dir, "/etc/twinrt/models");
+  EXPECT_EQ(cfg.threads, 7u);
+  EXPECT_EQ(cfg.shards, 11u);
+  EXPECT_EQ(cfg.max_batch_samples, 5000u);
+  EXPECT_EQ(cfg.max_inflight_batches, 3u);
+  EXPECT_EQ(cfg.future_skew_ms, 250);
+  EXPECT_EQ(cfg.passivate_after_ms, 1234);
+  EXPECT_EQ(cfg.rollup_delay_ms, 7);
+  EXPECT_EQ(cfg.sweep_interval_ms, 333);
+  EXPECT_FALSE(cfg.sync_wal);
+  EXPECT_EQ(cfg.write_buffer_mb, 9u);
+  EXPECT_EQ(cfg.block_cache_mb, 10u);
+  EXPECT_EQ(cfg.metrics_address, "0.0.0.0:9464");
+}
+
+TEST_F(Config, ExampleFileStatesTheDefaults) {
+  // twinrt.example.toml at the top of the source tree lists every key with
+  // its default.
+  auto example = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".."
+                 / "twinrt.example.toml";
+  ASSERT_TRUE(std::filesystem::exists(example)) << example;
+  // Start from other values: a key the example leaves out keeps one of them.
+  cfg.data_dir = "x";
+  cfg.models_dir = "x";
+  cfg.threads = cfg.shards = cfg.max_batch_samples = cfg.max_inflight_batches = 99;
+  cfg.future_skew_ms = cfg.passivate_after_ms = cfg.rollup_delay_ms = 99;
+  cfg.sweep_interval_ms = 99;
+  cfg.sync_wal = !cfg.sync_wal;
+  cfg.write_buffer_mb = cfg.block_cache_mb = 99;
+  cfg.metrics_address = "x:1";
+  auto r = load_config_file(example.string(), cfg);
+  ASSERT_FALSE(r.has_value()) << *r;
+  node_config defaults;
+  EXPECT_EQ(cfg.data_dir, defaults.data_dir);
+  EXPECT_EQ(cfg.models_dir, defaults.models_dir);
+  EXPECT_EQ(cfg.threads, defaults.threads);
+  EXPECT_EQ(cfg.shards, defaults.shards);
+  EXPECT_EQ(cfg.max_batch_samples, defaults.max_batch_samples);
+  EXPECT_EQ(cfg.max_inflight_batches, defaults.max_inflight_batches);
+  EXPECT_EQ(cfg.future_skew_ms, defaults.future_skew_ms);
+  EXPECT_EQ(cfg.passivate_after_ms, defaults.passivate_after_ms);
+  EXPECT_EQ(cfg.rollup_delay_ms, defaults.rollup_delay_ms);
+  EXPECT_EQ(cfg.sweep_interval_ms, defaults.sweep_interval_ms);
+  EXPECT_EQ(cfg.sync_wal, defaults.sync_wal);
+  EXPECT_EQ(cfg.write_buffer_mb, defaults.write_buffer_mb);
+  EXPECT_EQ(cfg.block_cache_mb, defaults.block_cache_mb);
+  EXPECT_EQ(cfg.metrics_address, defaults.metrics_address);
+}
+
+TEST_F(Config, KeysNotInTheFileKeepTheirValues) {
+  cfg.threads = 5;
+  cfg.data_dir = "from-the-command-line";
+  auto r = load("[ingest]\nfuture_skew_ms = 10\n");
+  ASSERT_FALSE(r.has_value()) << *r;
+  EXPECT_EQ(cfg.future_skew_ms, 10);
+  EXPECT_EQ(cfg.threads, 5u);
+  EXPECT_EQ(cfg.data_dir, "from-the-command-line");
+  EXPECT_EQ(cfg.shards, node_config{}.shards);
+  EXPECT_TRUE(cfg.sync_wal);
+}
+
+TEST_F(Config, EmptyFileIsAccepted) {
+  auto r = load("");
+  EXPECT_FALSE(r.has_value()) << *r;
+}
+
+TEST_F(Config, UnknownSectionIsRefusedWithFileAndLine) {
+  auto why = refusal("[node]\nthreads = 2\n\n[cluster]\npeers = 3\n");
+  EXPECT_EQ(why, path_ + ":4: unknown section [cluster]");
+}
+
+TEST_F(Config, UnknownKeyIsRefusedWithFileAndLine) {
+  auto why = refusal("[node]\nthreads = 2\nthreds = 3\n");
+  EXPECT_EQ(why, path_ + ":3: unknown key 'threds' in [node]");
+}
+
+TEST_F(Config, KeyInTheWrongSectionIsRefused) {
+  auto why = refusal("[ingest]\n\nthreads = 2\n");
+  EXPECT_EQ(why, path_ + ":3: unknown key 'threads' in [ingest]");
+}
+
+TEST_F(Config, TopLevelKeyIsRefused) {
+  auto why = refusal("threads = 2\n");
+  EXPECT_EQ(why.rfind(path_ + ":1: ", 0), 0u) << why;
+}
+
+TEST_F(Config, StringForANumberIsRefusedWithFileAndLine) {
+  auto why = refusal("[node]\ndata_dir = \"d\"\nthreads = \"two\"\n");
+  EXPECT_EQ(why, path_ + ":3: 'node.threads' must be a whole number, not negative");
+}
+
+TEST_F(Config, BooleanForANumberIsRefused) {
+  auto why = refusal("[twins]\nrollup_delay_ms = true\n");
+  EXPECT_EQ(why.rfind(path_ + ":2: ", 0), 0u) << why;
+  EXPECT_NE(why.find("rollup_delay_ms"), std::string::npos) << why;
+}
+
+TEST_F(Config, FractionForANumberIsRefused) {
+  auto why = refusal("[node]\nshards = 2.0\n");
+  EXPECT_EQ(why.rfind(path_ + ":2: ", 0), 0u) << why;
+  EXPECT_NE(why.find("shards"), std::string::npos) << why;
+}
+
+TEST_F(Config, NegativeNumberIsRefused) {
+  auto why = refusal("[ingest]\nfuture_skew_ms = -1\n");
+  EXPECT_EQ(why.rfind(path_ + ":2: ", 0), 0u) << why;
+  EXPECT_NE(why.find("future_skew_ms"), std::string::npos) << why;
+}
+
+TEST_F(Config, NumberTooLargeForItsSettingIsRefused) {
+  // 2^32 + 2 would wrap to 2 threads.
+  auto why = refusal("[node]\nthreads = 4294967298\n");
+  EXPECT_EQ(why, path_ + ":2: 'node.threads' must be at most 4294967295");
+}
+
+TEST_F(Config, NumberForAStringIsRefusedWithFileAndLine) {
+  auto why = refusal("[metrics]\naddress = 9464\n");
+  EXPECT_EQ(why.rfind(path_ + ":2: ", 0), 0u) << why;
+  EXPECT_NE(why.find("address"), std::string::npos) << why;
+  EXPECT_NE(why.find("string"), std::string::npos) << why;
+}
+
+TEST_F(Config, NumberForABooleanIsRefused) {
+  auto why = refusal("[storage]\nwrite_buffer_mb = 8\nsync_wal = 0\n");
+  EXPECT_EQ(why.rfind(path_ + ":3: ", 0), 0u) << why;
+  EXPECT_NE(why.find("sync_wal"), std::string::npos) << why;
+}
+
+TEST_F(Config, SectionThatIsNotATableIsRefused) {
+  auto why = refusal("node = 3\n");
+  EXPECT_EQ(why.rfind(path_ + ":1: ", 0), 0u) << why;
+  EXPECT_NE(why.find("node"), std::string::npos) << why;
+}
+
+TEST_F(Config, TomlSyntaxErrorIsRefusedWithFileAndLine) {
+  auto why = refusal("[node]\nthreads = 2\nshards = = 3\n");
+  EXPECT_EQ(why.rfind(path_ + ":3: ", 0), 0u) << why;
+}
+
+TEST_F(Config, ZeroThreadsIsRefused) {
+  auto why = refusal("[node]\nthreads = 0\n");
+  EXPECT_EQ(why.rfind(path_ + ":", 0), 0u) << why;
+  EXPECT_NE(why.find("threads"), std::string::npos) << why;
+}
+
+TEST_F(Config, MissingFileIsRefusedNamingIt) {
+  auto missing = (dir_ / "absent.toml").string();
+  auto r = load_config_file(missing, cfg);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->rfind(missing + ":", 0), 0u) << *r;
+}
+
+} // namespace
+} // namespace twinrt::runtime

@@ -7,11 +7,14 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "twinrt/runtime/internal/actors.hpp"
 #include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/runtime/metrics.hpp"
+#include "twinrt/runtime/rpc_server.hpp"
 #include "twinrt/schemas/builtin_models.hpp"
 
 namespace twinrt::runtime {
@@ -77,8 +80,11 @@ struct node::impl {
   std::shared_ptr<node_context> ctx;
   runtime_probe probe;
   caf::actor gate;
+  std::unique_ptr<metrics_server> metrics; // reset first: it reads the node
+  std::unique_ptr<rpc_server> rpc;         // likewise: it calls the node
 
   ~impl() {
+    metrics.reset();
     if (sys) {
       for (auto& s : ctx->shards)
         caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
@@ -195,7 +201,10 @@ struct node::impl {
 node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {
 }
 
-node::~node() = default;
+node::~node() {
+  impl_->rpc.reset();     // no call may reach a node that is going
+  impl_->metrics.reset(); // before anything a scrape reads goes away
+}
 
 caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   auto p = std::make_unique<impl>();
@@ -232,6 +241,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   ctx.cat.load(ctx.db->load_metas());
   std::vector<watch_list> watches(cfg.shards);
   p->recover(watches);
+  p->probe.set_shard_count(cfg.shards);
 
   p->caf_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
   p->caf_cfg.set("logger.verbosity", caf::atom("quiet"));
@@ -241,7 +251,28 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   for (size_t i = 0; i < cfg.shards; ++i)
     caf::anon_send(ctx.shards[i], watch_atom::value, std::move(watches[i]));
   p->gate = spawn_gate(*p->sys, p->ctx);
-  return std::unique_ptr<node>(new node(std::move(p)));
+  std::unique_ptr<node> n(new node(std::move(p)));
+  if (!cfg.metrics_address.empty()) {
+    auto m = metrics_server::start(
+      cfg.metrics_address, std::make_shared<node_collector>(*n, cfg.max_asset_series));
+    if (!m)
+      return std::move(m.error());
+    n->impl_->metrics = std::move(*m);
+  }
+  if (!cfg.rpc_address.empty()) {
+    std::vector<rpc_token> tokens;
+    for (auto& t : cfg.rpc_tokens)
+      tokens.push_back({t.name, t.secret, t.role, t.scope});
+    auto r = rpc_server::start(*n, cfg.rpc_address, std::move(tokens));
+    if (!r)
+      return std::move(r.error());
+    n->impl_->rpc = std::move(*r);
+  }
+  return n;
+}
+
+std::string node::rpc_address() const {
+  return impl_->rpc ? impl_->rpc->address() : std::string();
 }
 
 caf::error node::create(const std::vector<twin_spec>& specs) {
@@ -357,6 +388,30 @@ caf::expected<twin_view> node::get(const std::string& id) {
   return impl_->ask<twin_view>(ctx.shard_for(id), get_atom::value, id);
 }
 
+std::vector<caf::expected<twin_view>> node::get_many(const std::vector<std::string>& ids) {
+  auto& ctx = *impl_->ctx;
+  std::vector<caf::expected<twin_view>> out;
+  out.reserve(ids.size());
+  caf::scoped_actor self{*impl_->sys};
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> asked;
+  std::vector<size_t> asked_index;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!ctx.cat.contains(ids[i])) {
+      out.emplace_back(make_error(errc::unknown_twin, "no twin " + ids[i]));
+      continue;
+    }
+    out.emplace_back(caf::error{});
+    asked.push_back(self->request(ctx.shard_for(ids[i]), caf::infinite, get_atom::value, ids[i]));
+    asked_index.push_back(i);
+  }
+  for (size_t k = 0; k < asked.size(); ++k) {
+    auto& dest = out[asked_index[k]];
+    asked[k].receive([&](twin_view& v) { dest = std::move(v); },
+                     [&](caf::error& e) { dest = std::move(e); });
+  }
+  return out;
+}
+
 caf::expected<std::vector<history_point>>
 node::history(const std::string& id, const std::string& channel, int64_t from_ms,
               int64_t to_ms, size_t limit) {
@@ -373,6 +428,84 @@ node::history(const std::string& id, const std::string& channel, int64_t from_ms
                         "twin " + id + " (kind " + m->kind + "): unknown channel " + channel);
   }
   return ctx.db->read_history(m->number, channel, from_ms, to_ms, limit);
+}
+
+void node::get_async(const std::string& id,
+                     std::function<void(caf::expected<twin_view>)> done) {
+  auto& ctx = *impl_->ctx;
+  if (!ctx.cat.contains(id))
+    return done(make_error(errc::unknown_twin, "no twin " + id));
+  auto dest = ctx.shard_for(id);
+  impl_->sys->spawn([dest, id, done](caf::event_based_actor* self) {
+    self->request(dest, caf::infinite, get_atom::value, id)
+      .then(
+        [=](twin_view& v) {
+          done(std::move(v));
+          self->quit();
+        },
+        [=](caf::error& e) {
+          done(std::move(e));
+          self->quit();
+        });
+  });
+}
+
+void node::ingest_async(std::vector<twins::sample> batch,
+                        std::function<void(caf::expected<twins::ingest_result>)> done) {
+  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  auto gate = impl_->gate;
+  impl_->sys->spawn([gate, shared, done](caf::event_based_actor* self) {
+    self->request(gate, caf::infinite, ingest_atom::value, shared)
+      .then(
+        [=](twins::ingest_result& r) {
+          done(std::move(r));
+          self->quit();
+        },
+        [=](caf::error& e) {
+          done(std::move(e));
+          self->quit();
+        });
+  });
+}
+
+std::vector<twin_view> node::stored(const std::string& subtree, const std::string& kind) {
+  auto& ctx = *impl_->ctx;
+  std::vector<twin_view> out;
+  for (auto& m : ctx.cat.all()) {
+    if (!in_subtree(m.id, subtree) || (!kind.empty() && m.kind != kind))
+      continue;
+    twin_view v;
+    v.children = ctx.cat.child_count(m.id);
+    if (auto st = ctx.db->load_state(m.number))
+      v.state = std::move(*st);
+    v.meta = std::move(m);
+    out.push_back(std::move(v));
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.meta.id < b.meta.id; });
+  return out;
+}
+
+caf::error node::remove(const std::string& id) {
+  auto& ctx = *impl_->ctx;
+  auto m = ctx.cat.find(id);
+  if (!m)
+    return make_error(errc::unknown_twin, "no twin " + id);
+  if (auto n = ctx.cat.child_count(id); n > 0)
+    return make_error(errc::conflict, "twin " + id + " has " + std::to_string(n)
+                                        + " children; move or delete them first");
+  ctx.cat.erase(id);
+  caf::anon_send(ctx.shard_for(id), delete_atom::value, id, m->kind);
+  if (!m->parent.empty())
+    caf::anon_send(ctx.shard_for(m->parent), drop_atom::value, m->parent, id);
+  rocksdb::WriteBatch wb;
+  storage::delete_meta(wb, id);
+  storage::delete_twin_data(wb, m->number);
+  ctx.db->commit_and_wait(std::move(wb));
+  return {};
+}
+
+std::shared_ptr<change_subscription> node::watch(const std::string& subtree) {
+  return impl_->ctx->feed.subscribe(subtree);
 }
 
 std::vector<std::string> node::reload_models(const std::string& dir) {
@@ -396,6 +529,14 @@ std::vector<twin_meta> node::twins() const {
   auto all = impl_->ctx->cat.all();
   std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.id < b.id; });
   return all;
+}
+
+size_t node::twin_count() const {
+  return impl_->ctx->cat.size();
+}
+
+std::string node::metrics_address() const {
+  return impl_->metrics ? impl_->metrics->address() : std::string();
 }
 
 void node::passivate_all() {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "twinrt/runtime/change_feed.hpp"
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/errc.hpp"
 #include "twinrt/runtime/probe.hpp"
@@ -48,8 +50,9 @@ class node {
 public:
   /// Opens the data directory, loads the models (built-in, `models_dir`, and
   /// those stored), brings every parent's rollup up to date with its
-  /// children, and starts the shards. Fails with a reason naming the file or
-  /// directory at fault.
+  /// children, starts the shards and, when `metrics_address` is set, serves
+  /// Prometheus metrics there (metrics.hpp). Fails with a reason naming the
+  /// file, directory or address at fault.
   static caf::expected<std::unique_ptr<node>> start(const node_config& cfg);
 
   ~node();
@@ -77,6 +80,28 @@ public:
   /// The twin's current state; activates it if it was passivated.
   caf::expected<twin_view> get(const std::string& id);
 
+  /// get() for many twins at once, all asked before any answer is awaited;
+  /// one answer per id, in order.
+  std::vector<caf::expected<twin_view>> get_many(const std::vector<std::string>& ids);
+
+  /// As get() and ingest(), without blocking the caller: `done` runs later
+  /// on an actor thread (or at once for an input refused up front). For
+  /// event loops such as the RPC server's.
+  void get_async(const std::string& id, std::function<void(caf::expected<twin_view>)> done);
+  void ingest_async(std::vector<twins::sample> batch,
+                    std::function<void(caf::expected<twins::ingest_result>)> done);
+
+  /// The last committed state of every twin in `subtree` ("" = all) of
+  /// `kind` ("" = any), read from storage without activating anyone.
+  std::vector<twin_view> stored(const std::string& subtree, const std::string& kind);
+
+  /// Deletes a twin that has no children: its state, history and place in
+  /// its parent's rollup. Refuses a twin with children.
+  caf::error remove(const std::string& id);
+
+  /// Changes of twins in `subtree` from now on, coalesced per twin.
+  std::shared_ptr<change_subscription> watch(const std::string& subtree);
+
   /// Stored samples of one channel, from_ms <= ts < to_ms, oldest first.
   caf::expected<std::vector<history_point>>
   history(const std::string& id, const std::string& channel, int64_t from_ms,
@@ -95,12 +120,23 @@ public:
   /// Every twin's meta data.
   std::vector<twin_meta> twins() const;
 
+  /// How many twins exist (cheap).
+  size_t twin_count() const;
+
   /// Asks every shard to passivate its idle leaf twins now, regardless of
   /// the idle time (used by tests and at shutdown).
   void passivate_all();
 
   /// Twins in memory right now.
   int64_t active_twins() const;
+
+  /// Where /metrics is served ("HOST:PORT", the port actually bound), empty
+  /// when config().metrics_address is empty.
+  std::string metrics_address() const;
+
+  /// Where the operator API (schemas/rpc.capnp) is served ("HOST:PORT", the
+  /// port actually bound), empty when config().rpc_address is empty.
+  std::string rpc_address() const;
 
   runtime_probe& probe();
   const node_config& config() const;

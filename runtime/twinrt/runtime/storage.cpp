@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -182,7 +183,9 @@ void storage::run_committer() {
       auto s = db_->SyncWAL();
       if (!s.ok())
         fatal("WAL sync", s);
+      wal_syncs_.fetch_add(1, std::memory_order_relaxed);
     }
+    commit_groups_.fetch_add(1, std::memory_order_relaxed);
     for (auto& p : work)
       if (p.done)
         p.done();
@@ -223,6 +226,15 @@ void storage::put_meta(rocksdb::WriteBatch& wb, const twin_meta& m) {
 
 void storage::delete_meta(rocksdb::WriteBatch& wb, const std::string& id) {
   wb.Delete("M" + id);
+}
+
+void storage::delete_twin_data(rocksdb::WriteBatch& wb, uint32_t number) {
+  wb.Delete(state_key(number));
+  std::string from("H");
+  append_be32(from, number);
+  std::string to("H");
+  append_be32(to, number + 1);
+  wb.DeleteRange(from, to);
 }
 
 std::string storage::encode_state(const twins::twin_state& st) {
@@ -388,6 +400,18 @@ uint64_t storage::int_property(const std::string& name) const {
   uint64_t v = 0;
   db_->GetIntProperty(name, &v);
   return v;
+}
+
+double storage::map_property(const std::string& name, const std::string& key) const {
+  std::map<std::string, std::string> m;
+  if (!db_->GetMapProperty(name, &m))
+    return 0;
+  auto i = m.find(key);
+  if (i == m.end())
+    return 0;
+  char* end = nullptr;
+  double v = std::strtod(i->second.c_str(), &end);
+  return end == i->second.c_str() ? 0 : v; // not a number: 0
 }
 
 } // namespace twinrt::runtime

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -73,6 +74,8 @@ public:
   // -- encoding into a batch (pure) -----------------------------------------
   static void put_meta(rocksdb::WriteBatch& wb, const twin_meta& m);
   static void delete_meta(rocksdb::WriteBatch& wb, const std::string& id);
+  /// Deletes a twin's state and its whole history.
+  static void delete_twin_data(rocksdb::WriteBatch& wb, uint32_t number);
   static void put_state(rocksdb::WriteBatch& wb, uint32_t number,
                         const twins::twin_state& st);
   static void put_state_bytes(rocksdb::WriteBatch& wb, uint32_t number,
@@ -101,8 +104,15 @@ public:
                                           size_t limit) const;
   std::vector<stored_model> load_models() const;
 
-  /// A RocksDB property (e.g. "rocksdb.estimate-pending-compaction-bytes").
+  /// A RocksDB property (e.g. "rocksdb.estimate-pending-compaction-bytes");
+  /// 0 when RocksDB does not know it.
   uint64_t int_property(const std::string& name) const;
+  /// A numeric field of a RocksDB map property (e.g. "io_stalls.total_stop"
+  /// of "rocksdb.cfstats"); 0 when absent.
+  double map_property(const std::string& name, const std::string& key) const;
+  /// WAL syncs and write groups done by the committer since open.
+  uint64_t wal_syncs() const { return wal_syncs_.load(std::memory_order_relaxed); }
+  uint64_t commit_groups() const { return commit_groups_.load(std::memory_order_relaxed); }
   rocksdb::DB& db() { return *db_; }
 
 private:
@@ -120,6 +130,7 @@ private:
   std::condition_variable cv_;
   std::deque<pending> queue_;
   bool stopping_ = false;
+  std::atomic<uint64_t> wal_syncs_{0}, commit_groups_{0};
   std::thread committer_;
 };
 

@@ -1,0 +1,398 @@
+#include "twinrt/runtime/storage.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace twinrt::twins {
+
+void PrintTo(health_status s, std::ostream* os) { *os << to_string(s); }
+
+void PrintTo(const channel_value& v, std::ostream* os) {
+  *os << "{value " << v.value << ", ts_ms " << v.ts_ms << "}";
+}
+
+} // namespace twinrt::twins
+
+namespace twinrt::runtime {
+
+void PrintTo(const history_point& p, std::ostream* os) {
+  *os << "{ts " << p.ts_ms << ", value " << p.value << ", model v" << p.model_version
+      << ", source '" << p.source << "', seq " << p.seq << "}";
+}
+
+namespace {
+
+constexpr int64_t min_ts = std::numeric_limits<int64_t>::min();
+constexpr int64_t max_ts = std::numeric_limits<int64_t>::max();
+
+std::vector<int64_t> times_of(const std::vector<history_point>& points) {
+  std::vector<int64_t> out;
+  for (auto& p : points)
+    out.push_back(p.ts_ms);
+  return out;
+}
+
+std::vector<double> values_of(const std::vector<history_point>& points) {
+  std::vector<double> out;
+  for (auto& p : points)
+    out.push_back(p.value);
+  return out;
+}
+
+// A twin state with every field set to something other than its default, so
+// that a field the codec forgets shows up as a difference.
+twins::twin_state full_state() {
+  twins::twin_state st;
+  st.version = 4'000'000'123ull;
+  st.model_version = 7;
+  st.channels["vibration_mm_s"] = {3.25, 1'700'000'000'123};
+  st.channels["temperature_c"] = {-12.5, -86'400'001};
+  st.channels["receipt/SKU-1"] = {40, 1'700'000'000'500};
+  st.sources[{"vibration_mm_s", "plc-1"}] = 18'000'000'000'000'000'000ull;
+  st.sources[{"receipt/SKU-1", "wms"}] = 3;
+  st.energy_kwh = 1234.5;
+  st.energy_today_kwh = 17.25;
+  st.energy_day = 19'675;
+  st.last_power_kw = 88.5;
+  st.last_power_ms = 1'700'000'000'400;
+  st.last_counter_kwh = 99'999.75;
+  st.stock["SKU-1"] = 40;
+  st.stock["SKU-2"] = -3; // picked before it was received
+  st.stock["SKU-3"] = 4'000'000'000'000;
+  st.status = twins::health_status::alarm;
+  st.score = 0;
+  st.last_data_ms = 1'700'000'000'999;
+  st.own.sums["power_kw"] = 88.5;
+  st.own.sums["stock/SKU-1"] = 40;
+  st.own.sums["count/running"] = 1;
+  st.own.counts = {5, 4, 3, 2};
+  st.own.score_sum = 875;
+  st.own.score_count = 14;
+  st.own.worst_id = "acme/plant-1/line-2/press-7";
+  st.own.worst_status = twins::health_status::stale;
+  return st;
+}
+
+class Storage : public ::testing::Test {
+protected:
+  void SetUp() override {
+    auto base = std::filesystem::temp_directory_path();
+    for (int i = 0;; ++i) {
+      dir_ = base / ("twinrt-storage-test-" + std::to_string(::getpid()) + "-"
+                     + std::to_string(i));
+      if (std::filesystem::create_directories(dir_))
+        break;
+    }
+    reopen();
+  }
+
+  void TearDown() override {
+    db_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void reopen() {
+    db_.reset();
+    std::string error;
+    storage_options opts;
+    opts.path = dir_.string();
+    opts.sync_wal = false;
+    opts.write_buffer_mb = 4;
+    opts.block_cache_mb = 4;
+    db_ = storage::open(opts, error);
+    ASSERT_NE(db_, nullptr) << error;
+  }
+
+  void put_points(uint32_t number, const std::string& channel,
+                  const std::vector<std::pair<int64_t, double>>& points) {
+    rocksdb::WriteBatch wb;
+    for (auto& [ts, v] : points)
+      storage::put_history(wb, number, channel, ts, v, 1, "", 0);
+    db_->commit_and_wait(std::move(wb));
+  }
+
+  std::vector<history_point> all(uint32_t number, const std::string& channel) {
+    return db_->read_history(number, channel, min_ts, max_ts, 1'000'000);
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<storage> db_;
+};
+
+// -- twin state ---------------------------------------------------------------
+
+TEST(StateCodec, FullStateRoundTripsUnchanged) {
+  auto st = full_state();
+  auto back = storage::decode_state(storage::encode_state(st));
+  // Field by field first, so a failure names the field; then the whole.
+  EXPECT_EQ(back.version, st.version);
+  EXPECT_EQ(back.model_version, st.model_version);
+  EXPECT_EQ(back.channels, st.channels);
+  EXPECT_EQ(back.sources, st.sources);
+  EXPECT_EQ(back.energy_kwh, st.energy_kwh);
+  EXPECT_EQ(back.energy_today_kwh, st.energy_today_kwh);
+  EXPECT_EQ(back.energy_day, st.energy_day);
+  EXPECT_EQ(back.last_power_kw, st.last_power_kw);
+  EXPECT_EQ(back.last_power_ms, st.last_power_ms);
+  EXPECT_EQ(back.last_counter_kwh, st.last_counter_kwh);
+  EXPECT_EQ(back.stock, st.stock);
+  EXPECT_EQ(back.status, st.status);
+  EXPECT_EQ(back.score, st.score);
+  EXPECT_EQ(back.last_data_ms, st.last_data_ms);
+  EXPECT_EQ(back.own.sums, st.own.sums);
+  EXPECT_EQ(back.own.counts, st.own.counts);
+  EXPECT_EQ(back.own.score_sum, st.own.score_sum);
+  EXPECT_EQ(back.own.score_count, st.own.score_count);
+  EXPECT_EQ(back.own.worst_id, st.own.worst_id);
+  EXPECT_EQ(back.own.worst_status, st.own.worst_status);
+  EXPECT_TRUE(back == st);
+}
+
+TEST(StateCodec, EmptyStateRoundTripsUnchanged) {
+  twins::twin_state st;
+  EXPECT_TRUE(storage::decode_state(storage::encode_state(st)) == st);
+}
+
+TEST(StateCodec, EveryStatusRoundTrips) {
+  for (auto s : {twins::health_status::ok, twins::health_status::warning,
+                 twins::health_status::alarm, twins::health_status::stale}) {
+    twins::twin_state st;
+    st.status = s;
+    st.own.worst_status = s;
+    auto back = storage::decode_state(storage::encode_state(st));
+    EXPECT_EQ(back.status, s) << twins::to_string(s);
+    EXPECT_EQ(back.own.worst_status, s) << twins::to_string(s);
+  }
+}
+
+TEST_F(Storage, StoredStateReadsBackAfterReopen) {
+  rocksdb::WriteBatch wb;
+  storage::put_state(wb, 9, full_state());
+  db_->commit_and_wait(std::move(wb));
+  reopen();
+  auto back = db_->load_state(9);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(*back == full_state());
+  EXPECT_FALSE(db_->load_state(10).has_value());
+}
+
+// -- history --------------------------------------------------------------------
+
+TEST_F(Storage, HistoryReadsBackOldestFirstAcrossNegativeTimestamps) {
+  // Written out of order; keys must sort by signed time, not by raw bits.
+  put_points(1, "power_kw",
+             {{1000, 5}, {-1, 3}, {0, 4}, {-86'400'000, 2}, {max_ts - 1, 7},
+              {min_ts, 1}, {1'700'000'000'000, 6}});
+  auto points = all(1, "power_kw");
+  EXPECT_EQ(times_of(points), (std::vector<int64_t>{min_ts, -86'400'000, -1, 0, 1000,
+                                                    1'700'000'000'000, max_ts - 1}));
+  EXPECT_EQ(values_of(points), (std::vector<double>{1, 2, 3, 4, 5, 6, 7}));
+}
+
+TEST_F(Storage, HistoryRangeIncludesFromAndExcludesTo) {
+  put_points(1, "power_kw", {{-20, 1}, {-10, 2}, {0, 3}, {10, 4}, {20, 5}});
+  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", -10, 10, 100)),
+            (std::vector<int64_t>{-10, 0}));
+  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", -11, 11, 100)),
+            (std::vector<int64_t>{-10, 0, 10}));
+  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", 20, 21, 100)),
+            (std::vector<int64_t>{20}));
+  EXPECT_TRUE(db_->read_history(1, "power_kw", 10, 10, 100).empty());
+  EXPECT_TRUE(db_->read_history(1, "power_kw", 11, 20, 100).empty());
+  EXPECT_TRUE(db_->read_history(1, "power_kw", 20, -20, 100).empty());
+}
+
+TEST_F(Storage, HistoryLimitKeepsTheOldestPoints) {
+  put_points(1, "power_kw", {{30, 4}, {-30, 1}, {10, 3}, {-10, 2}});
+  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", min_ts, max_ts, 2)),
+            (std::vector<int64_t>{-30, -10}));
+  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", -10, max_ts, 1)),
+            (std::vector<int64_t>{-10}));
+  EXPECT_TRUE(db_->read_history(1, "power_kw", min_ts, max_ts, 0).empty());
+}
+
+TEST_F(Storage, HistoryPointKeepsValueModelVersionSourceAndSeq) {
+  rocksdb::WriteBatch wb;
+  storage::put_history(wb, 3, "vibration_mm_s", -5, 2.5, 4, "plc-7", 99);
+  storage::put_history(wb, 3, "vibration_mm_s", 5, 1.0 / 3.0, 5, "", 0);
+  db_->commit_and_wait(std::move(wb));
+  auto points = all(3, "vibration_mm_s");
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[0].ts_ms, -5);
+  EXPECT_EQ(points[0].value, 2.5);
+  EXPECT_EQ(points[0].model_version, 4u);
+  EXPECT_EQ(points[0].source, "plc-7");
+  EXPECT_EQ(points[0].seq, 99u);
+  EXPECT_EQ(points[1].ts_ms, 5);
+  EXPECT_EQ(points[1].value, 1.0 / 3.0);
+  EXPECT_EQ(points[1].model_version, 5u);
+  EXPECT_EQ(points[1].source, "");
+  EXPECT_EQ(points[1].seq, 0u);
+}
+
+TEST_F(Storage, HistoryDoesNotMixChannelsThatArePrefixesOfEachOther) {
+  put_points(1, "power", {{-5, 1}, {5, 2}});
+  put_points(1, "power_kw", {{-6, 10}, {0, 20}, {6, 30}});
+  put_points(1, "powe", {{0, 100}});
+  put_points(1, "receipt/SKU-1", {{0, 1000}});
+  put_points(1, "receipt/SKU-10", {{1, 2000}});
+  EXPECT_EQ(values_of(all(1, "power")), (std::vector<double>{1, 2}));
+  EXPECT_EQ(values_of(all(1, "power_kw")), (std::vector<double>{10, 20, 30}));
+  EXPECT_EQ(values_of(all(1, "powe")), (std::vector<double>{100}));
+  EXPECT_EQ(values_of(all(1, "receipt/SKU-1")), (std::vector<double>{1000}));
+  EXPECT_EQ(values_of(all(1, "receipt/SKU-10")), (std::vector<double>{2000}));
+  EXPECT_TRUE(all(1, "pow").empty());
+  EXPECT_TRUE(all(1, "power_k").empty());
+  EXPECT_TRUE(all(1, "receipt").empty());
+}
+
+TEST_F(Storage, HistoryDoesNotMixTwins) {
+  // 1 and 256 differ in one byte of the big-endian number; 0x01000000 starts
+  // with the byte that ends 1.
+  put_points(1, "power_kw", {{0, 1}, {10, 2}});
+  put_points(2, "power_kw", {{5, 3}});
+  put_points(256, "power_kw", {{7, 4}});
+  put_points(0x0100'0000, "power_kw", {{9, 5}});
+  EXPECT_EQ(values_of(all(1, "power_kw")), (std::vector<double>{1, 2}));
+  EXPECT_EQ(values_of(all(2, "power_kw")), (std::vector<double>{3}));
+  EXPECT_EQ(values_of(all(256, "power_kw")), (std::vector<double>{4}));
+  EXPECT_EQ(values_of(all(0x0100'0000, "power_kw")), (std::vector<double>{5}));
+  EXPECT_TRUE(all(3, "power_kw").empty());
+}
+
+TEST_F(Storage, HistoryReadsBackAfterReopen) {
+  put_points(4, "temperature_c", {{-1, 1.5}, {1, 2.5}});
+  reopen();
+  EXPECT_EQ(values_of(all(4, "temperature_c")), (std::vector<double>{1.5, 2.5}));
+}
+
+// -- metas and models -------------------------------------------------------------
+
+bool same_meta(const twin_meta& a, const twin_meta& b) {
+  return std::tie(a.id, a.number, a.kind, a.parent) == std::tie(b.id, b.number, b.kind, b.parent);
+}
+
+std::vector<twin_meta> sorted(std::vector<twin_meta> v) {
+  std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  return v;
+}
+
+TEST_F(Storage, MetasWrittenReadBackAfterReopen) {
+  std::vector<twin_meta> metas{
+    {"acme", 1, "enterprise", ""},
+    {"acme/plant-1", 2, "plant", "acme"},
+    {"acme/plant-1/line-1", 3, "line", "acme/plant-1"},
+    {"acme/plant-1/line-1/press-7", 300, "machine", "acme/plant-1/line-1"},
+    {"acme/wh-1", 70'000, "warehouse", "acme"},
+  };
+  rocksdb::WriteBatch wb;
+  for (auto& m : metas)
+    storage::put_meta(wb, m);
+  // Other records in the same database must not read back as metas.
+  storage::put_state(wb, 1, full_state());
+  storage::put_history(wb, 1, "power_kw", 0, 1, 1, "", 0);
+  storage::put_model(wb, {"machine", 1, "kind = \"machine\"\nversion = 1\n"});
+  db_->commit_and_wait(std::move(wb));
+  reopen();
+  auto back = sorted(db_->load_metas());
+  ASSERT_EQ(back.size(), metas.size());
+  for (size_t i = 0; i < metas.size(); ++i)
+    EXPECT_TRUE(same_meta(back[i], metas[i])) << "meta " << metas[i].id;
+}
+
+TEST_F(Storage, MetaOverwrittenAndDeleted) {
+  rocksdb::WriteBatch wb;
+  storage::put_meta(wb, {"acme/line-1/m1", 5, "machine", "acme/line-1"});
+  storage::put_meta(wb, {"acme/line-1/m10", 6, "machine", "acme/line-1"});
+  db_->commit_and_wait(std::move(wb));
+  rocksdb::WriteBatch wb2;
+  storage::put_meta(wb2, {"acme/line-1/m10", 6, "machine", "acme/line-2"});
+  storage::delete_meta(wb2, "acme/line-1/m1");
+  db_->commit_and_wait(std::move(wb2));
+  auto back = db_->load_metas();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_TRUE(same_meta(back[0], {"acme/line-1/m10", 6, "machine", "acme/line-2"}));
+}
+
+TEST_F(Storage, ModelsWrittenReadBackAfterReopen) {
+  std::vector<stored_model> models{
+    {"line", 1, "kind = \"line\"\nversion = 1\n"},
+    {"line_b", 1, "kind = \"line_b\"\nversion = 1\n"},
+    {"machine", 1, "kind = \"machine\"\nversion = 1\n# v1\n"},
+    {"machine", 2, "kind = \"machine\"\nversion = 2\n# v2\n"},
+    {"machine", 256, "kind = \"machine\"\nversion = 256\n# v256\n"},
+  };
+  rocksdb::WriteBatch wb;
+  for (auto it = models.rbegin(); it != models.rend(); ++it)
+    storage::put_model(wb, *it);
+  storage::put_meta(wb, {"acme", 1, "enterprise", ""});
+  db_->commit_and_wait(std::move(wb));
+  reopen();
+  auto back = db_->load_models();
+  ASSERT_EQ(back.size(), models.size());
+  // Stored by kind, then by version in numeric order (big-endian keys).
+  for (size_t i = 0; i < models.size(); ++i) {
+    EXPECT_EQ(back[i].kind, models[i].kind) << i;
+    EXPECT_EQ(back[i].version, models[i].version) << i;
+    EXPECT_EQ(back[i].text, models[i].text) << i;
+  }
+}
+
+TEST_F(Storage, SameModelVersionWrittenTwiceIsStoredOnce) {
+  rocksdb::WriteBatch wb;
+  storage::put_model(wb, {"machine", 3, "first"});
+  storage::put_model(wb, {"machine", 3, "second"});
+  db_->commit_and_wait(std::move(wb));
+  auto back = db_->load_models();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].text, "second");
+}
+
+TEST_F(Storage, CommitRunsDoneOnceDataIsReadable) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  bool visible_in_done = false;
+  rocksdb::WriteBatch wb;
+  storage::put_history(wb, 8, "power_kw", 42, 1.5, 1, "", 0);
+  db_->commit(std::move(wb), [&] {
+    std::lock_guard<std::mutex> g(m);
+    visible_in_done = db_->read_history(8, "power_kw", 42, 43, 10).size() == 1;
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> g(m);
+  ASSERT_TRUE(cv.wait_for(g, std::chrono::seconds(10), [&] { return done; }));
+  EXPECT_TRUE(visible_in_done);
+}
+
+TEST(StorageOpen, UnopenablePathIsRefusedNamingThePath) {
+  auto base = std::filesystem::temp_directory_path()
+              / ("twinrt-storage-file-" + std::to_string(::getpid()));
+  { std::ofstream(base.string()) << "not a directory"; }
+  std::string error;
+  storage_options opts;
+  opts.path = (base / "db").string();
+  auto db = storage::open(opts, error);
+  EXPECT_EQ(db, nullptr);
+  EXPECT_NE(error.find(opts.path), std::string::npos) << error;
+  std::filesystem::remove(base);
+}
+
+} // namespace
+} // namespace twinrt::runtime

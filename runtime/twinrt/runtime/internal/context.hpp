@@ -15,6 +15,7 @@
 #include <caf/actor.hpp>
 
 #include "twinrt/runtime/catalog.hpp"
+#include "twinrt/runtime/change_feed.hpp"
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/probe.hpp"
 #include "twinrt/runtime/sharding.hpp"
@@ -34,6 +35,7 @@ struct node_context {
   std::unique_ptr<storage> db;
   catalog cat;
   runtime_probe* probe = nullptr; // never null once the node runs
+  change_feed feed;
 
   std::vector<caf::actor> shards;
 

@@ -34,6 +34,7 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using active_atom = caf::atom_constant<caf::atom("active")>;
+using delete_atom = caf::atom_constant<caf::atom("delete")>;
 
 using sample_batch = std::shared_ptr<const std::vector<twins::sample>>;
 

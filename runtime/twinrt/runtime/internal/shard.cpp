@@ -57,6 +57,7 @@ struct shard_state {
   apply_request current;
   size_t outstanding = 0;
   twins::ingest_result result;
+  caf::error failure;         // set when a twin of the batch failed
   rocksdb::WriteBatch open;   // writes not yet handed to the committer
   uint64_t submitted_seq = 0; // commits handed to the committer
   uint64_t committed_seq = 0; // commits known durable
@@ -90,6 +91,13 @@ struct shard_state {
     e.actor = a;
     e.last_used_ms = now_ms();
     task(a);
+    report();
+  }
+
+  // Tells the probe how loaded this shard is (read at scrape time).
+  void report() {
+    ctx->probe->shard_report(index, queue.size() + (running ? 1 : 0), self->mailbox().size(),
+                             active.size());
   }
 
   // -- batches -----------------------------------------------------------------
@@ -105,9 +113,11 @@ struct shard_state {
   void start_next() {
     if (queue.empty()) {
       running = false;
+      report();
       return;
     }
     running = true;
+    report();
     auto q = std::move(queue.front());
     queue.pop_front();
     current = std::move(q.req);
@@ -125,12 +135,14 @@ struct shard_state {
       route(key, [this, part = std::move(part)](const caf::actor& a) {
         self->request(a, caf::infinite, apply_atom::value, part)
           .then([this](apply_reply& r) { on_applied(r); },
-                [this, n = part.indices.size()](caf::error&) {
-                  // A twin that failed is a bug; its samples are not stored
-                  // and the batch says so through the count.
-                  --outstanding;
-                  (void)n;
-                  if (outstanding == 0)
+                [this, id = part.indices.empty() ? std::string()
+                                                  : (*part.batch)[part.indices.front()].twin](
+                  caf::error& e) {
+                  // A twin that failed is a bug; its samples are not stored,
+                  // so the batch must not be acknowledged as a whole.
+                  failure = make_error(errc::storage_failure,
+                                       "twin " + id + " failed: " + caf::to_string(e));
+                  if (--outstanding == 0)
                     finish_batch();
                 });
       });
@@ -159,6 +171,12 @@ struct shard_state {
 
   void finish_batch() {
     auto seq = submit();
+    if (failure) {
+      current_rp.deliver(std::move(failure));
+      failure = caf::error{};
+      current = {};
+      return start_next();
+    }
     acks.emplace_back(seq, std::make_pair(std::move(current_rp), std::move(result)));
     current = {};
     start_next();
@@ -255,9 +273,22 @@ struct shard_state {
       if (submitted_seq > committed_seq || running)
         recent[id] = {std::move(r.state), submitted_seq + (running ? 1 : 0)};
       active.erase(i);
+      report();
     }
     for (auto& task : waiting)
       route(id, std::move(task));
+  }
+
+  // A deleted twin: its actor goes without saving, and nothing of it stays.
+  void forget(const std::string& id, const std::string& kind) {
+    if (auto i = active.find(id); i != active.end()) {
+      self->unlink_from(i->second.actor);
+      self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+      ctx->probe->twin_passivated(kind);
+      active.erase(i);
+    }
+    recent.erase(id);
+    watch.erase(id);
   }
 
   void schedule_sweep() {
@@ -316,11 +347,15 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
         self->state.note_watch(e.id, e.last_data_ms, e.status);
     },
     [=](sweep_atom) {
+      self->state.report();
       self->state.sweep(false);
       self->state.schedule_sweep();
     },
     [=](passivate_atom) { self->state.sweep(true); },
     [=](active_atom) { return static_cast<int64_t>(self->state.active.size()); },
+    [=](delete_atom, const std::string& id, const std::string& kind) {
+      self->state.forget(id, kind);
+    },
   };
 }
 
@@ -333,6 +368,7 @@ struct gate_state {
   static inline const char* name = "ingest-gate";
 
   caf::result<twins::ingest_result> ingest(sample_batch batch) {
+    auto t0 = std::chrono::steady_clock::now();
     auto& samples = *batch;
     if (samples.size() > ctx->cfg.max_batch_samples)
       return make_error(errc::bad_request,
@@ -363,14 +399,15 @@ struct gate_state {
     }
     auto rp = self->make_response_promise<twins::ingest_result>();
     auto pending = std::make_shared<size_t>(0);
+    auto first_error = std::make_shared<caf::error>();
     for (auto& v : per_shard)
       if (!v.empty())
         ++*pending;
     if (*pending == 0) {
-      finish(rp, *shared);
+      finish(rp, *shared, t0);
       return rp;
     }
-    ++inflight;
+    ctx->probe->inflight_batches(++inflight);
     for (size_t k = 0; k < per_shard.size(); ++k) {
       if (per_shard[k].empty())
         continue;
@@ -382,26 +419,39 @@ struct gate_state {
             for (auto& r : part.rejected)
               shared->rejected.push_back(std::move(r));
             if (--*pending == 0) {
-              --inflight;
-              finish(rp, *shared);
+              ctx->probe->inflight_batches(--inflight);
+              if (*first_error)
+                rp.deliver(std::move(*first_error));
+              else
+                finish(rp, *shared, t0);
             }
           },
           [=](caf::error& e) mutable {
-            if (--*pending == 0)
-              --inflight;
-            rp.deliver(std::move(e));
+            // Answer once, with the first error, when every shard is done.
+            if (!*first_error)
+              *first_error = std::move(e);
+            if (--*pending == 0) {
+              ctx->probe->inflight_batches(--inflight);
+              ctx->probe->batch_done(seconds_since(t0));
+              rp.deliver(std::move(*first_error));
+            }
           });
     }
     return rp;
   }
 
+  static double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   void finish(caf::typed_response_promise<twins::ingest_result>& rp,
-              twins::ingest_result& r) {
+              twins::ingest_result& r, std::chrono::steady_clock::time_point t0) {
     std::sort(r.rejected.begin(), r.rejected.end(),
               [](auto& a, auto& b) { return a.index < b.index; });
     ctx->probe->samples_accepted(r.accepted);
     for (auto& rej : r.rejected)
       ctx->probe->sample_rejected(rej.reason);
+    ctx->probe->batch_done(seconds_since(t0));
     rp.deliver(std::move(r));
   }
 };

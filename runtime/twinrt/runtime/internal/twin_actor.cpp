@@ -28,6 +28,7 @@ struct twin_actor_state {
   bool push_needed = false;  // our contribution changed since the last push
   bool flush_scheduled = false;
   int64_t oldest_pending_ts = no_pending;
+  uint64_t published_version = 0; // last version handed to watchers
 
   static inline const char* name = "twin";
 
@@ -44,7 +45,7 @@ struct twin_actor_state {
     load_children();
     if (st.model_version != model->version && st.version > 0)
       apply_model();
-    ctx->probe->twin_activated();
+    ctx->probe->twin_activated(meta.kind);
   }
 
   void load_children() {
@@ -147,6 +148,15 @@ struct twin_actor_state {
     }
     push_needed = false;
     oldest_pending_ts = no_pending;
+    publish();
+  }
+
+  // Tells watchers (RPC subscriptions) about the new state, once per flush.
+  void publish() {
+    if (!ctx->feed.watched() || st.version == published_version)
+      return;
+    published_version = st.version;
+    ctx->feed.publish(twin_change{meta, ctx->cat.child_count(meta.id), st});
   }
 
   // Re-evaluates health and contribution under the model in force now.
@@ -194,7 +204,7 @@ struct twin_actor_state {
   passivate_reply passivate() {
     if (flush_scheduled || fold_needed || push_needed || has_children())
       return {false, {}};
-    ctx->probe->twin_passivated();
+    ctx->probe->twin_passivated(meta.kind);
     self->quit();
     return {true, st};
   }

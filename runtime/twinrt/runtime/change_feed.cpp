@@ -1,0 +1,95 @@
+#include "twinrt/runtime/change_feed.hpp"
+
+namespace twinrt::runtime {
+
+bool in_subtree(const std::string& id, const std::string& subtree) {
+  if (subtree.empty() || id == subtree)
+    return true;
+  return id.size() > subtree.size() && id.compare(0, subtree.size(), subtree) == 0
+         && id[subtree.size()] == '/';
+}
+
+bool change_subscription::covers(const std::string& id) const {
+  return in_subtree(id, subtree_);
+}
+
+void change_subscription::offer(const twin_change& c) {
+  std::function<void()> ready;
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    if (closed_)
+      return;
+    auto [it, fresh] = pending_.insert_or_assign(c.meta.id, c);
+    (void)it;
+    if (!fresh)
+      ++coalesced_;
+    ready.swap(ready_);
+  }
+  if (ready)
+    ready();
+}
+
+void change_subscription::when_ready(std::function<void()> ready) {
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    if (pending_.empty() && !closed_) {
+      ready_ = std::move(ready);
+      return;
+    }
+  }
+  ready();
+}
+
+std::vector<twin_change> change_subscription::take(uint64_t& coalesced) {
+  std::lock_guard<std::mutex> g(mtx_);
+  std::vector<twin_change> out;
+  out.reserve(pending_.size());
+  for (auto& [id, c] : pending_)
+    out.push_back(std::move(c));
+  pending_.clear();
+  coalesced = coalesced_;
+  coalesced_ = 0;
+  return out;
+}
+
+void change_subscription::close() {
+  std::lock_guard<std::mutex> g(mtx_);
+  closed_ = true;
+  pending_.clear();
+  ready_ = nullptr;
+}
+
+bool change_subscription::closed() const {
+  std::lock_guard<std::mutex> g(mtx_);
+  return closed_;
+}
+
+std::shared_ptr<change_subscription> change_feed::subscribe(const std::string& subtree) {
+  auto s = std::make_shared<change_subscription>(subtree);
+  std::lock_guard<std::mutex> g(mtx_);
+  subs_.push_back(s);
+  live_.store(static_cast<int>(subs_.size()));
+  return s;
+}
+
+void change_feed::publish(const twin_change& c) {
+  std::vector<std::shared_ptr<change_subscription>> targets;
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    for (auto i = subs_.begin(); i != subs_.end();) {
+      auto s = i->lock();
+      if (!s || s->closed()) {
+        i = subs_.erase(i);
+        continue;
+      }
+      if (s->covers(c.meta.id))
+        targets.push_back(std::move(s));
+      ++i;
+    }
+    live_.store(static_cast<int>(subs_.size()));
+  }
+  for (auto& s : targets)
+    s->offer(c);
+}
+
+} // namespace twinrt::runtime

@@ -1,0 +1,676 @@
+#include "twinrt/runtime/rpc_server.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <capnp/ez-rpc.h>
+#include <kj/async.h>
+#include <kj/async-io.h>
+#include <kj/debug.h>
+#include <kj/timer.h>
+
+#include "rpc.capnp.h"
+#include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/predicate.hpp"
+
+namespace twinrt::runtime {
+
+namespace {
+
+constexpr uint32_t default_page = 100;
+constexpr uint32_t max_page = 1000;
+constexpr uint32_t max_history_points = 100'000;
+constexpr auto watcher_cutoff = 10 * kj::SECONDS;
+
+// Errors reach the client as kj exceptions whose description is the whole
+// message; "overloaded" tells it to back off.
+[[noreturn]] void fail(const std::string& what,
+                       kj::Exception::Type type = kj::Exception::Type::FAILED) {
+  throw kj::Exception(type, __FILE__, __LINE__, kj::str(what.c_str()));
+}
+
+[[noreturn]] void fail(const caf::error& e) {
+  fail(describe(e), code_of(e) == errc::overloaded ? kj::Exception::Type::OVERLOADED
+                                                   : kj::Exception::Type::FAILED);
+}
+
+std::string text(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+
+enum class role { read = 0, write = 1, admin = 2 };
+
+struct session_rights {
+  std::string token;
+  role r = role::read;
+  std::string scope;
+
+  bool sees(const std::string& id) const { return in_subtree(id, scope); }
+  // The same answer for "outside your scope" as for "does not exist".
+  void check(const std::string& id) const {
+    if (!sees(id))
+      fail("no twin " + id);
+  }
+};
+
+// Units of channels by kind, for showing values; read once per call.
+using unit_map = std::map<std::string, std::map<std::string, std::string>>;
+
+unit_map units_of(node& n) {
+  unit_map out;
+  for (auto& m : n.models())
+    for (auto& [name, spec] : m->channels)
+      out[m->kind][name] = spec.unit;
+  return out;
+}
+
+void fill_twin(rpc::Twin::Builder b, const twin_view& v, const unit_map& units) {
+  b.setId(v.meta.id);
+  b.setKind(v.meta.kind);
+  b.setParent(v.meta.parent);
+  b.setChildren(static_cast<uint32_t>(v.children));
+  auto& st = v.state;
+  b.setModelVersion(st.model_version);
+  b.setVersion(st.version);
+  b.setHealth(static_cast<rpc::Health>(st.status));
+  b.setScore(st.score);
+  b.setLastDataMs(st.last_data_ms);
+  auto ch = b.initChannels(static_cast<unsigned>(st.channels.size()));
+  unsigned i = 0;
+  auto kind_units = units.find(v.meta.kind);
+  for (auto& [name, value] : st.channels) {
+    ch[i].setName(name);
+    ch[i].setValue(value.value);
+    ch[i].setTimestampMs(value.ts_ms);
+    if (kind_units != units.end()) {
+      auto base = name.substr(0, name.find('/'));
+      if (auto u = kind_units->second.find(base); u != kind_units->second.end())
+        ch[i].setUnit(u->second);
+    }
+    ++i;
+  }
+  auto r = b.initRollup();
+  auto& c = st.own;
+  auto sums = r.initSums(static_cast<unsigned>(c.sums.size()));
+  i = 0;
+  for (auto& [k, val] : c.sums) {
+    sums[i].setKey(k);
+    sums[i].setValue(val);
+    ++i;
+  }
+  r.setOk(c.counts[0]);
+  r.setWarning(c.counts[1]);
+  r.setAlarm(c.counts[2]);
+  r.setStale(c.counts[3]);
+  r.setScore(c.score());
+  r.setWorstId(c.worst_id);
+  r.setWorstHealth(static_cast<rpc::Health>(c.worst_status));
+  auto stock = b.initStock(static_cast<unsigned>(st.stock.size()));
+  i = 0;
+  for (auto& [sku, units_held] : st.stock) {
+    stock[i].setKey(sku);
+    stock[i].setValue(static_cast<double>(units_held));
+    ++i;
+  }
+  b.setEnergyKwh(st.energy_kwh);
+  b.setEnergyTodayKwh(st.energy_today_kwh);
+}
+
+// Runs blocking work off the event loop and brings the result back to it.
+class worker_pool {
+public:
+  explicit worker_pool(size_t threads) : pool_(threads) {}
+  ~worker_pool() { pool_.join(); }
+
+  template <class T, class F>
+  kj::Promise<T> run(F f) {
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<T>();
+    auto holder = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<T>>>(kj::mv(paf.fulfiller));
+    boost::asio::post(pool_, [holder, f = std::move(f)]() mutable {
+      try {
+        (*holder)->fulfill(f());
+      } catch (kj::Exception& e) {
+        (*holder)->reject(kj::mv(e));
+      } catch (std::exception& e) {
+        (*holder)->reject(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                                        kj::str("internal error: ", e.what())));
+      }
+    });
+    return kj::mv(paf.promise);
+  }
+
+private:
+  boost::asio::thread_pool pool_;
+};
+
+// Brings an actor's answer (delivered on a CAF thread) back to the loop.
+template <class T>
+std::pair<kj::Promise<T>, std::function<void(T)>> bridge() {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<T>();
+  auto holder = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<T>>>(kj::mv(paf.fulfiller));
+  return {kj::mv(paf.promise), [holder](T value) { (*holder)->fulfill(kj::mv(value)); }};
+}
+
+// What every capability of one server uses. Outlives them all; its pool
+// joins before the node can go.
+struct shared_state {
+  shared_state(node& node_ref, kj::Timer& t) : n(node_ref), timer(t) {}
+  node& n;
+  worker_pool pool{2};
+  kj::Timer& timer;
+};
+
+// -- watching ------------------------------------------------------------------
+
+class subscription_impl final : public rpc::Subscription::Server, public kj::TaskSet::ErrorHandler {
+public:
+  subscription_impl(std::shared_ptr<change_subscription> sub, rpc::Watcher::Client watcher,
+                    shared_state& shared)
+    : sub_(std::move(sub)), watcher_(kj::mv(watcher)), shared_(shared), tasks_(*this) {
+    tasks_.add(pump());
+  }
+
+  ~subscription_impl() { sub_->close(); }
+
+  kj::Promise<void> stats(StatsContext ctx) override {
+    ctx.getResults().setDelivered(delivered_);
+    ctx.getResults().setCoalesced(coalesced_);
+    return kj::READY_NOW;
+  }
+
+  void taskFailed(kj::Exception&& e) override {
+    // The watcher went away or failed: stop feeding it.
+    std::fprintf(stderr, "twinrt rpc: watch ended: %s\n", e.getDescription().cStr());
+    sub_->close();
+  }
+
+private:
+  kj::Promise<void> pump() {
+    auto [ready, fulfil] = bridge<bool>();
+    sub_->when_ready([fulfil = std::move(fulfil)] { fulfil(true); });
+    return ready.then([this](bool) -> kj::Promise<void> {
+      uint64_t coalesced = 0;
+      auto changes = sub_->take(coalesced);
+      if (sub_->closed())
+        return kj::READY_NOW;
+      if (changes.empty())
+        return pump();
+      auto units = units_of(shared_.n);
+      auto req = watcher_.updateRequest();
+      auto list = req.initChanges(static_cast<unsigned>(changes.size()));
+      for (unsigned i = 0; i < changes.size(); ++i) {
+        twin_view v{changes[i].meta, changes[i].children, changes[i].state, true};
+        fill_twin(list[i].initTwin(), v, units);
+      }
+      req.setCoalesced(coalesced);
+      delivered_ += changes.size();
+      coalesced_ += coalesced;
+      return shared_.timer.timeoutAfter(watcher_cutoff, req.send())
+        .then([this]() { return pump(); },
+              [this](kj::Exception&& e) -> kj::Promise<void> {
+                sub_->close();
+                if (e.getType() == kj::Exception::Type::DISCONNECTED)
+                  return kj::READY_NOW;
+                auto done = watcher_.doneRequest();
+                done.setReason("cut off: the watcher did not take an update within 10 s ("
+                               + std::to_string(coalesced_) + " updates were coalesced)");
+                return done.send().ignoreResult().catch_([](kj::Exception&&) {});
+              });
+    });
+  }
+
+  std::shared_ptr<change_subscription> sub_;
+  rpc::Watcher::Client watcher_;
+  shared_state& shared_;
+  uint64_t delivered_ = 0;
+  uint64_t coalesced_ = 0;
+  kj::TaskSet tasks_;
+};
+
+// -- the capabilities ------------------------------------------------------------
+
+class reader_impl final : public rpc::Reader::Server {
+public:
+  reader_impl(session_rights rights, shared_state& shared)
+    : rights_(std::move(rights)), shared_(shared) {}
+
+  kj::Promise<void> get(GetContext ctx) override {
+    auto id = text(ctx.getParams().getId());
+    rights_.check(id);
+    auto [promise, done] = bridge<caf::expected<twin_view>>();
+    shared_.n.get_async(id, std::move(done));
+    return promise.then([this, ctx](caf::expected<twin_view> v) mutable {
+      if (!v)
+        fail(v.error());
+      fill_twin(ctx.getResults().initTwin(), *v, units_of(shared_.n));
+    });
+  }
+
+  kj::Promise<void> query(QueryContext ctx) override {
+    auto q = ctx.getParams().getQuery();
+    auto subtree = text(q.getSubtree());
+    if (subtree.empty())
+      subtree = rights_.scope;
+    rights_.check(subtree);
+    auto limit = q.getLimit() == 0 ? default_page : q.getLimit();
+    if (limit > max_page)
+      fail("page size " + std::to_string(limit) + " is over the limit of "
+           + std::to_string(max_page));
+    auto parsed = twins::predicate::parse(text(q.getWhere()));
+    if (auto why = std::get_if<std::string>(&parsed))
+      fail(*why);
+    size_t offset = 0;
+    auto token = text(q.getPageToken());
+    if (!token.empty()) {
+      char* end = nullptr;
+      offset = std::strtoull(token.c_str(), &end, 10);
+      if (end != token.c_str() + token.size())
+        fail("bad page token '" + token + "'");
+    }
+    std::vector<twins::health_status> health;
+    for (auto h : q.getHealth())
+      health.push_back(static_cast<twins::health_status>(h));
+    struct page {
+      std::vector<twin_view> twins;
+      size_t total = 0;
+      size_t next = 0;
+    };
+    auto kind = text(q.getKind());
+    auto sort_by = text(q.getSortBy());
+    bool descending = q.getDescending();
+    auto pred = std::get<twins::predicate>(std::move(parsed));
+    return shared_.pool
+      .run<page>([&n = shared_.n, subtree, kind, health, pred, sort_by, descending, offset, limit] {
+        auto all = n.stored(subtree, kind);
+        std::vector<twin_view> hits;
+        for (auto& v : all) {
+          if (!health.empty()
+              && std::find(health.begin(), health.end(), v.state.status) == health.end())
+            continue;
+          if (!pred.matches(v.state))
+            continue;
+          hits.push_back(std::move(v));
+        }
+        if (!sort_by.empty() && sort_by != "id") {
+          // Twins without the value go last, whatever the direction.
+          std::stable_sort(hits.begin(), hits.end(), [&](const twin_view& a, const twin_view& b) {
+            auto x = twins::value_of(a.state, sort_by);
+            auto y = twins::value_of(b.state, sort_by);
+            if (!x || !y)
+              return x.has_value() && !y.has_value();
+            return descending ? *x > *y : *x < *y;
+          });
+        } else if (descending) {
+          std::reverse(hits.begin(), hits.end());
+        }
+        page p;
+        p.total = hits.size();
+        for (size_t i = offset; i < hits.size() && p.twins.size() < limit; ++i)
+          p.twins.push_back(std::move(hits[i]));
+        p.next = offset + p.twins.size() < hits.size() ? offset + p.twins.size() : 0;
+        return p;
+      })
+      .then([this, ctx](page p) mutable {
+        auto units = units_of(shared_.n);
+        auto r = ctx.getResults();
+        auto list = r.initTwins(static_cast<unsigned>(p.twins.size()));
+        for (unsigned i = 0; i < p.twins.size(); ++i)
+          fill_twin(list[i], p.twins[i], units);
+        r.setTotal(static_cast<uint32_t>(p.total));
+        if (p.next != 0)
+          r.setNextPageToken(std::to_string(p.next));
+      });
+  }
+
+  kj::Promise<void> history(HistoryContext ctx) override {
+    auto p = ctx.getParams();
+    auto id = text(p.getId());
+    rights_.check(id);
+    auto channel = text(p.getChannel());
+    auto from = p.getFromMs();
+    auto to = p.getToMs() == 0 ? std::numeric_limits<int64_t>::max() : p.getToMs();
+    auto step = p.getStepMs();
+    auto limit = p.getLimit() == 0 ? 10'000u : p.getLimit();
+    if (limit > max_history_points)
+      fail("limit " + std::to_string(limit) + " is over the limit of "
+           + std::to_string(max_history_points) + " points");
+    if (step < 0 || from > to)
+      fail("bad time range: from " + std::to_string(from) + " to " + std::to_string(to)
+           + " step " + std::to_string(step));
+    using points = std::vector<history_point>;
+    return shared_.pool
+      .run<caf::expected<points>>([&n = shared_.n, id, channel, from, to, step, limit] {
+        // A downsampled read looks at every raw point of the range.
+        return n.history(id, channel, from, to, step > 0 ? 10'000'000 : limit);
+      })
+      .then([ctx, from, step, limit](caf::expected<points> raw) mutable {
+        if (!raw)
+          fail(raw.error());
+        struct bucket {
+          int64_t ts = 0;
+          double min = 0, max = 0, sum = 0, last = 0;
+          uint32_t count = 0, version = 0;
+        };
+        std::vector<bucket> out;
+        for (auto& pt : *raw) {
+          if (step == 0 || out.empty() || pt.ts_ms >= out.back().ts + step) {
+            if (out.size() == limit)
+              break;
+            auto start = step == 0 ? pt.ts_ms : from + (pt.ts_ms - from) / step * step;
+            out.push_back({start, pt.value, pt.value, 0, pt.value, 0, pt.model_version});
+          }
+          auto& b = out.back();
+          b.min = std::min(b.min, pt.value);
+          b.max = std::max(b.max, pt.value);
+          b.sum += pt.value;
+          b.last = pt.value;
+          b.version = pt.model_version;
+          ++b.count;
+        }
+        auto list = ctx.getResults().initPoints(static_cast<unsigned>(out.size()));
+        for (unsigned i = 0; i < out.size(); ++i) {
+          list[i].setTimestampMs(out[i].ts);
+          list[i].setValue(out[i].sum / out[i].count);
+          list[i].setMin(out[i].min);
+          list[i].setMax(out[i].max);
+          list[i].setLast(out[i].last);
+          list[i].setCount(out[i].count);
+          list[i].setModelVersion(out[i].version);
+        }
+      });
+  }
+
+  kj::Promise<void> watch(WatchContext ctx) override {
+    auto subtree = text(ctx.getParams().getSubtree());
+    if (subtree.empty())
+      subtree = rights_.scope;
+    rights_.check(subtree);
+    auto sub = shared_.n.watch(subtree);
+    ctx.getResults().setSubscription(
+      kj::heap<subscription_impl>(std::move(sub), ctx.getParams().getWatcher(), shared_));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> models(ModelsContext ctx) override {
+    auto all = shared_.n.models();
+    auto list = ctx.getResults().initModels(static_cast<unsigned>(all.size()));
+    for (unsigned i = 0; i < all.size(); ++i) {
+      auto& m = *all[i];
+      list[i].setKind(m.kind);
+      list[i].setVersion(m.version);
+      list[i].setDescription(m.description);
+      auto ch = list[i].initChannels(static_cast<unsigned>(m.channels.size()));
+      unsigned k = 0;
+      for (auto& [name, spec] : m.channels)
+        ch.set(k++, name);
+      auto parents = list[i].initParents(static_cast<unsigned>(m.parents.size()));
+      for (unsigned j = 0; j < m.parents.size(); ++j)
+        parents.set(j, m.parents[j]);
+    }
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> echo(EchoContext ctx) override {
+    ctx.getResults().setValue(ctx.getParams().getValue());
+    return kj::READY_NOW;
+  }
+
+private:
+  session_rights rights_;
+  shared_state& shared_;
+};
+
+class writer_impl final : public rpc::Writer::Server {
+public:
+  writer_impl(session_rights rights, shared_state& shared)
+    : rights_(std::move(rights)), shared_(shared) {}
+
+  kj::Promise<void> ingest(IngestContext ctx) override {
+    allowed();
+    auto in = ctx.getParams().getSamples();
+    // Samples outside the token's scope are refused here, as unknown twins;
+    // the rest go to the node with their positions remembered.
+    std::vector<twins::sample> batch;
+    std::vector<uint32_t> position;
+    std::vector<twins::rejection> refused;
+    batch.reserve(in.size());
+    for (uint32_t i = 0; i < in.size(); ++i) {
+      auto s = in[i];
+      auto twin = text(s.getTwin());
+      if (!rights_.sees(twin)) {
+        refused.push_back({i, twins::reject_reason::unknown_twin,
+                           "sample " + std::to_string(i) + " for " + twin + "."
+                             + text(s.getChannel()) + ": no twin " + twin});
+        continue;
+      }
+      batch.push_back({std::move(twin), text(s.getChannel()), s.getTimestampMs(), s.getValue(),
+                       text(s.getSource()), s.getSeq()});
+      position.push_back(i);
+    }
+    auto [promise, done] = bridge<caf::expected<twins::ingest_result>>();
+    shared_.n.ingest_async(std::move(batch), std::move(done));
+    return promise.then([ctx, position = std::move(position),
+                         refused = std::move(refused)](caf::expected<twins::ingest_result> r) mutable {
+      if (!r)
+        fail(r.error());
+      for (auto& rej : r->rejected) {
+        auto original = position[rej.index];
+        // Messages name the position in the batch the caller sent.
+        auto prefix = "sample " + std::to_string(rej.index) + " ";
+        if (rej.message.rfind(prefix, 0) == 0)
+          rej.message = "sample " + std::to_string(original) + " " + rej.message.substr(prefix.size());
+        rej.index = original;
+        refused.push_back(std::move(rej));
+      }
+      std::sort(refused.begin(), refused.end(),
+                [](auto& a, auto& b) { return a.index < b.index; });
+      auto res = ctx.getResults();
+      res.setAccepted(r->accepted);
+      auto list = res.initRejected(static_cast<unsigned>(refused.size()));
+      for (unsigned i = 0; i < refused.size(); ++i) {
+        list[i].setIndex(refused[i].index);
+        list[i].setReason(twins::to_string(refused[i].reason));
+        list[i].setMessage(refused[i].message);
+      }
+    });
+  }
+
+  kj::Promise<void> createTwin(CreateTwinContext ctx) override {
+    allowed();
+    auto p = ctx.getParams();
+    twin_spec spec{text(p.getId()), text(p.getKind()), text(p.getParent())};
+    if (!rights_.sees(spec.id) || (!spec.parent.empty() && !rights_.sees(spec.parent))
+        || (spec.parent.empty() && !rights_.scope.empty()))
+      fail("permission denied: token '" + rights_.token + "' may not create " + spec.id
+           + " outside " + (rights_.scope.empty() ? std::string("its scope") : rights_.scope));
+    return blocking([&n = shared_.n, spec] { return n.create({spec}); });
+  }
+
+  kj::Promise<void> deleteTwin(DeleteTwinContext ctx) override {
+    allowed();
+    auto id = text(ctx.getParams().getId());
+    rights_.check(id);
+    return blocking([&n = shared_.n, id] { return n.remove(id); });
+  }
+
+  kj::Promise<void> reparent(ReparentContext ctx) override {
+    allowed();
+    auto id = text(ctx.getParams().getId());
+    auto parent = text(ctx.getParams().getParent());
+    rights_.check(id);
+    rights_.check(parent);
+    return blocking([&n = shared_.n, id, parent] { return n.reparent(id, parent); });
+  }
+
+private:
+  void allowed() const {
+    if (rights_.r < role::write)
+      fail("permission denied: token '" + rights_.token + "' may not write");
+  }
+
+  template <class F>
+  kj::Promise<void> blocking(F f) {
+    return shared_.pool.run<caf::error>(std::move(f)).then([](caf::error e) {
+      if (e)
+        fail(e);
+    });
+  }
+
+  session_rights rights_;
+  shared_state& shared_;
+};
+
+class admin_impl final : public rpc::Admin::Server {
+public:
+  admin_impl(session_rights rights, shared_state& shared)
+    : rights_(std::move(rights)), shared_(shared) {}
+
+  kj::Promise<void> loadModels(LoadModelsContext ctx) override {
+    if (rights_.r < role::admin)
+      fail("permission denied: token '" + rights_.token + "' may not load models");
+    std::vector<std::pair<std::string, std::string>> files;
+    for (auto f : ctx.getParams().getFiles())
+      files.emplace_back(text(f.getName()), text(f.getText()));
+    return shared_.pool
+      .run<std::vector<std::string>>([&n = shared_.n, files] { return n.reload_model_texts(files); })
+      .then([ctx](std::vector<std::string> refused) mutable {
+        auto list = ctx.getResults().initRefused(static_cast<unsigned>(refused.size()));
+        for (unsigned i = 0; i < refused.size(); ++i)
+          list.set(i, refused[i]);
+      });
+  }
+
+private:
+  session_rights rights_;
+  shared_state& shared_;
+};
+
+class gateway_impl final : public rpc::Gateway::Server {
+public:
+  // `shared` is filled once the server (and so its timer) exists, before
+  // the event loop runs and any call can arrive.
+  gateway_impl(std::vector<rpc_token> tokens, const std::unique_ptr<shared_state>& shared)
+    : tokens_(std::move(tokens)), shared_(shared) {}
+
+  kj::Promise<void> login(LoginContext ctx) override {
+    auto secret = text(ctx.getParams().getToken());
+    auto t = std::find_if(tokens_.begin(), tokens_.end(),
+                          [&](const rpc_token& x) { return !secret.empty() && x.secret == secret; });
+    if (t == tokens_.end())
+      fail(secret.empty() ? "permission denied: no token given" : "permission denied: unknown token");
+    session_rights rights{t->name,
+                          t->role == "admin" ? role::admin
+                          : t->role == "write" ? role::write
+                                               : role::read,
+                          t->scope};
+    auto s = ctx.getResults().initSession();
+    s.setTokenName(t->name);
+    s.setRole(static_cast<rpc::Role>(rights.r));
+    s.setScope(t->scope);
+    s.setReader(kj::heap<reader_impl>(rights, *shared_));
+    s.setWriter(kj::heap<writer_impl>(rights, *shared_));
+    s.setAdmin(kj::heap<admin_impl>(rights, *shared_));
+    return kj::READY_NOW;
+  }
+
+private:
+  std::vector<rpc_token> tokens_;
+  const std::unique_ptr<shared_state>& shared_;
+};
+
+} // namespace
+
+struct rpc_server::impl {
+  std::thread loop;
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool ready = false;
+  std::string bound;
+  std::string error;
+  kj::Own<kj::CrossThreadPromiseFulfiller<void>> stop;
+
+  ~impl() {
+    {
+      std::lock_guard<std::mutex> g(mtx);
+      if (stop)
+        stop->fulfill();
+    }
+    if (loop.joinable())
+      loop.join();
+  }
+};
+
+rpc_server::rpc_server(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+
+rpc_server::~rpc_server() = default;
+
+const std::string& rpc_server::address() const {
+  return impl_->bound;
+}
+
+caf::expected<std::unique_ptr<rpc_server>>
+rpc_server::start(node& n, const std::string& address, std::vector<rpc_token> tokens) {
+  for (auto& t : tokens) {
+    if (t.name.empty() || t.secret.empty())
+      return make_error(errc::bad_request, "rpc token '" + t.name + "' needs a name and a secret");
+    if (t.role != "read" && t.role != "write" && t.role != "admin")
+      return make_error(errc::bad_request, "rpc token '" + t.name + "': role '" + t.role
+                                             + "' is not read, write or admin");
+  }
+  auto p = std::make_unique<impl>();
+  auto* raw = p.get();
+  p->loop = std::thread([raw, &n, address, tokens = std::move(tokens)]() mutable {
+    try {
+      auto colon = address.rfind(':');
+      auto host = colon == std::string::npos ? address : address.substr(0, colon);
+      auto port = colon == std::string::npos ? 0u : static_cast<uint>(std::stoul(address.substr(colon + 1)));
+      // Capabilities need the timer of the server's own event loop, which
+      // exists only once the server does.
+      auto shared_holder = std::unique_ptr<shared_state>();
+      capnp::EzRpcServer server(kj::heap<gateway_impl>(std::move(tokens), shared_holder), host,
+                                port);
+      shared_holder = std::make_unique<shared_state>(n, server.getIoProvider().getTimer());
+      auto& ws = server.getWaitScope();
+      auto bound_port = server.getPort().wait(ws);
+      auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
+      {
+        std::lock_guard<std::mutex> g(raw->mtx);
+        raw->bound = host + ":" + std::to_string(bound_port);
+        raw->stop = kj::mv(stop.fulfiller);
+        raw->ready = true;
+      }
+      raw->cv.notify_all();
+      stop.promise.wait(ws);
+    } catch (kj::Exception& e) {
+      std::lock_guard<std::mutex> g(raw->mtx);
+      raw->error = "cannot serve RPC on " + address + ": " + e.getDescription().cStr();
+      raw->ready = true;
+      raw->cv.notify_all();
+    } catch (std::exception& e) {
+      std::lock_guard<std::mutex> g(raw->mtx);
+      raw->error = "cannot serve RPC on " + address + ": " + e.what();
+      raw->ready = true;
+      raw->cv.notify_all();
+    }
+  });
+  {
+    std::unique_lock<std::mutex> g(p->mtx);
+    p->cv.wait(g, [&] { return p->ready; });
+  }
+  if (!p->error.empty()) {
+    auto why = p->error;
+    p->loop.join();
+    return make_error(errc::bad_request, why);
+  }
+  return std::unique_ptr<rpc_server>(new rpc_server(std::move(p)));
+}
+
+} // namespace twinrt::runtime

@@ -1,0 +1,172 @@
+@0xf1b58e387bb061f1;
+# The operator API of a twinrt node, served over Cap'n Proto RPC.
+#
+# Connect, take the bootstrap capability (a Gateway) and log in with a token.
+# What comes back are capabilities that can do only what the token allows:
+# a read token gets a Reader and no Writer; a token scoped to a subtree sees
+# nothing outside it. Errors are Cap'n Proto exceptions whose description
+# names the input and the reason ("no twin acme/plant-9", "permission denied:
+# token 'viewer' may not write").
+#
+# Evolution: members are added at higher ordinals only; nothing is renumbered.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("twinrt::rpc");
+
+interface Gateway {
+  login @0 (token :Text) -> (session :Session);
+  # Refused (failed) for a missing or unknown token.
+}
+
+enum Role {
+  read @0;   # get, query, history, watch, models
+  write @1;  # read + ingest, create, delete, reparent twins
+  admin @2;  # write + load models
+}
+
+struct Session {
+  tokenName @0 :Text;   # the token's name, never its secret
+  role @1 :Role;
+  scope @2 :Text;       # subtree the token may see; "" = everything
+  reader @3 :Reader;    # always set
+  writer @4 :Writer;    # null unless role >= write
+  admin @5 :Admin;      # null unless role == admin
+}
+
+enum Health {
+  ok @0;
+  warning @1;
+  alarm @2;
+  stale @3;
+}
+
+struct ChannelValue {
+  name @0 :Text;
+  value @1 :Float64;
+  timestampMs @2 :Int64;
+  unit @3 :Text;
+}
+
+struct Sum {
+  key @0 :Text;         # power_kw, energy_kwh, energy_today_kwh, stock/SKU, count/NAME
+  value @1 :Float64;
+}
+
+struct Rollup {
+  sums @0 :List(Sum);
+  ok @1 :Int64;          # twins below (and itself) by health
+  warning @2 :Int64;
+  alarm @3 :Int64;
+  stale @4 :Int64;
+  score @5 :Float64;     # mean health score 0-100
+  worstId @6 :Text;
+  worstHealth @7 :Health;
+}
+
+struct Twin {
+  id @0 :Text;
+  kind @1 :Text;
+  parent @2 :Text;
+  children @3 :UInt32;
+  modelVersion @4 :UInt32;
+  version @5 :UInt64;       # bumps on every change
+  health @6 :Health;
+  score @7 :Float64;
+  lastDataMs @8 :Int64;
+  channels @9 :List(ChannelValue);
+  rollup @10 :Rollup;
+  stock @11 :List(Sum);     # own stock per SKU (warehouses)
+  energyKwh @12 :Float64;
+  energyTodayKwh @13 :Float64;
+}
+
+struct Query {
+  subtree @0 :Text;        # "" = the token's scope
+  kind @1 :Text;           # "" = any
+  health @2 :List(Health); # empty = any
+  where @3 :Text;          # e.g. "vibration_mm_s > 4.5 and score < 80"; "" = all
+  sortBy @4 :Text;         # "id" (default), "score", a channel or a rollup sum
+  descending @5 :Bool;
+  limit @6 :UInt32;        # page size; 0 = 100; at most 1000
+  pageToken @7 :Text;      # from the previous page's nextPageToken
+}
+
+struct Point {
+  timestampMs @0 :Int64;
+  value @1 :Float64;        # raw value, or the mean of a step
+  min @2 :Float64;
+  max @3 :Float64;
+  last @4 :Float64;
+  count @5 :UInt32;         # samples in the step (1 when raw)
+  modelVersion @6 :UInt32;
+}
+
+struct Sample {
+  twin @0 :Text;
+  channel @1 :Text;
+  timestampMs @2 :Int64;
+  value @3 :Float64;
+  source @4 :Text;          # optional: with seq, makes redelivery idempotent
+  seq @5 :UInt64;
+}
+
+struct Rejection {
+  index @0 :UInt32;         # position in the submitted list
+  reason @1 :Text;          # unknown_twin, unknown_channel, not_finite, out_of_range,
+                            # future_timestamp, duplicate_sequence, not_whole_units
+  message @2 :Text;
+}
+
+struct ModelInfo {
+  kind @0 :Text;
+  version @1 :UInt32;
+  description @2 :Text;
+  channels @3 :List(Text);
+  parents @4 :List(Text);
+}
+
+struct Change {
+  twin @0 :Twin;            # the twin as it is now
+}
+
+interface Watcher {
+  # Implemented by the client; the node calls it with changes below the
+  # watched subtree. Flow-controlled: a slow watcher gets coalesced updates
+  # (only the latest state of each twin), and is cut off with done() when it
+  # falls too far behind.
+  update @0 (changes :List(Change), coalesced :UInt64) -> stream;
+  # coalesced: updates folded into these since the last call
+  done @1 (reason :Text);
+}
+
+interface Subscription {
+  # Dropping this capability ends the subscription.
+  stats @0 () -> (delivered :UInt64, coalesced :UInt64);
+}
+
+interface Reader {
+  get @0 (id :Text) -> (twin :Twin);
+  query @1 (query :Query) -> (twins :List(Twin), nextPageToken :Text, total :UInt32);
+  history @2 (id :Text, channel :Text, fromMs :Int64, toMs :Int64, stepMs :Int64, limit :UInt32)
+      -> (points :List(Point));
+  # stepMs = 0: raw points; > 0: one point per step with min, max, mean, last.
+  watch @3 (subtree :Text, watcher :Watcher) -> (subscription :Subscription);
+  models @4 () -> (models :List(ModelInfo));
+  echo @5 (value :UInt64) -> (value :UInt64);
+  # Does nothing: the ceiling for benchmarks.
+}
+
+interface Writer {
+  ingest @0 (samples :List(Sample)) -> (accepted :UInt64, rejected :List(Rejection));
+  createTwin @1 (id :Text, kind :Text, parent :Text) -> ();
+  deleteTwin @2 (id :Text) -> ();
+  reparent @3 (id :Text, parent :Text) -> ();
+}
+
+interface Admin {
+  loadModels @0 (files :List(ModelFile)) -> (refused :List(Text));
+  struct ModelFile {
+    name @0 :Text;
+    text @1 :Text;
+  }
+}
