@@ -8,7 +8,7 @@ scripts/deps.sh
 scripts/build.sh build
 (cd build && ctest --output-on-failure -j 1)
 if [ "${TWINRT_SKIP_SANITIZE:-0}" != 1 ]; then
-  scripts/build.sh build-asan -DTWINRT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  scripts/build.sh build-asan -DTWINRT_SANITIZE=ON
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$PWD/tests/ubsan.supp
   (cd build-asan && ctest --output-on-failure -j 1)
