@@ -525,6 +525,10 @@ std::vector<twins::model_set::model_ptr> node::models() const {
   return out;
 }
 
+twins::model_set::model_ptr node::model(const std::string& kind) const {
+  return impl_->ctx->model_of(kind);
+}
+
 std::vector<twin_meta> node::twins() const {
   auto all = impl_->ctx->cat.all();
   std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.id < b.id; });

@@ -116,6 +116,8 @@ public:
 
   /// The models in force.
   std::vector<twins::model_set::model_ptr> models() const;
+  /// The model in force for `kind`; nullptr when there is none.
+  twins::model_set::model_ptr model(const std::string& kind) const;
 
   /// Every twin's meta data.
   std::vector<twin_meta> twins() const;

@@ -60,18 +60,26 @@ struct session_rights {
   }
 };
 
-// Units of channels by kind, for showing values; read once per call.
-using unit_map = std::map<std::string, std::map<std::string, std::string>>;
+// Units of channels come from the twin's model in force.
+class unit_map {
+public:
+  explicit unit_map(node& n) : n_(n) {}
+  std::string unit(const std::string& kind, const std::string& channel) {
+    auto& m = models_[kind];
+    if (!m)
+      m = n_.model(kind);
+    if (!m)
+      return "";
+    auto spec = m->find_channel(channel, nullptr);
+    return spec ? spec->unit : "";
+  }
 
-unit_map units_of(node& n) {
-  unit_map out;
-  for (auto& m : n.models())
-    for (auto& [name, spec] : m->channels)
-      out[m->kind][name] = spec.unit;
-  return out;
-}
+private:
+  node& n_;
+  std::map<std::string, twins::model_set::model_ptr> models_;
+};
 
-void fill_twin(rpc::Twin::Builder b, const twin_view& v, const unit_map& units) {
+void fill_twin(rpc::Twin::Builder b, const twin_view& v, unit_map& units) {
   b.setId(v.meta.id);
   b.setKind(v.meta.kind);
   b.setParent(v.meta.parent);
@@ -84,16 +92,11 @@ void fill_twin(rpc::Twin::Builder b, const twin_view& v, const unit_map& units) 
   b.setLastDataMs(st.last_data_ms);
   auto ch = b.initChannels(static_cast<unsigned>(st.channels.size()));
   unsigned i = 0;
-  auto kind_units = units.find(v.meta.kind);
   for (auto& [name, value] : st.channels) {
     ch[i].setName(name);
     ch[i].setValue(value.value);
     ch[i].setTimestampMs(value.ts_ms);
-    if (kind_units != units.end()) {
-      auto base = name.substr(0, name.find('/'));
-      if (auto u = kind_units->second.find(base); u != kind_units->second.end())
-        ch[i].setUnit(u->second);
-    }
+    ch[i].setUnit(units.unit(v.meta.kind, name));
     ++i;
   }
   auto r = b.initRollup();
@@ -202,7 +205,7 @@ private:
         return kj::READY_NOW;
       if (changes.empty())
         return pump();
-      auto units = units_of(shared_.n);
+      unit_map units(shared_.n);
       auto req = watcher_.updateRequest();
       auto list = req.initChanges(static_cast<unsigned>(changes.size()));
       for (unsigned i = 0; i < changes.size(); ++i) {
@@ -249,7 +252,8 @@ public:
     return promise.then([this, ctx](caf::expected<twin_view> v) mutable {
       if (!v)
         fail(v.error());
-      fill_twin(ctx.getResults().initTwin(), *v, units_of(shared_.n));
+      unit_map units(shared_.n);
+      fill_twin(ctx.getResults().initTwin(), *v, units);
     });
   }
 
@@ -318,7 +322,7 @@ public:
         return p;
       })
       .then([this, ctx](page p) mutable {
-        auto units = units_of(shared_.n);
+        unit_map units(shared_.n);
         auto r = ctx.getResults();
         auto list = r.initTwins(static_cast<unsigned>(p.twins.size()));
         for (unsigned i = 0; i < p.twins.size(); ++i)
