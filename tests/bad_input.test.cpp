@@ -132,13 +132,10 @@ protected:
     return out;
   }
 
-  std::vector<twins::rejection> accept_all(std::vector<sample> batch) {
-    auto r = node->ingest(batch);
-    EXPECT_TRUE(r) << describe(r.error());
-    if (!r)
-      return {};
-    EXPECT_TRUE(r->rejected.empty()) << r->rejected.front().message;
-    return r->rejected;
+  void accept_all(std::vector<sample> batch) {
+    auto r = node->ingest(std::move(batch));
+    ASSERT_TRUE(r) << describe(r.error());
+    ASSERT_TRUE(r->rejected.empty()) << r->rejected.front().message;
   }
 
   // Ingests `batch`, whose sample `bad` alone must be refused for `reason`
@@ -274,7 +271,7 @@ TEST_F(BadInput, TimestampBeyondTheAllowedSkewIsRefusedAlone) {
 }
 
 TEST_F(BadInput, ResentSequenceIsRefusedAlone) {
-  accept_all({{machine, "vibration_mm_s", t0, 2.0, "plc-1", 7}});
+  ASSERT_NO_FATAL_FAILURE(accept_all({{machine, "vibration_mm_s", t0, 2.0, "plc-1", 7}}));
   // The resend carries another time and value so that a wrongly applied
   // copy would show in state and history.
   ASSERT_NO_FATAL_FAILURE(
@@ -289,7 +286,7 @@ TEST_F(BadInput, ResentSequenceIsRefusedAlone) {
 }
 
 TEST_F(BadInput, FractionOfAUnitOnAMovementChannelIsRefusedAlone) {
-  accept_all({{warehouse, "receipt/SKU-1", t0, 10, "wms", 1}});
+  ASSERT_NO_FATAL_FAILURE(accept_all({{warehouse, "receipt/SKU-1", t0, 10, "wms", 1}}));
   ASSERT_NO_FATAL_FAILURE(
     expect_refused_alone({{warehouse, "receipt/SKU-2", t0 + 1000, 3, "wms", 1},
                           {warehouse, "receipt/SKU-1", t0 + 1000, 1.5, "wms", 2},
@@ -298,7 +295,7 @@ TEST_F(BadInput, FractionOfAUnitOnAMovementChannelIsRefusedAlone) {
   auto st = node->get(warehouse)->state;
   EXPECT_EQ(st.stock, (std::map<std::string, int64_t>{{"SKU-1", 10}, {"SKU-2", 3}}));
   // Its sequence number was not used up: the corrected resend goes in.
-  accept_all({{warehouse, "receipt/SKU-1", t0 + 2000, 2, "wms", 2}});
+  ASSERT_NO_FATAL_FAILURE(accept_all({{warehouse, "receipt/SKU-1", t0 + 2000, 2, "wms", 2}}));
   EXPECT_EQ(node->get(warehouse)->state.stock.at("SKU-1"), 12);
 }
 
@@ -327,7 +324,7 @@ TEST_F(BadInput, BatchAtTheLimitIsTaken) {
   std::vector<sample> batch;
   for (uint32_t i = 0; i < cfg.max_batch_samples; ++i)
     batch.push_back({machine, "temperature_c", t0 + i, 20.0 + i, "", 0});
-  accept_all(batch);
+  ASSERT_NO_FATAL_FAILURE(accept_all(batch));
   EXPECT_EQ(node->store()
               .read_history(number_of(machine), "temperature_c", t0, t0 + 1000, 100)
               .size(),
@@ -377,7 +374,7 @@ TEST_F(BadInput, CreateRefusesAParentOfTheWrongKind) {
 }
 
 TEST_F(BadInput, CreateRefusesAnExistingId) {
-  accept_all({{machine, "temperature_c", t0, 50, "", 0}});
+  ASSERT_NO_FATAL_FAILURE(accept_all({{machine, "temperature_c", t0, 50, "", 0}}));
   auto state_before = node->get(machine)->state;
   auto before = parents();
   // Even with another kind and parent, the existing twin stays as it was.

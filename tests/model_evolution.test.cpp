@@ -128,6 +128,42 @@ TEST_F(ModelEvolution, LowerThresholdTurnsALiveTwinWarningWithoutRestart) {
   }));
 }
 
+// Regression: a reload used to reach only twins in memory, so a passivated
+// machine kept the old rules and its line's rollup missed the change.
+TEST_F(ModelEvolution, ReloadReachesPassivatedTwinsAndTheirParents) {
+  ingest_ok({{machine, "vibration_mm_s", t0, 3.5, "", 0}});
+  ASSERT_EQ(status(), health_status::ok);
+  ASSERT_TRUE(testing::eventually([&] {
+    node->passivate_all(); // a twin with a flush pending says no; ask again
+    return node->active_twins() <= 3;
+  }))
+    << node->active_twins() << " twins still in memory";
+  ASSERT_NO_FATAL_FAILURE(load_v2());
+  auto warning = static_cast<size_t>(health_status::warning);
+  // The line is asked, not the machine: asking the machine would activate it.
+  EXPECT_TRUE(testing::eventually([&] {
+    auto line = node->get("acme/plant-1/line-1");
+    return line && line->state.own.counts[warning] == 1;
+  })) << "the line does not count its passivated machine as warning";
+}
+
+// Same, across a restart: the twin was passivated when the new version came
+// and the node stopped before anyone asked for it.
+TEST_F(ModelEvolution, RestartAppliesTheNewVersionToTwinsThatNeverWokeUp) {
+  ingest_ok({{machine, "vibration_mm_s", t0, 3.5, "", 0}});
+  restart(); // nothing is in memory now
+  ASSERT_EQ(node->active_twins(), 0);
+  // Load v2 while the machine sleeps, then stop before anything wakes it
+  // through the storage-only path: write v2 into the models directory.
+  std::ofstream(models_dir.path() / "machine.toml") << machine_v2();
+  restart();
+  ASSERT_EQ(machine_model()->version, 2u);
+  auto warning = static_cast<size_t>(health_status::warning);
+  auto stored = node->stored("acme/plant-1/line-1", "line");
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].state.own.counts[warning], 1) << "start-up did not refold under v2";
+}
+
 TEST_F(ModelEvolution, ChannelAddedByANewVersionIsAcceptedAtOnce) {
   sample current{machine, "current_a", t0, 42.5, "", 0};
   auto r = ingest({current});

@@ -143,6 +143,7 @@ struct node::impl {
     std::unordered_map<std::string, twins::twin_state> parents;
     std::unordered_map<std::string, twins::contribution> contributions;
     auto now = now_ms();
+    rocksdb::WriteBatch refreshed;
     std::unique_ptr<rocksdb::Iterator> it(ctx->db->db().NewIterator(rocksdb::ReadOptions()));
     for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); it->Next()) {
       auto k = it->key();
@@ -155,6 +156,16 @@ struct node::impl {
         continue;
       auto st = storage::decode_state(it->value().ToString());
       auto& meta = *m->second;
+      // A model loaded at run time applies to twins that were passivated
+      // when it came: bring their health and contribution up to date.
+      if (auto model = ctx->models.find(meta.kind);
+          model && st.model_version != model->version && ctx->cat.child_count(meta.id) == 0) {
+        twins::evaluate_health(st, *model, now);
+        st.own = twins::own_contribution(st, *model, meta.id);
+        st.model_version = model->version;
+        ++st.version;
+        storage::put_state(refreshed, meta.number, st);
+      }
       watches[stable_hash(meta.id) % watches.size()].push_back(
         {meta.id, st.last_data_ms, st.status});
       if (ctx->cat.child_count(meta.id) > 0)
@@ -168,6 +179,8 @@ struct node::impl {
         order.emplace_back(ctx->cat.depth(m.id), &m);
     std::sort(order.begin(), order.end(),
               [](auto& a, auto& b) { return a.first > b.first; });
+    if (refreshed.Count() > 0)
+      ctx->db->commit_and_wait(std::move(refreshed));
     rocksdb::WriteBatch wb;
     for (auto& [depth, meta] : order) {
       auto model = ctx->models.find(meta->kind);

@@ -334,12 +334,13 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
       });
     },
     [=](model_atom, const std::string& kind) {
-      for (auto& [id, e] : self->state.active) {
-        auto meta = self->state.ctx->cat.find(id);
-        if (meta && meta->kind == kind)
-          self->state.route(id, [self](const caf::actor& a) {
-            self->send(a, model_atom::value);
-          });
+      // Every twin of the kind applies the new version now, passivated ones
+      // too (they are activated for it), so that rollups follow at once.
+      auto& st = self->state;
+      for (auto& meta : st.ctx->cat.all()) {
+        if (meta.kind != kind || st.ctx->shard_for(meta.id) != self)
+          continue;
+        st.route(meta.id, [self](const caf::actor& a) { self->send(a, model_atom::value); });
       }
     },
     [=](watch_atom, watch_list& entries) {
