@@ -11,6 +11,7 @@
 #include <rocksdb/cache.h>
 
 #include "records.capnp.h"
+#include "twinrt/runtime/sharding.hpp"
 
 namespace twinrt::runtime {
 
@@ -29,13 +30,6 @@ void append_be64(std::string& s, uint64_t v) {
 uint64_t read_be64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i)
-    v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-uint32_t read_be32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i)
     v = (v << 8) | static_cast<uint8_t>(p[i]);
   return v;
 }
@@ -318,6 +312,15 @@ void storage::put_history(rocksdb::WriteBatch& wb, uint32_t number, const std::s
                           const std::string& source, uint64_t seq) {
   auto key = history_prefix(number, channel);
   append_be64(key, ts_key(ts_ms));
+  // Two sources may report the same channel in the same millisecond: a
+  // suffix from (source, seq) keeps both, while a redelivery of the same
+  // sample lands on the same key.
+  uint32_t suffix = 0;
+  if (!source.empty() || seq != 0) {
+    auto h = stable_hash(source) ^ (seq * 0x9e3779b97f4a7c15ull);
+    suffix = static_cast<uint32_t>(h ^ (h >> 32));
+  }
+  append_be32(key, suffix);
   capnp::MallocMessageBuilder msg(16);
   auto b = msg.initRoot<records::HistoryPoint>();
   b.setValue(value);
@@ -372,7 +375,7 @@ std::vector<history_point> storage::read_history(uint32_t number, const std::str
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
     auto k = it->key();
-    if (!k.starts_with(prefix) || k.size() != prefix.size() + 8)
+    if (!k.starts_with(prefix) || k.size() != prefix.size() + 12)
       break;
     auto ts = static_cast<int64_t>(read_be64(k.data() + prefix.size()) ^ (uint64_t{1} << 63));
     if (ts >= to_ms)
@@ -392,7 +395,6 @@ std::vector<stored_model> storage::load_models() const {
     auto m = r.root<records::ModelText>();
     out.push_back({m.getKind().cStr(), m.getVersion(), m.getText().cStr()});
   }
-  (void)read_be32;
   return out;
 }
 

@@ -52,7 +52,8 @@ struct storage_options {
 /// Owns the RocksDB handle of one node and the key layout:
 ///   'M' id                           -> TwinMeta
 ///   'S' number(4, big-endian)        -> TwinState
-///   'H' number channel 0 ts(8, BE)   -> HistoryPoint (time-ordered per channel)
+///   'H' number channel 0 ts(8, BE) suffix(4) -> HistoryPoint (time-ordered per
+///                                    channel; the suffix tells sources apart)
 ///   'D' kind 0 version(4, BE)        -> ModelText
 /// Values are Cap'n Proto records (schemas/records.capnp).
 ///

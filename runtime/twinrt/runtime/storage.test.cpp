@@ -15,6 +15,8 @@
 
 #include <unistd.h>
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 namespace twinrt::twins {
@@ -243,6 +245,20 @@ TEST_F(Storage, HistoryPointKeepsValueModelVersionSourceAndSeq) {
   EXPECT_EQ(points[1].model_version, 5u);
   EXPECT_EQ(points[1].source, "");
   EXPECT_EQ(points[1].seq, 0u);
+}
+
+// Regression: the key held only the timestamp, so a second source reporting
+// the same channel in the same millisecond overwrote the first.
+TEST_F(Storage, TwoSourcesInTheSameMillisecondAreBothKeptAndARedeliveryIsNot) {
+  rocksdb::WriteBatch wb;
+  storage::put_history(wb, 3, "power_kw", 1000, 10, 1, "meter-a", 7);
+  storage::put_history(wb, 3, "power_kw", 1000, 20, 1, "meter-b", 7);
+  storage::put_history(wb, 3, "power_kw", 1000, 10, 1, "meter-a", 7); // again
+  db_->commit_and_wait(std::move(wb));
+  auto points = all(3, "power_kw");
+  ASSERT_EQ(points.size(), 2u);
+  std::multiset<std::string> sources{points[0].source, points[1].source};
+  EXPECT_EQ(sources, (std::multiset<std::string>{"meter-a", "meter-b"}));
 }
 
 TEST_F(Storage, HistoryDoesNotMixChannelsThatArePrefixesOfEachOther) {
