@@ -6,7 +6,7 @@ packages=(
   libcaf-dev librocksdb-dev capnproto libcapnp-dev
   libtomlplusplus-dev libcli11-dev libgtest-dev
   prometheus-cpp-dev libboost-dev
-  mosquitto mosquitto-clients prometheus
+  mosquitto mosquitto-clients prometheus python3
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -81,6 +81,65 @@ void make_batch(std::vector<twins::sample>& out, const std::vector<std::string>&
   }
 }
 
+// One GET of http://ADDRESS/metrics. kj reports a refused or broken
+// connection by throwing; here, at the edge, it becomes false and a message.
+bool scrape_once(kj::AsyncIoContext& io, const std::string& address, size_t& bytes,
+                 std::string& error) {
+  kj::HttpHeaderTable table;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                // A new connection per scrape, as Prometheus may open: the
+                // exposer closes idle ones.
+                auto client = kj::newHttpClient(io.provider->getTimer(), table,
+                                                io.provider->getNetwork(), nullptr);
+                auto url = kj::str("http://", address.c_str(), "/metrics");
+                auto req = client->request(kj::HttpMethod::GET, url, kj::HttpHeaders(table));
+                auto resp = req.response.wait(io.waitScope);
+                auto body = resp.body->readAllText().wait(io.waitScope);
+                if (resp.statusCode != 200)
+                  KJ_FAIL_REQUIRE("HTTP status", resp.statusCode);
+                bytes = body.size();
+              })) {
+    error = e->getDescription().cStr();
+    return false;
+  }
+  return true;
+}
+
+double process_cpu_s() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+         + static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// What one scrape costs the whole process (server, actors, client), measured
+// on an idle node: `n` scrapes back to back.
+struct scrape_cost {
+  double cpu_s = 0, wall_s = 0;
+  size_t bytes = 0;
+  bool ok = false;
+};
+
+scrape_cost measure_scrape(const std::string& address, int n) {
+  scrape_cost c;
+  std::thread t([&] {
+    auto io = kj::setupAsyncIo();
+    std::string error;
+    scrape_once(io, address, c.bytes, error); // warm: the collector's caches fill
+    auto cpu0 = process_cpu_s();
+    auto t0 = std::chrono::steady_clock::now();
+    c.ok = true;
+    for (int i = 0; i < n; ++i)
+      c.ok = scrape_once(io, address, c.bytes, error) && c.ok;
+    c.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / n;
+    c.cpu_s = (process_cpu_s() - cpu0) / n;
+    if (!c.ok)
+      std::cerr << "bench: scrape failed: " << error << "\n";
+  });
+  t.join();
+  return c;
+}
+
 // Scrapes http://ADDRESS/metrics every `interval` on its own thread, as
 // Prometheus would, until stopped.
 class scraper {
@@ -106,30 +165,13 @@ public:
 private:
   void run() {
     auto io = kj::setupAsyncIo();
-    kj::HttpHeaderTable table;
-    auto url = kj::str("http://", address_.c_str(), "/metrics");
     auto next = std::chrono::steady_clock::now();
     while (!stop_) {
       auto t0 = std::chrono::steady_clock::now();
-      // kj reports a refused or broken connection by throwing; here, at the
-      // edge, it becomes a count and a message.
-      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-                    // A new connection per scrape, as Prometheus's server
-                    // may see it: the exposer closes idle ones.
-                    auto client = kj::newHttpClient(io.provider->getTimer(), table,
-                                                    io.provider->getNetwork(), nullptr);
-                    auto req = client->request(kj::HttpMethod::GET, url, kj::HttpHeaders(table));
-                    auto resp = req.response.wait(io.waitScope);
-                    auto body = resp.body->readAllText().wait(io.waitScope);
-                    if (resp.statusCode != 200)
-                      KJ_FAIL_REQUIRE("HTTP status", resp.statusCode);
-                    last_bytes = body.size();
-                  })) {
-        ++failures;
-        last_error = e->getDescription().cStr();
-      } else {
+      if (scrape_once(io, address_, last_bytes, last_error))
         ++scrapes;
-      }
+      else
+        ++failures;
       slowest_s = std::max(
         slowest_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -155,6 +197,7 @@ struct node_run {
   uint64_t scrapes = 0, scrape_failures = 0;
   double slowest_scrape_s = 0;
   size_t scrape_bytes = 0;
+  scrape_cost one_scrape; // measured before the ingest window
 };
 
 // Creates the hierarchy in a fresh node under `dir`, warms it up, then
@@ -203,6 +246,8 @@ node_run run_node(const bench_options& opts, runtime::node_config cfg, const fs:
               static_cast<long long>(n.active_twins()));
   std::fflush(stdout);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  if (metrics)
+    out.one_scrape = measure_scrape(n.metrics_address(), 5);
   n.probe().reset_rollup_lag();
   std::unique_ptr<scraper> scrape;
   if (metrics)
@@ -298,9 +343,11 @@ int run_bench_ingest(const bench_options& opts) {
         return 1;
       std::printf("  [metrics %s] %.0f samples/s", on ? "on " : "off", run.rate);
       if (on)
-        std::printf(" (%llu scrapes of %zu bytes, slowest %.3f s)",
+        std::printf(" (%llu scrapes of %zu bytes, slowest %.3f s; one scrape on the idle "
+                    "node: %.1f ms CPU, %.1f ms wall)",
                     static_cast<unsigned long long>(run.scrapes), run.scrape_bytes,
-                    run.slowest_scrape_s);
+                    run.slowest_scrape_s, run.one_scrape.cpu_s * 1e3,
+                    run.one_scrape.wall_s * 1e3);
       std::printf("\n");
       std::fflush(stdout);
       runs.push_back(run);

@@ -160,6 +160,9 @@ int run_node(const runtime::node_config& cfg, double duration_s) {
   }
   auto& n = **started;
   std::printf("twinrt node: %zu twins in %s\n", n.twins().size(), cfg.data_dir.c_str());
+  if (!n.metrics_address().empty())
+    std::printf("twinrt node: Prometheus metrics on http://%s/metrics\n",
+                n.metrics_address().c_str());
   std::fflush(stdout);
   auto begin = std::chrono::steady_clock::now();
   while (!stop_requested()) {

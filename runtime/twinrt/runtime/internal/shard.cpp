@@ -421,10 +421,12 @@ struct gate_state {
               shared->rejected.push_back(std::move(r));
             if (--*pending == 0) {
               ctx->probe->inflight_batches(--inflight);
-              if (*first_error)
+              if (*first_error) {
+                ctx->probe->batch_done(seconds_since(t0));
                 rp.deliver(std::move(*first_error));
-              else
+              } else {
                 finish(rp, *shared, t0);
+              }
             }
           },
           [=](caf::error& e) mutable {
