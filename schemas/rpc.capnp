@@ -3,7 +3,7 @@
 #
 # Connect, take the bootstrap capability (a Gateway) and log in with a token.
 # What comes back are capabilities that can do only what the token allows:
-# a read token gets a Reader and no Writer; a token scoped to a subtree sees
+# a read token's Writer refuses every call; a token scoped to a subtree sees
 # nothing outside it. Errors are Cap'n Proto exceptions whose description
 # names the input and the reason ("no twin acme/plant-9", "permission denied:
 # token 'viewer' may not write").
@@ -29,8 +29,9 @@ struct Session {
   role @1 :Role;
   scope @2 :Text;       # subtree the token may see; "" = everything
   reader @3 :Reader;    # always set
-  writer @4 :Writer;    # null unless role >= write
-  admin @5 :Admin;      # null unless role == admin
+  writer @4 :Writer;    # always set; below role write every call is refused
+                        # ("permission denied: token 'viewer' may not write")
+  admin @5 :Admin;      # always set; below role admin every call is refused
 }
 
 enum Health {
@@ -131,9 +132,9 @@ struct Change {
 
 interface Watcher {
   # Implemented by the client; the node calls it with changes below the
-  # watched subtree. Flow-controlled: a slow watcher gets coalesced updates
-  # (only the latest state of each twin), and is cut off with done() when it
-  # falls too far behind.
+  # watched subtree, at most one update per 100 ms. Flow-controlled: a slow
+  # watcher gets coalesced updates (only the latest state of each twin), and
+  # is cut off with done() when an update waits more than 10 s.
   update @0 (changes :List(Change), coalesced :UInt64) -> stream;
   # coalesced: updates folded into these since the last call
   done @1 (reason :Text);

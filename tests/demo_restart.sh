@@ -8,12 +8,12 @@ trap 'rm -rf "$dir"' EXIT
 
 total_of() { sed -n 's/.*energy today [0-9.]* kWh (total \([0-9.]*\)).*/\1/p' | tail -n "$1" | head -n 1; }
 
-"$twinrt" demo --data-dir "$dir/data" --duration 4 > "$dir/run1.log"
+"$twinrt" demo --data-dir "$dir/data" --rpc-address 127.0.0.1:0 --duration 4 > "$dir/run1.log"
 grep -q "created 137 twins" "$dir/run1.log" || { echo "first run did not create the enterprise"; cat "$dir/run1.log"; exit 1; }
 first_total=$(total_of 1 < "$dir/run1.log")
 grep -q "on the road" "$dir/run1.log" || { echo "no summary line"; cat "$dir/run1.log"; exit 1; }
 
-"$twinrt" demo --data-dir "$dir/data" --duration 3 > "$dir/run2.log"
+"$twinrt" demo --data-dir "$dir/data" --rpc-address 127.0.0.1:0 --duration 3 > "$dir/run2.log"
 grep -q "continuing from" "$dir/run2.log" || { echo "second run did not continue"; cat "$dir/run2.log"; exit 1; }
 second_first_total=$(sed -n 's/.*(total \([0-9.]*\)).*/\1/p' "$dir/run2.log" | head -n 1)
 

@@ -219,9 +219,13 @@ public:
 
   kj::Promise<void> update(UpdateContext ctx) override {
     auto p = ctx.getParams();
+    if (limit_ > 0 && seen_ >= limit_)
+      return kj::READY_NOW; // --count reached: print nothing more
     if (p.getCoalesced() > 0 && !as_json_)
       std::printf("# %llu updates coalesced\n", static_cast<unsigned long long>(p.getCoalesced()));
     for (auto c : p.getChanges()) {
+      if (limit_ > 0 && seen_ >= limit_)
+        break;
       auto t = c.getTwin();
       if (as_json_) {
         json j = twin_json(t);

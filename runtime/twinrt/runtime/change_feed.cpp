@@ -52,6 +52,11 @@ std::vector<twin_change> change_subscription::take(uint64_t& coalesced) {
   return out;
 }
 
+uint64_t change_subscription::coalesced_pending() const {
+  std::lock_guard<std::mutex> g(mtx_);
+  return coalesced_;
+}
+
 void change_subscription::close() {
   std::lock_guard<std::mutex> g(mtx_);
   closed_ = true;

@@ -41,6 +41,8 @@ public:
   /// Consumer side: all pending changes, oldest twin first; `coalesced` is
   /// how many offers were folded into them.
   std::vector<twin_change> take(uint64_t& coalesced);
+  /// Offers folded into the pending changes since the last take().
+  uint64_t coalesced_pending() const;
 
   /// Ends the subscription: further offers are dropped.
   void close();

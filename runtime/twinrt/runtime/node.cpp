@@ -85,6 +85,7 @@ struct node::impl {
 
   ~impl() {
     metrics.reset();
+    rpc.reset();
     if (sys) {
       for (auto& s : ctx->shards)
         caf::anon_send_exit(s, caf::exit_reason::user_shutdown);

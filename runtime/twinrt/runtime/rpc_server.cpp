@@ -10,7 +10,8 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <capnp/ez-rpc.h>
+#include <capnp/rpc-twoparty.h>
+#include <sys/socket.h>
 #include <kj/async.h>
 #include <kj/async-io.h>
 #include <kj/debug.h>
@@ -28,6 +29,8 @@ constexpr uint32_t default_page = 100;
 constexpr uint32_t max_page = 1000;
 constexpr uint32_t max_history_points = 100'000;
 constexpr auto watcher_cutoff = 10 * kj::SECONDS;
+constexpr int watcher_send_buffer = 16 * 1024; // bytes; see accept_loop
+constexpr auto watcher_update_interval = 100 * kj::MILLISECONDS;
 
 // Errors reach the client as kj exceptions whose description is the whole
 // message; "overloaded" tells it to back off.
@@ -170,6 +173,26 @@ struct shared_state {
   kj::Timer& timer;
 };
 
+// Runs one RPC method and counts it in twinrt_rpc_requests_total and
+// twinrt_rpc_request_duration_seconds, by method and result.
+template <class F>
+kj::Promise<void> timed(shared_state& shared, const char* method, F&& body) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [t0] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  return kj::evalNow(kj::fwd<F>(body))
+    .then([&shared, method, seconds]() { shared.n.probe().rpc_done(method, "ok", seconds()); },
+          [&shared, method, seconds](kj::Exception&& e) {
+            auto what = std::string(e.getDescription().cStr());
+            const char* result = e.getType() == kj::Exception::Type::OVERLOADED ? "overloaded"
+                                 : what.rfind("permission denied", 0) == 0   ? "denied"
+                                                                              : "error";
+            shared.n.probe().rpc_done(method, result, seconds());
+            kj::throwFatalException(kj::mv(e));
+          });
+}
+
 // -- watching ------------------------------------------------------------------
 
 class subscription_impl final : public rpc::Subscription::Server, public kj::TaskSet::ErrorHandler {
@@ -184,7 +207,8 @@ public:
 
   kj::Promise<void> stats(StatsContext ctx) override {
     ctx.getResults().setDelivered(delivered_);
-    ctx.getResults().setCoalesced(coalesced_);
+    // Including what is folded while the watcher has not taken the last update.
+    ctx.getResults().setCoalesced(coalesced_ + sub_->coalesced_pending());
     return kj::READY_NOW;
   }
 
@@ -215,7 +239,11 @@ private:
       req.setCoalesced(coalesced);
       delivered_ += changes.size();
       coalesced_ += coalesced;
+      // At most one update per interval: under load each update then folds
+      // many changes, so the few that fit in the flow-control window are
+      // seconds of news, not a backlog of tiny stale ones.
       return shared_.timer.timeoutAfter(watcher_cutoff, req.send())
+        .then([this]() { return shared_.timer.afterDelay(watcher_update_interval); })
         .then([this]() { return pump(); },
               [this](kj::Exception&& e) -> kj::Promise<void> {
                 sub_->close();
@@ -245,6 +273,10 @@ public:
     : rights_(std::move(rights)), shared_(shared) {}
 
   kj::Promise<void> get(GetContext ctx) override {
+    return timed(shared_, "get", [&] { return do_get(ctx); });
+  }
+
+  kj::Promise<void> do_get(GetContext ctx) {
     auto id = text(ctx.getParams().getId());
     rights_.check(id);
     auto [promise, done] = bridge<caf::expected<twin_view>>();
@@ -258,6 +290,10 @@ public:
   }
 
   kj::Promise<void> query(QueryContext ctx) override {
+    return timed(shared_, "query", [&] { return do_query(ctx); });
+  }
+
+  kj::Promise<void> do_query(QueryContext ctx) {
     auto q = ctx.getParams().getQuery();
     auto subtree = text(q.getSubtree());
     if (subtree.empty())
@@ -334,6 +370,10 @@ public:
   }
 
   kj::Promise<void> history(HistoryContext ctx) override {
+    return timed(shared_, "history", [&] { return do_history(ctx); });
+  }
+
+  kj::Promise<void> do_history(HistoryContext ctx) {
     auto p = ctx.getParams();
     auto id = text(p.getId());
     rights_.check(id);
@@ -392,17 +432,37 @@ public:
   }
 
   kj::Promise<void> watch(WatchContext ctx) override {
+    return timed(shared_, "watch", [&] { return do_watch(ctx); });
+  }
+
+  kj::Promise<void> do_watch(WatchContext ctx) {
     auto subtree = text(ctx.getParams().getSubtree());
     if (subtree.empty())
       subtree = rights_.scope;
     rights_.check(subtree);
-    auto sub = shared_.n.watch(subtree);
-    ctx.getResults().setSubscription(
-      kj::heap<subscription_impl>(std::move(sub), ctx.getParams().getWatcher(), shared_));
-    return kj::READY_NOW;
+    auto subscribe = [this, ctx, subtree]() mutable {
+      ctx.getResults().setSubscription(kj::heap<subscription_impl>(
+        shared_.n.watch(subtree), ctx.getParams().getWatcher(), shared_));
+    };
+    if (subtree.empty()) {
+      subscribe();
+      return kj::READY_NOW;
+    }
+    // An unknown subtree is refused ("no twin ..."), not watched in silence.
+    auto [promise, done] = bridge<caf::expected<twin_view>>();
+    shared_.n.get_async(subtree, std::move(done));
+    return promise.then([subscribe](caf::expected<twin_view> v) mutable {
+      if (!v)
+        fail(v.error());
+      subscribe();
+    });
   }
 
   kj::Promise<void> models(ModelsContext ctx) override {
+    return timed(shared_, "models", [&] { return do_models(ctx); });
+  }
+
+  kj::Promise<void> do_models(ModelsContext ctx) {
     auto all = shared_.n.models();
     auto list = ctx.getResults().initModels(static_cast<unsigned>(all.size()));
     for (unsigned i = 0; i < all.size(); ++i) {
@@ -422,6 +482,10 @@ public:
   }
 
   kj::Promise<void> echo(EchoContext ctx) override {
+    return timed(shared_, "echo", [&] { return do_echo(ctx); });
+  }
+
+  kj::Promise<void> do_echo(EchoContext ctx) {
     ctx.getResults().setValue(ctx.getParams().getValue());
     return kj::READY_NOW;
   }
@@ -437,6 +501,10 @@ public:
     : rights_(std::move(rights)), shared_(shared) {}
 
   kj::Promise<void> ingest(IngestContext ctx) override {
+    return timed(shared_, "ingest", [&] { return do_ingest(ctx); });
+  }
+
+  kj::Promise<void> do_ingest(IngestContext ctx) {
     allowed();
     auto in = ctx.getParams().getSamples();
     // Samples outside the token's scope are refused here, as unknown twins;
@@ -487,6 +555,10 @@ public:
   }
 
   kj::Promise<void> createTwin(CreateTwinContext ctx) override {
+    return timed(shared_, "createTwin", [&] { return do_createTwin(ctx); });
+  }
+
+  kj::Promise<void> do_createTwin(CreateTwinContext ctx) {
     allowed();
     auto p = ctx.getParams();
     twin_spec spec{text(p.getId()), text(p.getKind()), text(p.getParent())};
@@ -498,6 +570,10 @@ public:
   }
 
   kj::Promise<void> deleteTwin(DeleteTwinContext ctx) override {
+    return timed(shared_, "deleteTwin", [&] { return do_deleteTwin(ctx); });
+  }
+
+  kj::Promise<void> do_deleteTwin(DeleteTwinContext ctx) {
     allowed();
     auto id = text(ctx.getParams().getId());
     rights_.check(id);
@@ -505,6 +581,10 @@ public:
   }
 
   kj::Promise<void> reparent(ReparentContext ctx) override {
+    return timed(shared_, "reparent", [&] { return do_reparent(ctx); });
+  }
+
+  kj::Promise<void> do_reparent(ReparentContext ctx) {
     allowed();
     auto id = text(ctx.getParams().getId());
     auto parent = text(ctx.getParams().getParent());
@@ -537,6 +617,10 @@ public:
     : rights_(std::move(rights)), shared_(shared) {}
 
   kj::Promise<void> loadModels(LoadModelsContext ctx) override {
+    return timed(shared_, "loadModels", [&] { return do_loadModels(ctx); });
+  }
+
+  kj::Promise<void> do_loadModels(LoadModelsContext ctx) {
     if (rights_.r < role::admin)
       fail("permission denied: token '" + rights_.token + "' may not load models");
     std::vector<std::pair<std::string, std::string>> files;
@@ -558,12 +642,14 @@ private:
 
 class gateway_impl final : public rpc::Gateway::Server {
 public:
-  // `shared` is filled once the server (and so its timer) exists, before
-  // the event loop runs and any call can arrive.
-  gateway_impl(std::vector<rpc_token> tokens, const std::unique_ptr<shared_state>& shared)
+  gateway_impl(std::vector<rpc_token> tokens, shared_state& shared)
     : tokens_(std::move(tokens)), shared_(shared) {}
 
   kj::Promise<void> login(LoginContext ctx) override {
+    return timed(shared_, "login", [&] { return do_login(ctx); });
+  }
+
+  kj::Promise<void> do_login(LoginContext ctx) {
     auto secret = text(ctx.getParams().getToken());
     auto t = std::find_if(tokens_.begin(), tokens_.end(),
                           [&](const rpc_token& x) { return !secret.empty() && x.secret == secret; });
@@ -578,15 +664,15 @@ public:
     s.setTokenName(t->name);
     s.setRole(static_cast<rpc::Role>(rights.r));
     s.setScope(t->scope);
-    s.setReader(kj::heap<reader_impl>(rights, *shared_));
-    s.setWriter(kj::heap<writer_impl>(rights, *shared_));
-    s.setAdmin(kj::heap<admin_impl>(rights, *shared_));
+    s.setReader(kj::heap<reader_impl>(rights, shared_));
+    s.setWriter(kj::heap<writer_impl>(rights, shared_));
+    s.setAdmin(kj::heap<admin_impl>(rights, shared_));
     return kj::READY_NOW;
   }
 
 private:
   std::vector<rpc_token> tokens_;
-  const std::unique_ptr<shared_state>& shared_;
+  shared_state& shared_;
 };
 
 } // namespace
@@ -636,14 +722,32 @@ rpc_server::start(node& n, const std::string& address, std::vector<rpc_token> to
       auto colon = address.rfind(':');
       auto host = colon == std::string::npos ? address : address.substr(0, colon);
       auto port = colon == std::string::npos ? 0u : static_cast<uint>(std::stoul(address.substr(colon + 1)));
-      // Capabilities need the timer of the server's own event loop, which
-      // exists only once the server does.
-      auto shared_holder = std::unique_ptr<shared_state>();
-      capnp::EzRpcServer server(kj::heap<gateway_impl>(std::move(tokens), shared_holder), host,
-                                port);
-      shared_holder = std::make_unique<shared_state>(n, server.getIoProvider().getTimer());
-      auto& ws = server.getWaitScope();
-      auto bound_port = server.getPort().wait(ws);
+      auto io = kj::setupAsyncIo();
+      auto& ws = io.waitScope;
+      shared_state shared(n, io.provider->getTimer());
+      capnp::TwoPartyServer server(kj::heap<gateway_impl>(std::move(tokens), shared));
+      auto listener = io.provider->getNetwork().parseAddress(host, port).wait(ws)->listen();
+      auto bound_port = listener->getPort();
+      // Streaming calls (Watcher.update) are flow-controlled by a window the
+      // size of the socket's send buffer. Linux grows that to megabytes,
+      // which would let a slow watcher fall minutes behind before the node
+      // notices; a small buffer keeps it seconds behind and lets coalescing
+      // and the cut-off work.
+      std::function<kj::Promise<void>()> accept_loop = [&]() {
+        return listener->accept().then([&](kj::Own<kj::AsyncIoStream>&& stream) {
+          int size = watcher_send_buffer;
+          KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                        stream->setsockopt(SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+                      })) {
+            (void)e; // not a socket (cannot happen for TCP): keep the default
+          }
+          server.accept(kj::mv(stream));
+          return accept_loop();
+        });
+      };
+      auto accepting = accept_loop().eagerlyEvaluate([](kj::Exception&& e) {
+        std::fprintf(stderr, "twinrt rpc: no longer accepting: %s\n", e.getDescription().cStr());
+      });
       auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
       {
         std::lock_guard<std::mutex> g(raw->mtx);
