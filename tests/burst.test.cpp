@@ -46,20 +46,6 @@ std::string machine_id(int i) {
          + std::to_string(i % machines_per_line + 1);
 }
 
-int64_t rss_kb() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      int64_t kb = 0;
-      in >> kb;
-      return kb;
-    }
-    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return -1;
-}
-
 std::vector<twins::sample> make_batch(int producer, int64_t k, int64_t base_ts) {
   std::vector<twins::sample> out;
   out.reserve(lines * machines_per_line);
@@ -104,14 +90,14 @@ TEST(Burst, OverloadedNodePushesBackAndKeepsEveryAcknowledgedSample) {
     ASSERT_TRUE(r) << runtime::describe(r.error());
     warm_accepted += r->accepted;
   }
-  const int64_t baseline_kb = rss_kb();
+  const int64_t baseline_kb = twinrt::testing::rss_kb();
   ASSERT_GT(baseline_kb, 0);
 
   std::atomic<bool> stop{false};
   std::atomic<int64_t> peak_kb{baseline_kb};
   std::thread sampler([&] {
     while (!stop.load()) {
-      auto now = rss_kb();
+      auto now = twinrt::testing::rss_kb();
       if (now > peak_kb.load())
         peak_kb.store(now);
       std::this_thread::sleep_for(milliseconds(50));

@@ -103,20 +103,6 @@ std::vector<std::string> ids_of(capnp::List<rpc::Twin>::Reader twins) {
   return out;
 }
 
-int64_t rss_kb() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      int64_t kb = 0;
-      in >> kb;
-      return kb;
-    }
-    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return -1;
-}
-
 // What a watcher was told, kept outside it: the node owns the watcher
 // capability, and lets go of it when the subscription ends.
 struct watch_log {
@@ -1166,14 +1152,14 @@ TEST_F(RpcSlowWatcher, SlowWatcherIsCoalescedAndNodeMemoryStaysBounded) {
   // Warm-up: every twin active and in memory once.
   ASSERT_TRUE(node_->ingest_waiting(batch(0)));
   ASSERT_TRUE(pump_until([&] { return log->updates > 0; }, 5000ms));
-  const int64_t baseline_kb = rss_kb();
+  const int64_t baseline_kb = twinrt::testing::rss_kb();
   ASSERT_GT(baseline_kb, 0);
 
   std::atomic<bool> stop{false};
   std::atomic<int64_t> peak_kb{baseline_kb};
   std::thread sampler([&] {
     while (!stop.load()) {
-      peak_kb.store(std::max(peak_kb.load(), rss_kb()));
+      peak_kb.store(std::max(peak_kb.load(), twinrt::testing::rss_kb()));
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
