@@ -143,6 +143,10 @@ interface Watcher {
 interface Subscription {
   # Dropping this capability ends the subscription.
   stats @0 () -> (delivered :UInt64, coalesced :UInt64);
+  ended @1 () -> (reason :Text);
+  # Returns when the node ends the subscription (e.g. "cut off: ..."). Unlike
+  # Watcher.done, it is not queued behind the updates already sent to a slow
+  # watcher, so a client waiting on it learns at once why updates stopped.
 }
 
 interface Reader {

@@ -518,7 +518,14 @@ int main(int argc, char** argv) {
       if (!o.as_json)
         std::fprintf(stderr, "twinctl: watching %s (Ctrl-C stops)\n",
                      subtree.empty() ? c.session.getScope().cStr() : subtree.c_str());
-      kj::Promise<void> finished = kj::mv(paf.promise);
+      // The node says why it ended the watch through the subscription (not
+      // queued behind updates still in flight to us).
+      kj::Promise<void> finished =
+        paf.promise.exclusiveJoin(sub.endedRequest().send().then(
+          [](capnp::Response<twinrt::rpc::Subscription::EndedResults>&& r) -> kj::Promise<void> {
+            std::fprintf(stderr, "twinctl: watch ended by the node: %s\n", r.getReason().cStr());
+            return KJ_EXCEPTION(DISCONNECTED, "watch ended by the node");
+          }));
       if (watch_seconds > 0) {
         auto& timer = c.client.getIoProvider().getTimer();
         finished = finished.exclusiveJoin(

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/post.hpp>
@@ -205,6 +206,18 @@ public:
 
   ~subscription_impl() { sub_->close(); }
 
+  kj::Promise<void> ended(EndedContext ctx) override {
+    if (end_reason_) {
+      ctx.getResults().setReason(*end_reason_);
+      return kj::READY_NOW;
+    }
+    auto paf = kj::newPromiseAndFulfiller<std::string>();
+    enders_.add(kj::mv(paf.fulfiller));
+    return paf.promise.then([ctx](std::string reason) mutable {
+      ctx.getResults().setReason(reason);
+    });
+  }
+
   kj::Promise<void> stats(StatsContext ctx) override {
     ctx.getResults().setDelivered(delivered_);
     // Including what is folded while the watcher has not taken the last update.
@@ -216,6 +229,7 @@ public:
     // The watcher went away or failed: stop feeding it.
     std::fprintf(stderr, "twinrt rpc: watch ended: %s\n", e.getDescription().cStr());
     sub_->close();
+    end(std::string("ended: ") + e.getDescription().cStr());
   }
 
 private:
@@ -249,16 +263,26 @@ private:
                 sub_->close();
                 if (e.getType() == kj::Exception::Type::DISCONNECTED)
                   return kj::READY_NOW;
+                end("cut off: the watcher did not take an update within 10 s ("
+                    + std::to_string(coalesced_) + " updates were coalesced)");
                 auto done = watcher_.doneRequest();
-                done.setReason("cut off: the watcher did not take an update within 10 s ("
-                               + std::to_string(coalesced_) + " updates were coalesced)");
+                done.setReason(*end_reason_);
                 return done.send().ignoreResult().catch_([](kj::Exception&&) {});
               });
     });
   }
 
+  void end(std::string reason) {
+    end_reason_ = std::move(reason);
+    for (auto& f : enders_)
+      f->fulfill(std::string(*end_reason_));
+    enders_.clear();
+  }
+
   std::shared_ptr<change_subscription> sub_;
   rpc::Watcher::Client watcher_;
+  std::optional<std::string> end_reason_;
+  kj::Vector<kj::Own<kj::PromiseFulfiller<std::string>>> enders_;
   shared_state& shared_;
   uint64_t delivered_ = 0;
   uint64_t coalesced_ = 0;
