@@ -160,7 +160,9 @@ TEST(Burst, OverloadedNodePushesBackAndKeepsEveryAcknowledgedSample) {
   EXPECT_GT(overloaded, 0u) << "four producers against two batches in flight never got "
                                "pushed back";
   EXPECT_EQ(node->probe().overloaded_count(), overloaded);
-  EXPECT_LT(growth_kb, max_rss_growth_kb);
+  if (twinrt::testing::rss_is_meaningful) {
+    EXPECT_LT(growth_kb, max_rss_growth_kb);
+  }
   EXPECT_EQ(node->probe().accepted(), accepted);
 
   uint64_t stored = 0;

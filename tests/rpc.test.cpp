@@ -1196,7 +1196,9 @@ TEST_F(RpcSlowWatcher, SlowWatcherIsCoalescedAndNodeMemoryStaysBounded) {
 
   ASSERT_GE(taken, changes_to_offer)
     << "too few changes offered for the memory bound to mean anything";
-  EXPECT_LT(growth_kb, max_rss_growth_kb);
+  if (twinrt::testing::rss_is_meaningful) {
+    EXPECT_LT(growth_kb, max_rss_growth_kb);
+  }
   EXPECT_GT(stats.getCoalesced(), taken / 2)
     << "a watcher taking a second per update was sent most changes";
   EXPECT_LE(log->largest_update, static_cast<size_t>(watched))

@@ -80,6 +80,14 @@ inline bool eventually(const std::function<bool()>& done,
   return done();
 }
 
+/// False under AddressSanitizer, whose quarantine keeps freed memory
+/// resident: memory bounds are asserted by the plain build only.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool rss_is_meaningful = false;
+#else
+inline constexpr bool rss_is_meaningful = true;
+#endif
+
 /// Resident memory of this process in KiB (VmRSS), -1 if unknown.
 inline int64_t rss_kb() {
   std::ifstream in("/proc/self/status");
