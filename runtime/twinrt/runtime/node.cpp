@@ -80,6 +80,7 @@ struct node::impl {
   std::shared_ptr<node_context> ctx;
   runtime_probe probe;
   caf::actor gate;
+  caf::actor bridge; // asks actors for callers that must not block
   std::unique_ptr<metrics_server> metrics; // reset first: it reads the node
   std::unique_ptr<rpc_server> rpc;         // likewise: it calls the node
 
@@ -90,7 +91,9 @@ struct node::impl {
       for (auto& s : ctx->shards)
         caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(bridge, caf::exit_reason::user_shutdown);
       gate = nullptr;
+      bridge = nullptr;
       // Twins are linked to their shard and go with it; until the last one
       // is gone they may still address shards, so the list stays.
       sys->await_all_actors_done();
@@ -265,6 +268,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   for (size_t i = 0; i < cfg.shards; ++i)
     caf::anon_send(ctx.shards[i], watch_atom::value, std::move(watches[i]));
   p->gate = spawn_gate(*p->sys, p->ctx);
+  p->bridge = spawn_bridge(*p->sys);
   std::unique_ptr<node> n(new node(std::move(p)));
   if (!cfg.metrics_address.empty()) {
     auto m = metrics_server::start(
@@ -449,37 +453,17 @@ void node::get_async(const std::string& id,
   auto& ctx = *impl_->ctx;
   if (!ctx.cat.contains(id))
     return done(make_error(errc::unknown_twin, "no twin " + id));
-  auto dest = ctx.shard_for(id);
-  impl_->sys->spawn([dest, id, done](caf::event_based_actor* self) {
-    self->request(dest, caf::infinite, get_atom::value, id)
-      .then(
-        [=](twin_view& v) {
-          done(std::move(v));
-          self->quit();
-        },
-        [=](caf::error& e) {
-          done(std::move(e));
-          self->quit();
-        });
-  });
+  // Straight to the shard, which hands the callback to the twin: two
+  // messages and no reply to route back.
+  caf::anon_send(ctx.shard_for(id), get_atom::value, id,
+                 std::make_shared<get_done>(std::move(done)));
 }
 
 void node::ingest_async(std::vector<twins::sample> batch,
                         std::function<void(caf::expected<twins::ingest_result>)> done) {
   auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
-  auto gate = impl_->gate;
-  impl_->sys->spawn([gate, shared, done](caf::event_based_actor* self) {
-    self->request(gate, caf::infinite, ingest_atom::value, shared)
-      .then(
-        [=](twins::ingest_result& r) {
-          done(std::move(r));
-          self->quit();
-        },
-        [=](caf::error& e) {
-          done(std::move(e));
-          self->quit();
-        });
-  });
+  caf::anon_send(impl_->bridge, ingest_atom::value, impl_->gate, shared,
+                 std::make_shared<ingest_done>(std::move(done)));
 }
 
 std::vector<twin_view> node::stored(const std::string& subtree, const std::string& kind) {

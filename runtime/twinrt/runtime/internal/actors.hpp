@@ -24,4 +24,9 @@ caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx
 /// flight.
 caf::actor spawn_gate(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 
+/// Spawns the bridge: asks the gate on behalf of callers outside the actor
+/// system that must not block (the RPC event loop), and runs their callback
+/// with the answer. One long-lived actor instead of one per call.
+caf::actor spawn_bridge(caf::actor_system& sys);
+
 } // namespace twinrt::runtime::internal

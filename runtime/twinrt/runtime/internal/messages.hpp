@@ -4,6 +4,7 @@
 // (never serialized): node-to-node traffic uses Cap'n Proto records.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/expected.hpp>
 
 #include "twinrt/runtime/node.hpp"
 #include "twinrt/twins/rollup.hpp"
@@ -37,6 +39,12 @@ using active_atom = caf::atom_constant<caf::atom("active")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
 
 using sample_batch = std::shared_ptr<const std::vector<twins::sample>>;
+
+/// Callbacks of the non-blocking node API, run by the bridge actor.
+using get_done = std::function<void(caf::expected<twin_view>)>;
+using ingest_done = std::function<void(caf::expected<twins::ingest_result>)>;
+using get_done_ptr = std::shared_ptr<get_done>;
+using ingest_done_ptr = std::shared_ptr<ingest_done>;
 
 /// Gate -> shard, shard -> twin: the samples of `batch` at `indices`.
 struct apply_request {
@@ -91,6 +99,8 @@ using watch_list = std::vector<watch_entry>;
 } // namespace twinrt::runtime::internal
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::sample_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::get_done_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::ingest_done_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::apply_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::apply_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::contrib_msg)

@@ -328,6 +328,13 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
       });
       return rp;
     },
+    [=](get_atom, const std::string& id, const get_done_ptr& done) {
+      if (!self->state.ctx->cat.contains(id))
+        return (*done)(make_error(errc::unknown_twin, "no twin " + id));
+      self->state.route(id, [self, done](const caf::actor& a) {
+        self->send(a, get_atom::value, done);
+      });
+    },
     [=](reparent_atom, const std::string& id, const std::string& parent) {
       self->state.route(id, [self, parent](const caf::actor& a) {
         self->send(a, reparent_atom::value, parent);
@@ -473,6 +480,19 @@ caf::behavior gate_actor(caf::stateful_actor<gate_state>* self,
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                        size_t index) {
   return sys.spawn(shard_actor, std::move(ctx), index);
+}
+
+caf::actor spawn_bridge(caf::actor_system& sys) {
+  return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](ingest_atom, const caf::actor& gate, const sample_batch& batch,
+          const ingest_done_ptr& done) {
+        self->request(gate, caf::infinite, ingest_atom::value, batch)
+          .then([done](twins::ingest_result& r) { (*done)(std::move(r)); },
+                [done](caf::error& e) { (*done)(std::move(e)); });
+      },
+    };
+  });
 }
 
 caf::actor spawn_gate(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
