@@ -30,7 +30,7 @@ constexpr uint32_t default_page = 100;
 constexpr uint32_t max_page = 1000;
 constexpr uint32_t max_history_points = 100'000;
 constexpr auto watcher_cutoff = 10 * kj::SECONDS;
-constexpr int watcher_send_buffer = 256 * 1024; // bytes; see accept_loop
+constexpr int watcher_send_buffer = 16 * 1024; // bytes; see accept_loop
 constexpr auto watcher_update_interval = 100 * kj::MILLISECONDS;
 
 // Errors reach the client as kj exceptions whose description is the whole
