@@ -1071,6 +1071,15 @@ TEST_F(Rpc, DroppingTheSubscriptionEndsIt) {
 // thread as fast as it takes batches.
 class RpcSlowWatcher : public Rpc {
 protected:
+  // Watches acme/plant-3 with a watcher that takes `delay` per update.
+  rpc::Subscription::Client watch_slowly(const std::shared_ptr<watch_log>& log,
+                                         kj::Duration delay) {
+    auto watch = login(viewer_token).reader.watchRequest();
+    watch.setSubtree("acme/plant-3");
+    watch.setWatcher(kj::heap<recording_watcher>(log, timer(), delay));
+    return watch.send().wait(ws()).getSubscription();
+  }
+
   static constexpr int lines = 10;
   static constexpr int machines_per_line = 20;
   static constexpr int watched = 1 + lines + lines * machines_per_line; // plant, lines, machines
@@ -1142,12 +1151,8 @@ constexpr uint64_t min_change_bytes = 512;
 constexpr uint64_t changes_to_offer = 2 * max_rss_growth_kb * 1024 / min_change_bytes;
 
 TEST_F(RpcSlowWatcher, SlowWatcherIsCoalescedAndNodeMemoryStaysBounded) {
-  auto r = login(viewer_token).reader;
   auto log = std::make_shared<watch_log>();
-  auto watch = r.watchRequest();
-  watch.setSubtree("acme/plant-3");
-  watch.setWatcher(kj::heap<recording_watcher>(log, timer(), 1 * kj::SECONDS));
-  auto sub = watch.send().wait(ws()).getSubscription();
+  auto sub = watch_slowly(log, 1 * kj::SECONDS);
 
   // Warm-up: every twin active and in memory once.
   ASSERT_TRUE(node_->ingest_waiting(batch(0)));
@@ -1214,12 +1219,8 @@ TEST_F(RpcSlowWatcher, SlowWatcherIsCoalescedAndNodeMemoryStaysBounded) {
 // most one update per 100 ms on a small send buffer, so under load each
 // update folds many changes and the watcher is told within seconds.
 TEST_F(RpcSlowWatcher, SlowWatcherIsToldWithinSecondsThatUpdatesWereCoalesced) {
-  auto r = login(viewer_token).reader;
   auto log = std::make_shared<watch_log>();
-  auto watch = r.watchRequest();
-  watch.setSubtree("acme/plant-3");
-  watch.setWatcher(kj::heap<recording_watcher>(log, timer(), 1 * kj::SECONDS));
-  auto sub = watch.send().wait(ws()).getSubscription();
+  auto sub = watch_slowly(log, 1 * kj::SECONDS);
 
   std::atomic<bool> stop_feed{false};
   std::atomic<int64_t> batches{0};
@@ -1241,13 +1242,9 @@ TEST_F(RpcSlowWatcher, SlowWatcherIsToldWithinSecondsThatUpdatesWereCoalesced) {
 // behind the updates already sent, so the client learns why through
 // Subscription.ended, which is not queued behind them.
 TEST_F(RpcSlowWatcher, WatcherThatTakesLongerThanTheCutOffIsToldWhy) {
-  auto r = login(viewer_token).reader;
   auto log = std::make_shared<watch_log>();
-  auto watch = r.watchRequest();
-  watch.setSubtree("acme/plant-3");
   // Longer than the node's 10 s cut-off.
-  watch.setWatcher(kj::heap<recording_watcher>(log, timer(), 12 * kj::SECONDS));
-  auto sub = watch.send().wait(ws()).getSubscription();
+  auto sub = watch_slowly(log, 12 * kj::SECONDS);
 
   std::atomic<bool> stop_feed{false};
   std::atomic<int64_t> batches{0};
