@@ -592,6 +592,27 @@ TEST_F(Rpc, IngestNamesTheRefusedSampleAndKeepsTheRest) {
   EXPECT_EQ(channel_of(get(r, press2).getTwin(), "vibration_mm_s"), 3.5);
 }
 
+// A get is answered from the node's read cache once the twin was read; the
+// cache must never lag behind an acknowledged write, a passivation or a move.
+TEST_F(Rpc, GetAfterAnAcknowledgedIngestAlwaysSeesIt) {
+  auto w = login(writer_token).writer;
+  auto r = login(viewer_token).reader;
+  auto ts = twinrt::testing::now_ms() - 5000;
+  for (int k = 1; k <= 200; ++k) {
+    ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", ts + k, 0.01 * k}}).getAccepted(), 1u);
+    ASSERT_EQ(channel_of(get(r, press1).getTwin(), "vibration_mm_s"), 0.01 * k) << "round " << k;
+    if (k % 50 == 0)
+      node_->passivate_all(); // the next get reads the stored state again
+  }
+  // A move shows at once, whether or not the twin's actor has heard of it.
+  auto move = w.reparentRequest();
+  move.setId(press1);
+  move.setParent(p2_line);
+  move.send().wait(ws());
+  EXPECT_EQ(text(get(r, press1).getTwin().getParent()), p2_line);
+  EXPECT_EQ(get(r, p2_line).getTwin().getChildren(), 3u);
+}
+
 TEST_F(Rpc, CreateReparentAndDeleteMoveTheRollups) {
   ingest_known_telemetry();
   auto w = login(writer_token).writer;

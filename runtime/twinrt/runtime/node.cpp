@@ -229,6 +229,8 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   auto& ctx = *p->ctx;
   ctx.cfg = cfg;
   ctx.probe = &p->probe;
+  if (!cfg.rpc_address.empty())
+    ctx.views.set_capacity(cached_views);
   std::string error;
   ctx.db = storage::open({cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb},
                          error);
@@ -446,6 +448,21 @@ node::history(const std::string& id, const std::string& channel, int64_t from_ms
                         "twin " + id + " (kind " + m->kind + "): unknown channel " + channel);
   }
   return ctx.db->read_history(m->number, channel, from_ms, to_ms, limit);
+}
+
+std::shared_ptr<const twin_view> node::cached(const std::string& id) const {
+  auto& ctx = *impl_->ctx;
+  auto v = ctx.views.find(id);
+  // Deleted, or moved with the twin's actor not told yet: ask the actor.
+  if (!v || !ctx.cat.parent_is(id, v->meta.parent))
+    return nullptr;
+  // A child created or deleted reaches the parent's state later; count now.
+  auto children = ctx.cat.child_count(id);
+  if (children == v->children)
+    return v;
+  auto copy = std::make_shared<twin_view>(*v);
+  copy->children = children;
+  return copy;
 }
 
 void node::get_async(const std::string& id,

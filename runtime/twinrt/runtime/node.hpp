@@ -91,6 +91,13 @@ public:
   void ingest_async(std::vector<twins::sample> batch,
                     std::function<void(caf::expected<twins::ingest_result>)> done);
 
+  /// The twin's view, answered on the calling thread without asking its
+  /// actor, when a recent get left it in the node's read cache (kept for
+  /// live twins while the node serves RPC, up to `cached_views` of them;
+  /// every change of the twin replaces it). nullptr: ask get()/get_async().
+  std::shared_ptr<const twin_view> cached(const std::string& id) const;
+  static constexpr size_t cached_views = 10'000;
+
   /// The last committed state of every twin in `subtree` ("" = all) of
   /// `kind` ("" = any), read from storage without activating anyone.
   std::vector<twin_view> stored(const std::string& subtree, const std::string& kind);

@@ -303,6 +303,11 @@ public:
   kj::Promise<void> do_get(GetContext ctx) {
     auto id = text(ctx.getParams().getId());
     rights_.check(id);
+    if (auto hit = shared_.n.cached(id)) {
+      unit_map units(shared_.n);
+      fill_twin(ctx.getResults().initTwin(), *hit, units);
+      return kj::READY_NOW;
+    }
     auto [promise, done] = bridge<caf::expected<twin_view>>();
     shared_.n.get_async(id, std::move(done));
     return promise.then([this, ctx](caf::expected<twin_view> v) mutable {

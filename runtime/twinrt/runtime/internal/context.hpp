@@ -17,6 +17,7 @@
 #include "twinrt/runtime/catalog.hpp"
 #include "twinrt/runtime/change_feed.hpp"
 #include "twinrt/runtime/config.hpp"
+#include "twinrt/runtime/internal/view_cache.hpp"
 #include "twinrt/runtime/probe.hpp"
 #include "twinrt/runtime/sharding.hpp"
 #include "twinrt/runtime/storage.hpp"
@@ -36,6 +37,7 @@ struct node_context {
   catalog cat;
   runtime_probe* probe = nullptr; // never null once the node runs
   change_feed feed;
+  view_cache views; // on when the node serves RPC
 
   std::vector<caf::actor> shards;
 

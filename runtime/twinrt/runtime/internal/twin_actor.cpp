@@ -29,8 +29,15 @@ struct twin_actor_state {
   bool flush_scheduled = false;
   int64_t oldest_pending_ts = no_pending;
   uint64_t published_version = 0; // last version handed to watchers
+  uint64_t viewed_version = 0;    // version last compared with the view cache
+  std::string viewed_parent;
 
   static inline const char* name = "twin";
+
+  ~twin_actor_state() {
+    if (ctx)
+      ctx->views.erase(meta.id);
+  }
 
   void init(std::optional<twins::twin_state> preset) {
     model = ctx->model_of(meta.kind);
@@ -198,7 +205,32 @@ struct twin_actor_state {
   }
 
   twin_view view() const {
-    return twin_view{meta, ctx->cat.child_count(meta.id), st, true};
+    twin_view v{meta, ctx->cat.child_count(meta.id), st, true};
+    // A move is in the catalog before the reparent message reaches us.
+    if (auto m = ctx->cat.find(meta.id))
+      v.meta.parent = m->parent;
+    return v;
+  }
+
+  // Answers a get, and from now on keeps this twin's entry in the view cache
+  // current (see view_cache.hpp).
+  twin_view view_for_get() {
+    auto v = view();
+    if (ctx->views.enabled()) {
+      ctx->views.put(meta.id, std::make_shared<const twin_view>(v));
+      viewed_version = st.version, viewed_parent = meta.parent;
+    }
+    return v;
+  }
+
+  // Runs after every message: a changed twin replaces its cached view, if it
+  // has one.
+  void sync_view() {
+    if (st.version == viewed_version && meta.parent == viewed_parent)
+      return;
+    viewed_version = st.version, viewed_parent = meta.parent;
+    if (ctx->views.contains(meta.id))
+      ctx->views.put(meta.id, std::make_shared<const twin_view>(view()));
   }
 
   passivate_reply passivate() {
@@ -218,16 +250,33 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
   s.ctx = std::move(ctx);
   s.meta = std::move(meta);
   s.init(std::move(preset));
+  // Every handler that may change the twin ends with sync_view().
   return {
-    [=](apply_atom, const apply_request& req) { return self->state.apply(req); },
+    [=](apply_atom, const apply_request& req) {
+      auto r = self->state.apply(req);
+      self->state.sync_view();
+      return r;
+    },
     [=](contrib_atom, contrib_msg& m) { self->state.on_contribution(m); },
     [=](drop_atom, const std::string& child) { self->state.on_drop(child); },
-    [=](get_atom) { return self->state.view(); },
-    [=](get_atom, const get_done_ptr& done) { (*done)(self->state.view()); },
-    [=](flush_atom) { self->state.flush(); },
-    [=](stale_atom, int64_t now) { self->state.check_stale(now); },
-    [=](reparent_atom, const std::string& p) { self->state.reparent(p); },
-    [=](model_atom) { self->state.apply_model(); },
+    [=](get_atom) { return self->state.view_for_get(); },
+    [=](get_atom, const get_done_ptr& done) { (*done)(self->state.view_for_get()); },
+    [=](flush_atom) {
+      self->state.flush();
+      self->state.sync_view();
+    },
+    [=](stale_atom, int64_t now) {
+      self->state.check_stale(now);
+      self->state.sync_view();
+    },
+    [=](reparent_atom, const std::string& p) {
+      self->state.reparent(p);
+      self->state.sync_view();
+    },
+    [=](model_atom) {
+      self->state.apply_model();
+      self->state.sync_view();
+    },
     [=](passivate_atom) { return self->state.passivate(); },
   };
 }
