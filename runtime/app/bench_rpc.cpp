@@ -2,6 +2,9 @@
 // echo on the same server (the ceiling).
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
+#include <thread>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -64,38 +67,54 @@ figures measure(kj::WaitScope& ws, int inflight, double seconds, Send send) {
   return f;
 }
 
-} // namespace
+// One server's figures: echo and get, with 1 and with 64 in flight, while
+// the simulated enterprise keeps ingesting (every machine changes each tick).
+struct server_figures {
+  figures echo[2], get[2]; // [0]: 1 in flight, [1]: 64
+  size_t twins = 0;
+  std::string address;
+};
 
-int run_bench_rpc(const bench_rpc_options& opts) {
-  auto base = fs::temp_directory_path() / ("twinrt-bench-rpc-" + std::to_string(::getpid()));
-  fs::create_directories(base);
-  auto cfg = opts.node;
-  cfg.data_dir = (base / "node").string();
-  cfg.rpc_address = "127.0.0.1:0";
-  cfg.rpc_tokens = {{"bench", "bench-secret", "read", ""}};
-  int rc = 0;
-  {
-    auto started = runtime::node::start(cfg);
-    if (!started) {
-      std::cerr << "bench: " << runtime::describe(started.error()) << "\n";
-      return 1;
-    }
-    auto& n = **started;
-    adapters::enterprise_layout layout;
-    if (auto err = n.create(adapters::enterprise_twins(layout))) {
-      std::cerr << "bench: " << runtime::describe(err) << "\n";
-      return 1;
-    }
+constexpr int inflights[2] = {1, 64};
+
+std::optional<server_figures> measure_server(runtime::node_config cfg, double seconds) {
+  auto started = runtime::node::start(cfg);
+  if (!started) {
+    std::cerr << "bench: " << runtime::describe(started.error()) << "\n";
+    return std::nullopt;
+  }
+  auto& n = **started;
+  adapters::enterprise_layout layout;
+  auto twins = adapters::enterprise_twins(layout);
+  if (auto err = n.create(twins)) {
+    std::cerr << "bench: " << runtime::describe(err) << "\n";
+    return std::nullopt;
+  }
+  auto wall_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+  };
+  std::atomic<bool> stop{false};
+  std::thread ingest([&] {
     adapters::simulator sim(layout, 1);
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-    n.ingest_waiting(sim.tick(now - 1000, 1000));
-    std::vector<std::string> ids;
-    for (auto& t : adapters::enterprise_twins(layout))
-      if (t.kind == "machine")
-        ids.push_back(t.id);
+    auto last = wall_ms() - 100;
+    while (!stop) {
+      auto now = wall_ms();
+      n.ingest_waiting(sim.tick(now, now - last));
+      last = now;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::vector<std::string> ids;
+  for (auto& t : twins)
+    if (t.kind == "machine")
+      ids.push_back(t.id);
 
+  server_figures out;
+  out.twins = twins.size();
+  out.address = n.rpc_address();
+  {
     capnp::EzRpcClient client(n.rpc_address());
     auto& ws = client.getWaitScope();
     auto login = client.getMain<rpc::Gateway>().loginRequest();
@@ -113,29 +132,58 @@ int run_bench_rpc(const bench_rpc_options& opts) {
       return req.send().ignoreResult();
     };
     measure(ws, 8, 0.5, get); // warm-up: every machine active
-    std::printf("twinrt bench rpc: %zu twins, %.0f s per figure, loopback %s\n",
-                adapters::enterprise_twins(layout).size(), opts.seconds, n.rpc_address().c_str());
-    std::printf("  %-26s %12s %10s %10s\n", "", "calls/s", "p50 us", "p99 us");
-    figures results[2][2];
-    int inflights[2] = {1, 64};
     for (int i = 0; i < 2; ++i) {
-      results[i][0] = measure(ws, inflights[i], opts.seconds, echo);
-      results[i][1] = measure(ws, inflights[i], opts.seconds, get);
-      std::printf("  %-26s %12.0f %10.0f %10.0f\n",
-                  ("echo, " + std::to_string(inflights[i]) + " in flight").c_str(),
-                  results[i][0].calls_per_s, results[i][0].p50_us, results[i][0].p99_us);
-      std::printf("  %-26s %12.0f %10.0f %10.0f\n",
-                  ("get,  " + std::to_string(inflights[i]) + " in flight").c_str(),
-                  results[i][1].calls_per_s, results[i][1].p50_us, results[i][1].p99_us);
+      out.echo[i] = measure(ws, inflights[i], seconds, echo);
+      out.get[i] = measure(ws, inflights[i], seconds, get);
     }
-    std::printf("\n  ratio get / echo, 1 in flight:  %.2f\n",
-                results[0][1].calls_per_s / results[0][0].calls_per_s);
-    std::printf("  ratio get / echo, 64 in flight: %.2f\n",
-                results[1][1].calls_per_s / results[1][0].calls_per_s);
-    std::printf("  get p99 with 1 in flight: %.0f us\n", results[0][1].p99_us);
   }
+  stop = true;
+  ingest.join();
+  return out;
+}
+
+void print_row(const std::string& what, const figures& f) {
+  std::printf("  %-34s %12.0f %10.0f %10.0f\n", what.c_str(), f.calls_per_s, f.p50_us, f.p99_us);
+}
+
+} // namespace
+
+int run_bench_rpc(const bench_rpc_options& opts) {
+  auto base = fs::temp_directory_path() / ("twinrt-bench-rpc-" + std::to_string(::getpid()));
+  fs::create_directories(base);
+  auto cfg = opts.node;
+  cfg.rpc_address = "127.0.0.1:0";
+  cfg.rpc_tokens = {{"bench", "bench-secret", "read", ""}};
+  // First as a node runs by default; then with the read cache off, so that
+  // every get goes through the twin's actor.
+  cfg.data_dir = (base / "cached").string();
+  auto cached = measure_server(cfg, opts.seconds);
+  cfg.data_dir = (base / "uncached").string();
+  cfg.rpc_read_cache = 0;
+  auto uncached = cached ? measure_server(cfg, opts.seconds) : std::nullopt;
   fs::remove_all(base);
-  return rc;
+  if (!cached || !uncached)
+    return 1;
+  std::printf("twinrt bench rpc: %zu twins, simulator ingesting every 100 ms, %.0f s per figure, "
+              "loopback\n",
+              cached->twins, opts.seconds);
+  std::printf("  %-34s %12s %10s %10s\n", "", "calls/s", "p50 us", "p99 us");
+  for (int i = 0; i < 2; ++i) {
+    auto n = std::to_string(inflights[i]) + " in flight";
+    print_row("echo, " + n, cached->echo[i]);
+    print_row("get,  " + n, cached->get[i]);
+    print_row("get,  " + n + ", read cache off", uncached->get[i]);
+    print_row("echo, " + n + ", (that server)", uncached->echo[i]);
+  }
+  std::printf("\n  ratio get / echo, 1 in flight:  %.2f   (read cache off: %.2f)\n",
+              cached->get[0].calls_per_s / cached->echo[0].calls_per_s,
+              uncached->get[0].calls_per_s / uncached->echo[0].calls_per_s);
+  std::printf("  ratio get / echo, 64 in flight: %.2f   (read cache off: %.2f)\n",
+              cached->get[1].calls_per_s / cached->echo[1].calls_per_s,
+              uncached->get[1].calls_per_s / uncached->echo[1].calls_per_s);
+  std::printf("  get p99 with 1 in flight: %.0f us   (read cache off: %.0f us)\n",
+              cached->get[0].p99_us, uncached->get[0].p99_us);
+  return 0;
 }
 
 } // namespace twinrt::app

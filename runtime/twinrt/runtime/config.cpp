@@ -52,7 +52,7 @@ void check_keys(const toml::table& doc) {
     {"twins", {"passivate_after_ms", "rollup_delay_ms", "sweep_interval_ms"}},
     {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb"}},
     {"metrics", {"address", "max_asset_series"}},
-    {"rpc", {"address", "tokens"}},
+    {"rpc", {"address", "read_cache", "tokens"}},
   };
   for (auto&& [section, node] : doc) {
     auto k = known.find(std::string(section.str()));
@@ -136,6 +136,7 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
     read(doc, "metrics", "address", cfg.metrics_address);
     read(doc, "metrics", "max_asset_series", cfg.max_asset_series);
     read(doc, "rpc", "address", cfg.rpc_address);
+    read(doc, "rpc", "read_cache", cfg.rpc_read_cache);
     read_tokens(doc, cfg);
   } catch (const toml::parse_error& e) {
     return path + ":" + std::to_string(e.source().begin.line) + ": "

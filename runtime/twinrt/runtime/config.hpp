@@ -32,6 +32,7 @@ struct node_config {
   uint32_t max_asset_series = 5'000; // asset series per scrape; the rest are dropped and counted
   // [rpc] and [[rpc.tokens]]
   std::string rpc_address; // host:port for the operator API; empty: off
+  uint32_t rpc_read_cache = 10'000; // twins whose latest view a get reads without a hop; 0: off
   struct token {
     std::string name;
     std::string secret;

@@ -106,6 +106,8 @@ TEST_F(Config, ExampleFileStatesTheDefaults) {
   cfg.sync_wal = !cfg.sync_wal;
   cfg.write_buffer_mb = cfg.block_cache_mb = 99;
   cfg.metrics_address = "x:1";
+  cfg.rpc_address = "x:2";
+  cfg.rpc_read_cache = 99;
   auto r = load_config_file(example.string(), cfg);
   ASSERT_FALSE(r.has_value()) << *r;
   node_config defaults;
@@ -123,6 +125,8 @@ TEST_F(Config, ExampleFileStatesTheDefaults) {
   EXPECT_EQ(cfg.write_buffer_mb, defaults.write_buffer_mb);
   EXPECT_EQ(cfg.block_cache_mb, defaults.block_cache_mb);
   EXPECT_EQ(cfg.metrics_address, defaults.metrics_address);
+  EXPECT_EQ(cfg.rpc_address, defaults.rpc_address);
+  EXPECT_EQ(cfg.rpc_read_cache, defaults.rpc_read_cache);
 }
 
 TEST_F(Config, KeysNotInTheFileKeepTheirValues) {

@@ -230,7 +230,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   ctx.cfg = cfg;
   ctx.probe = &p->probe;
   if (!cfg.rpc_address.empty())
-    ctx.views.set_capacity(cached_views);
+    ctx.views.set_capacity(cfg.rpc_read_cache);
   std::string error;
   ctx.db = storage::open({cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb},
                          error);

@@ -93,10 +93,10 @@ public:
 
   /// The twin's view, answered on the calling thread without asking its
   /// actor, when a recent get left it in the node's read cache (kept for
-  /// live twins while the node serves RPC, up to `cached_views` of them;
-  /// every change of the twin replaces it). nullptr: ask get()/get_async().
+  /// live twins while the node serves RPC, up to config().rpc_read_cache of
+  /// them; every change of the twin replaces it). nullptr: ask get() or
+  /// get_async().
   std::shared_ptr<const twin_view> cached(const std::string& id) const;
-  static constexpr size_t cached_views = 10'000;
 
   /// The last committed state of every twin in `subtree` ("" = all) of
   /// `kind` ("" = any), read from storage without activating anyone.
