@@ -2,9 +2,19 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace twinrt::twins {
+
+/// A reserved channel no model can declare (model channel names are lower-case
+/// letters, digits and _). A sample on it with value 1 marks its twin offline,
+/// with value 0 back online; an offline twin's health is stale until then.
+/// Adapters send it when they learn that the device behind a twin went away
+/// (Sparkplug B NDEATH/DDEATH) or came back (a birth). It is stored in the
+/// twin's history like any sample, so history(id, "$offline") shows when the
+/// twin was reachable.
+inline constexpr std::string_view offline_channel = "$offline";
 
 /// One telemetry value for one channel of one twin. `source` and `seq` are
 /// optional (empty / 0); when given, a sample whose sequence number is not

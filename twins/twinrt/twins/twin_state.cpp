@@ -80,6 +80,7 @@ bool twin_state::operator==(const twin_state& o) const {
          && energy_day == o.energy_day && last_power_kw == o.last_power_kw
          && last_power_ms == o.last_power_ms && last_counter_kwh == o.last_counter_kwh
          && stock == o.stock && status == o.status && score == o.score
+         && offline == o.offline
          && last_data_ms == o.last_data_ms && own == o.own;
 }
 
@@ -96,6 +97,19 @@ std::vector<rejection> apply_samples(twin_state& st, const model& m,
   bool changed = false;
   for (auto i : indices) {
     const sample& s = batch[i];
+    if (s.channel == offline_channel) {
+      if (s.value != 0 && s.value != 1) {
+        refuse(i, reject_reason::out_of_range,
+               "value " + number(s.value) + " is neither 1 (offline) nor 0 (online)");
+        continue;
+      }
+      st.offline = s.value == 1;
+      if (!st.offline) // back online is a sign of life
+        st.last_data_ms = std::max(st.last_data_ms, now_ms);
+      applied.push_back(i);
+      changed = true;
+      continue;
+    }
     std::string_view sku;
     auto spec = m.find_channel(s.channel, &sku);
     if (spec == nullptr) {
@@ -201,6 +215,8 @@ bool evaluate_health(twin_state& st, const model& m, int64_t now_ms) {
   }
   if (m.stale_after_ms > 0 && !m.channels.empty() && st.last_data_ms != 0
       && now_ms - st.last_data_ms > m.stale_after_ms)
+    s = health_status::stale;
+  if (st.offline)
     s = health_status::stale;
   st.status = s;
   st.score = status_score(s);

@@ -39,6 +39,7 @@ struct twin_state {
   double score = 100;
   int64_t last_data_ms = 0;    // wall clock of the last accepted sample
   contribution own;            // what this twin hands its parent
+  bool offline = false;        // set through offline_channel: health is stale
 
   bool operator==(const twin_state& o) const;
 };

@@ -609,6 +609,26 @@ TEST_F(TwinState, FreshDataEndsStale) {
   EXPECT_EQ(st.status, health_status::ok);
 }
 
+TEST_F(TwinState, OfflineTwinIsStaleUntilItIsBackOnline) {
+  accept(machine, {at("temperature_c", 120, noon)}); // alarm
+  EXPECT_TRUE(apply(machine, {at(std::string(offline_channel), 1, noon + 1)}, noon + 1).empty());
+  EXPECT_TRUE(st.offline);
+  EXPECT_EQ(st.status, health_status::stale);
+  EXPECT_FALSE(evaluate_health(st, machine, noon + 2)); // stays stale
+  EXPECT_EQ(st.channels.count(std::string(offline_channel)), 0u); // not a channel value
+  EXPECT_TRUE(apply(machine, {at(std::string(offline_channel), 0, noon + minute)}, noon + minute).empty());
+  EXPECT_FALSE(st.offline);
+  EXPECT_EQ(st.status, health_status::alarm); // back, with its rules in force
+}
+
+TEST_F(TwinState, OfflineValueOtherThanZeroOrOneIsRefused) {
+  auto refused = apply(machine, {at(std::string(offline_channel), 2, noon)}, noon);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].reason, reject_reason::out_of_range);
+  EXPECT_NE(refused[0].message.find("$offline"), std::string::npos) << refused[0].message;
+  EXPECT_FALSE(st.offline);
+}
+
 TEST_F(TwinState, StalenessCountsFromArrivalNotFromSampleTime) {
   // An old reading that arrives now is fresh data.
   EXPECT_TRUE(apply(machine, {at("temperature_c", 70, noon - 10 * minute)}, noon).empty());
