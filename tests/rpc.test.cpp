@@ -489,6 +489,42 @@ TEST_F(Rpc, PagingWithTwoPerPageSeesEveryTwinExactlyOnce) {
   EXPECT_EQ(sorted, ids_of(small_tree()));
 }
 
+TEST_F(Rpc, PagingIsNotShiftedByTwinsCreatedOrDeletedBetweenPages) {
+  auto w = login(writer_token).writer;
+  auto r = login(viewer_token).reader;
+  auto page_of = [&](const std::string& token) {
+    return query(r, [&](rpc::Query::Builder q) {
+      q.setLimit(4);
+      q.setPageToken(token);
+    });
+  };
+  std::vector<std::string> seen;
+  auto first = page_of("");
+  for (auto& id : ids_of(first.getTwins()))
+    seen.push_back(id);
+  // Between the pages: a twin that sorts before every twin seen so far, and
+  // the deletion of one already seen; neither may shift the next pages.
+  auto create = w.createTwinRequest();
+  create.setId("a-first");
+  create.setKind("enterprise");
+  create.send().wait(ws());
+  auto del = w.deleteTwinRequest();
+  del.setId(seen.back());
+  del.send().wait(ws());
+  std::string token = text(first.getNextPageToken());
+  while (!token.empty()) {
+    auto page = page_of(token);
+    for (auto& id : ids_of(page.getTwins()))
+      seen.push_back(id);
+    token = text(page.getNextPageToken());
+  }
+  EXPECT_EQ(seen, ids_of(small_tree())) << "a twin was skipped or seen twice";
+
+  auto bad = r.queryRequest();
+  bad.initQuery().setPageToken("17");
+  EXPECT_TRUE(fails_with(bad.send(), "bad page token '17'"));
+}
+
 TEST_F(Rpc, PagingFollowsTheSortOrder) {
   ingest_known_telemetry();
   auto r = login(viewer_token).reader;
@@ -514,8 +550,9 @@ TEST_F(Rpc, PagingFollowsTheSortOrder) {
 
 TEST_F(Rpc, HistoryReturnsRawPointsAndExactDownsampledSteps) {
   auto w = login(writer_token).writer;
-  // Ten points one second apart, an hour ago: steps of 5 s hold 0..4, 5..9.
-  const int64_t t0 = twinrt::testing::now_ms() - 3'600'000;
+  // Ten points one second apart, an hour ago, from a round ten seconds:
+  // steps (which fall on multiples of the step) of 5 s hold 0..4, 5..9.
+  const int64_t t0 = (twinrt::testing::now_ms() - 3'600'000) / 10'000 * 10'000;
   const std::vector<double> values{3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
   std::vector<sample_in> samples;
   for (size_t i = 0; i < values.size(); ++i)
@@ -568,6 +605,14 @@ TEST_F(Rpc, HistoryReturnsRawPointsAndExactDownsampledSteps) {
   EXPECT_EQ(sparse.getPoints()[0].getTimestampMs(), t0);
   EXPECT_EQ(sparse.getPoints()[4].getLast(), 3.0);
   EXPECT_EQ(sparse.getPoints()[4].getCount(), 2u);
+
+  // A range that starts mid-step still gets steps on multiples of the step:
+  // from t0 + 2 s with 5 s steps, the first holds 2..4 and starts at t0.
+  auto mid = history(t0 + 2'000, t0 + 10'000, 5'000);
+  ASSERT_EQ(mid.getPoints().size(), 2u);
+  EXPECT_EQ(mid.getPoints()[0].getTimestampMs(), t0);
+  EXPECT_EQ(mid.getPoints()[0].getCount(), 3u);
+  EXPECT_EQ(mid.getPoints()[1].getTimestampMs(), t0 + 5'000);
 }
 
 // -- writing ------------------------------------------------------------------------

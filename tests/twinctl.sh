@@ -101,8 +101,8 @@ ok ls acme/plant-1 --kind machine --limit 15
 has out "ID"
 has out "KIND"
 [ "$(grep -c ' machine ' "$dir/out")" -eq 15 ] || fail "--limit 15 did not show 15 machines"
-has out "(15 of 40) next page: --page 15"
-ok ls acme/plant-1 --kind machine --limit 15 --page 30
+has out "(15 of 40) next page: --page i:acme/plant-1/line-2/machine-05"
+ok ls acme/plant-1 --kind machine --limit 15 --page i:acme/plant-1/line-3/machine-10
 [ "$(grep -c ' machine ' "$dir/out")" -eq 10 ] || fail "the last page did not hold the last 10"
 has out "(10 of 40)"
 grep -q "next page" "$dir/out" && fail "the last page offers a next page"
@@ -130,7 +130,10 @@ assert all(t['id'].startswith('acme/plant-2/') for t in d['twins'])
 assert v == sorted(v, reverse=True), v"
 ok query acme/plant-2 --where 'vibration_mm_s >= 0' --sort vibration_mm_s --desc --limit 3
 has out "vibration_mm_s"
-has out "(3 of 40) next page: --page 3"
+has out "(3 of 40) next page: --page v:"
+page=$(sed -n 's/.*next page: --page //p' "$dir/out")
+ok query acme/plant-2 --where 'vibration_mm_s >= 0' --sort vibration_mm_s --desc --limit 3 --page "$page"
+has out "(3 of 40) next page: --page v:"
 ok --json query --where 'vibration_mm_s > 1.2 and temperature_c > 0'
 json "assert d['twins'], 'no machine over 1.2 mm/s'
 assert all(t['channels']['vibration_mm_s']['value'] > 1.2 for t in d['twins'])"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -289,6 +290,67 @@ private:
   kj::TaskSet tasks_;
 };
 
+// Where a page ended: the last twin's sort value (absent when it has none)
+// and id. The next page starts after it, so twins created or deleted between
+// two pages never shift one page's twins onto another. Order: by value
+// (ascending or descending; twins without the value last), ties and the
+// plain order by id.
+struct page_position {
+  std::optional<double> value;
+  std::string id;
+
+  bool before(const page_position& o, bool by_value, bool descending) const {
+    if (by_value) {
+      if (value.has_value() != o.value.has_value())
+        return value.has_value();
+      if (value && *value != *o.value)
+        return descending ? *value > *o.value : *value < *o.value;
+      return id < o.id;
+    }
+    return descending ? id > o.id : id < o.id;
+  }
+
+  // "i:ID" in id order; "v:VALUE:ID" or "n:ID" (no value) when sorted by a value.
+  std::string to_token(bool by_value) const {
+    if (!by_value)
+      return "i:" + id;
+    if (!value)
+      return "n:" + id;
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", *value);
+    return std::string("v:") + buf + ":" + id;
+  }
+
+  static std::optional<page_position> parse(const std::string& token, bool by_value) {
+    if (token.size() < 3 || token[1] != ':')
+      return std::nullopt;
+    auto rest = token.substr(2);
+    switch (token[0]) {
+      case 'i':
+        if (by_value)
+          return std::nullopt;
+        return page_position{std::nullopt, rest};
+      case 'n':
+        if (!by_value)
+          return std::nullopt;
+        return page_position{std::nullopt, rest};
+      case 'v': {
+        auto colon = rest.find(':');
+        if (!by_value || colon == std::string::npos)
+          return std::nullopt;
+        auto number = rest.substr(0, colon);
+        char* end = nullptr;
+        double v = std::strtod(number.c_str(), &end);
+        if (number.empty() || end != number.c_str() + number.size() || !std::isfinite(v))
+          return std::nullopt;
+        return page_position{v, rest.substr(colon + 1)};
+      }
+      default:
+        return std::nullopt;
+    }
+  }
+};
+
 // -- the capabilities ------------------------------------------------------------
 
 class reader_impl final : public rpc::Reader::Server {
@@ -335,12 +397,15 @@ public:
     auto parsed = twins::predicate::parse(text(q.getWhere()));
     if (auto why = std::get_if<std::string>(&parsed))
       fail(*why);
-    size_t offset = 0;
+    auto sort_by = text(q.getSortBy());
+    if (sort_by == "id")
+      sort_by.clear();
+    bool descending = q.getDescending();
     auto token = text(q.getPageToken());
+    std::optional<page_position> after;
     if (!token.empty()) {
-      char* end = nullptr;
-      offset = std::strtoull(token.c_str(), &end, 10);
-      if (end != token.c_str() + token.size())
+      after = page_position::parse(token, !sort_by.empty());
+      if (!after)
         fail("bad page token '" + token + "'");
     }
     std::vector<twins::health_status> health;
@@ -349,14 +414,12 @@ public:
     struct page {
       std::vector<twin_view> twins;
       size_t total = 0;
-      size_t next = 0;
+      std::string next; // page token of the next page; empty: this is the last
     };
     auto kind = text(q.getKind());
-    auto sort_by = text(q.getSortBy());
-    bool descending = q.getDescending();
     auto pred = std::get<twins::predicate>(std::move(parsed));
     return shared_.pool
-      .run<page>([&n = shared_.n, subtree, kind, health, pred, sort_by, descending, offset, limit] {
+      .run<page>([&n = shared_.n, subtree, kind, health, pred, sort_by, descending, after, limit] {
         auto all = n.stored(subtree, kind);
         std::vector<twin_view> hits;
         for (auto& v : all) {
@@ -367,23 +430,26 @@ public:
             continue;
           hits.push_back(std::move(v));
         }
-        if (!sort_by.empty() && sort_by != "id") {
-          // Twins without the value go last, whatever the direction.
-          std::stable_sort(hits.begin(), hits.end(), [&](const twin_view& a, const twin_view& b) {
-            auto x = twins::value_of(a.state, sort_by);
-            auto y = twins::value_of(b.state, sort_by);
-            if (!x || !y)
-              return x.has_value() && !y.has_value();
-            return descending ? *x > *y : *x < *y;
-          });
-        } else if (descending) {
-          std::reverse(hits.begin(), hits.end());
-        }
+        auto position = [&](const twin_view& v) {
+          return page_position{sort_by.empty() ? std::nullopt : twins::value_of(v.state, sort_by),
+                               v.meta.id};
+        };
+        auto before = [&](const page_position& a, const page_position& b) {
+          return a.before(b, !sort_by.empty(), descending);
+        };
+        std::sort(hits.begin(), hits.end(), [&](const twin_view& a, const twin_view& b) {
+          return before(position(a), position(b));
+        });
         page p;
         p.total = hits.size();
-        for (size_t i = offset; i < hits.size() && p.twins.size() < limit; ++i)
+        size_t i = 0;
+        if (after) // the first twin past the last one of the previous page
+          while (i < hits.size() && !before(*after, position(hits[i])))
+            ++i;
+        for (; i < hits.size() && p.twins.size() < limit; ++i)
           p.twins.push_back(std::move(hits[i]));
-        p.next = offset + p.twins.size() < hits.size() ? offset + p.twins.size() : 0;
+        if (i < hits.size() && !p.twins.empty())
+          p.next = position(p.twins.back()).to_token(!sort_by.empty());
         return p;
       })
       .then([this, ctx](page p) mutable {
@@ -393,8 +459,8 @@ public:
         for (unsigned i = 0; i < p.twins.size(); ++i)
           fill_twin(list[i], p.twins[i], units);
         r.setTotal(static_cast<uint32_t>(p.total));
-        if (p.next != 0)
-          r.setNextPageToken(std::to_string(p.next));
+        if (!p.next.empty())
+          r.setNextPageToken(p.next);
       });
   }
 
@@ -423,7 +489,7 @@ public:
         // A downsampled read looks at every raw point of the range.
         return n.history(id, channel, from, to, step > 0 ? 10'000'000 : limit);
       })
-      .then([ctx, from, step, limit](caf::expected<points> raw) mutable {
+      .then([ctx, step, limit](caf::expected<points> raw) mutable {
         if (!raw)
           fail(raw.error());
         struct bucket {
@@ -436,7 +502,10 @@ public:
           if (step == 0 || out.empty() || pt.ts_ms >= out.back().ts + step) {
             if (out.size() == limit)
               break;
-            auto start = step == 0 ? pt.ts_ms : from + (pt.ts_ms - from) / step * step;
+            // Steps fall on multiples of the step (round minutes for 1 m),
+            // as in Prometheus and Grafana; the first may start before `from`.
+            auto floor_div = [](int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); };
+            auto start = step == 0 ? pt.ts_ms : floor_div(pt.ts_ms, step) * step;
             out.push_back({start, pt.value, pt.value, 0, pt.value, 0, pt.model_version});
           }
           auto& b = out.back();
