@@ -848,11 +848,15 @@ TEST_F(Rpc, ScopedTokenSeesNothingOutsideItsSubtree) {
   q2.initQuery().setSubtree("acme/plant-2");
   EXPECT_TRUE(fails_with(q2.send(), "no twin acme/plant-2"));
 
-  // A query over "everything" is a query over the token's subtree.
-  auto all = query(r, [](rpc::Query::Builder) {});
-  EXPECT_EQ(ids_of(all.getTwins()),
-            (std::vector<std::string>{"acme/plant-1", p1_line, press1, press2, press3}));
-  EXPECT_EQ(all.getTotal(), 5u);
+  // A query over "everything", or over an ancestor of the token's subtree,
+  // is a query over the token's subtree.
+  for (auto subtree : {"", "acme"}) {
+    auto all = query(r, [&](rpc::Query::Builder q) { q.setSubtree(subtree); });
+    EXPECT_EQ(ids_of(all.getTwins()),
+              (std::vector<std::string>{"acme/plant-1", p1_line, press1, press2, press3}))
+      << "subtree '" << subtree << "'";
+    EXPECT_EQ(all.getTotal(), 5u);
+  }
   auto machines = query(r, [](rpc::Query::Builder q) { q.setKind("machine"); });
   EXPECT_EQ(ids_of(machines.getTwins()), (std::vector<std::string>{press1, press2, press3}));
 }
@@ -860,7 +864,8 @@ TEST_F(Rpc, ScopedTokenSeesNothingOutsideItsSubtree) {
 TEST_F(Rpc, ScopedWatchSeesOnlyItsSubtree) {
   auto r = login(plant1_viewer_token).reader;
   auto log = std::make_shared<watch_log>();
-  auto watch = r.watchRequest(); // no subtree: the token's scope
+  auto watch = r.watchRequest(); // an ancestor of the scope: the token's scope
+  watch.setSubtree("acme");
   watch.setWatcher(kj::heap<recording_watcher>(log, timer()));
   auto sub = watch.send().wait(ws()).getSubscription();
 

@@ -246,6 +246,9 @@ refused "no twin acme/plant-2/line-1/machine-01" --token plant-1-viewer \
 ok --json --token plant-1-viewer ls --limit 1000
 json "ids = [t['id'] for t in d['twins']]
 assert len(ids) == 45 and all(i == 'acme/plant-1' or i.startswith('acme/plant-1/') for i in ids), ids"
+# Listing an ancestor (the enterprise) narrows to the token's subtree.
+ok --json --token plant-1-viewer ls acme --limit 1000
+json "assert len(d['twins']) == 45 and d['total'] == 45, d['total']"
 refused "permission denied: token 'plant-1-viewer' may not write" --token plant-1-viewer \
   ingest "$dir/samples.jsonl"
 # A malformed sample file names the file and line.

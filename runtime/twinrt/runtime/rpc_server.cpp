@@ -63,7 +63,36 @@ struct session_rights {
     if (!sees(id))
       fail("no twin " + id);
   }
+  // A subtree to list or watch: an ancestor of the scope (or "", all)
+  // narrows to the scope; one outside it does not exist for this token.
+  std::string narrow(const std::string& subtree) const {
+    if (subtree.empty() || (!scope.empty() && in_subtree(scope, subtree)))
+      return scope;
+    check(subtree);
+    return subtree;
+  }
 };
+
+void fill_alert(rpc::Alert::Builder b, const alert_record& a) {
+  b.setId(a.id);
+  b.setTwin(a.twin);
+  b.setKind(a.kind);
+  b.setRule(a.rule);
+  b.setValue(a.value);
+  b.setSeverity(static_cast<rpc::Severity>(a.sev));
+  b.setState(a.state == twins::alert_phase::acknowledged ? rpc::AlertState::ACKNOWLEDGED
+             : a.state == twins::alert_phase::idle       ? rpc::AlertState::CLEARED
+                                                         : rpc::AlertState::RAISED);
+  b.setRaisedMs(a.raised_ms);
+  b.setRaisedValue(a.raised_value);
+  b.setAckedMs(a.acked_ms);
+  b.setAckedBy(a.acked_by);
+  b.setNote(a.note);
+  b.setClearedMs(a.cleared_ms);
+  b.setClearedValue(a.cleared_value);
+  b.setMessage(a.message);
+  b.setEvent(a.event);
+}
 
 // Units of channels come from the twin's model in force.
 class unit_map {
@@ -386,10 +415,7 @@ public:
 
   kj::Promise<void> do_query(QueryContext ctx) {
     auto q = ctx.getParams().getQuery();
-    auto subtree = text(q.getSubtree());
-    if (subtree.empty())
-      subtree = rights_.scope;
-    rights_.check(subtree);
+    auto subtree = rights_.narrow(text(q.getSubtree()));
     auto limit = q.getLimit() == 0 ? default_page : q.getLimit();
     if (limit > max_page)
       fail("page size " + std::to_string(limit) + " is over the limit of "
@@ -534,10 +560,7 @@ public:
   }
 
   kj::Promise<void> do_watch(WatchContext ctx) {
-    auto subtree = text(ctx.getParams().getSubtree());
-    if (subtree.empty())
-      subtree = rights_.scope;
-    rights_.check(subtree);
+    auto subtree = rights_.narrow(text(ctx.getParams().getSubtree()));
     auto subscribe = [this, ctx, subtree]() mutable {
       ctx.getResults().setSubscription(kj::heap<subscription_impl>(
         shared_.n.watch(subtree), ctx.getParams().getWatcher(), shared_));
@@ -586,6 +609,40 @@ public:
   kj::Promise<void> do_echo(EchoContext ctx) {
     ctx.getResults().setValue(ctx.getParams().getValue());
     return kj::READY_NOW;
+  }
+
+  kj::Promise<void> alerts(AlertsContext ctx) override {
+    return timed(shared_, "alerts", [&] { return do_alerts(ctx); });
+  }
+
+  kj::Promise<void> do_alerts(AlertsContext ctx) {
+    auto p = ctx.getParams();
+    auto subtree = text(p.getSubtree());
+    if (subtree.empty())
+      subtree = rights_.scope;
+    rights_.check(subtree);
+    std::vector<twins::alert_phase> states;
+    for (auto st : p.getStates())
+      states.push_back(st == rpc::AlertState::ACKNOWLEDGED ? twins::alert_phase::acknowledged
+                       : st == rpc::AlertState::CLEARED    ? twins::alert_phase::idle
+                                                           : twins::alert_phase::raised);
+    size_t limit = p.getLimit() == 0 ? 1000 : p.getLimit();
+    return shared_.pool
+      .run<std::vector<alert_record>>([&n = shared_.n, subtree, states, limit] {
+        std::vector<alert_record> out;
+        for (auto& a : n.alerts(subtree, std::nullopt)) {
+          if (out.size() == limit)
+            break;
+          if (states.empty() || std::find(states.begin(), states.end(), a.state) != states.end())
+            out.push_back(std::move(a));
+        }
+        return out;
+      })
+      .then([ctx](std::vector<alert_record> all) mutable {
+        auto list = ctx.getResults().initAlerts(static_cast<unsigned>(all.size()));
+        for (unsigned i = 0; i < all.size(); ++i)
+          fill_alert(list[i], all[i]);
+      });
   }
 
 private:
@@ -680,6 +737,29 @@ public:
 
   kj::Promise<void> reparent(ReparentContext ctx) override {
     return timed(shared_, "reparent", [&] { return do_reparent(ctx); });
+  }
+
+  kj::Promise<void> ackAlert(AckAlertContext ctx) override {
+    return timed(shared_, "ackAlert", [&] { return do_ackAlert(ctx); });
+  }
+
+  kj::Promise<void> do_ackAlert(AckAlertContext ctx) {
+    allowed();
+    auto id = ctx.getParams().getId();
+    auto note = text(ctx.getParams().getNote());
+    return shared_.pool
+      .run<caf::expected<alert_record>>(
+        [&n = shared_.n, rights = rights_, id, note]() -> caf::expected<alert_record> {
+          auto a = n.store().load_alert(id);
+          if (!a || !rights.sees(a->twin)) // outside the scope: as if it did not exist
+            return make_error(errc::unknown_twin, "no alert " + std::to_string(id));
+          return n.ack_alert(id, rights.token, note);
+        })
+      .then([ctx](caf::expected<alert_record> r) mutable {
+        if (!r)
+          fail(r.error());
+        fill_alert(ctx.getResults().initAlert(), *r);
+      });
   }
 
   kj::Promise<void> do_reparent(ReparentContext ctx) {
