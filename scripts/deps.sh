@@ -7,6 +7,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libgtest-dev
   prometheus-cpp-dev libboost-dev
   mosquitto mosquitto-clients prometheus python3
+  libprotobuf-dev protobuf-compiler
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -53,6 +53,8 @@ void check_keys(const toml::table& doc) {
     {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb"}},
     {"metrics", {"address", "max_asset_series"}},
     {"rpc", {"address", "read_cache", "tokens"}},
+    {"sparkplug", {"broker", "client_id", "username", "password", "groups", "host_id",
+                   "max_payload_bytes", "rebirth_interval_ms", "devices"}},
   };
   for (auto&& [section, node] : doc) {
     auto k = known.find(std::string(section.str()));
@@ -114,6 +116,84 @@ void read_tokens(const toml::table& doc, node_config& cfg) {
   }
 }
 
+// [sparkplug]: the scalar keys, `groups` and the [[sparkplug.devices]] rules.
+void read_sparkplug(const toml::table& doc, node_config& cfg) {
+  if (doc.get("sparkplug") == nullptr)
+    return;
+  auto& sp = cfg.sparkplug;
+  sp.enabled = true;
+  read(doc, "sparkplug", "broker", sp.broker);
+  read(doc, "sparkplug", "client_id", sp.client_id);
+  read(doc, "sparkplug", "username", sp.username);
+  read(doc, "sparkplug", "password", sp.password);
+  read(doc, "sparkplug", "host_id", sp.host_id);
+  read(doc, "sparkplug", "max_payload_bytes", sp.max_payload_bytes);
+  read(doc, "sparkplug", "rebirth_interval_ms", sp.rebirth_interval_ms);
+  auto line_of = [](const toml::node& n) { return std::to_string(n.source().begin.line); };
+  if (auto g = doc.at_path("sparkplug.groups").node()) {
+    auto arr = g->as_array();
+    if (!arr)
+      throw bad_setting{line_of(*g) + ": 'sparkplug.groups' must be an array of group ids"};
+    for (auto&& e : *arr) {
+      auto v = e.value<std::string>();
+      if (!v || v->empty() || v->find_first_of("/+#") != std::string::npos)
+        throw bad_setting{line_of(e) + ": 'sparkplug.groups' entries must be group ids "
+                                       "(not empty, no '/', '+' or '#')"};
+      sp.groups.push_back(*v);
+    }
+  }
+  auto d = doc.at_path("sparkplug.devices").node();
+  if (d == nullptr)
+    return;
+  auto arr = d->as_array();
+  if (!arr)
+    throw bad_setting{line_of(*d)
+                      + ": 'sparkplug.devices' must be an array of tables ([[sparkplug.devices]])"};
+  for (auto&& e : *arr) {
+    auto t = e.as_table();
+    if (!t)
+      throw bad_setting{line_of(e) + ": each [[sparkplug.devices]] entry must be a table"};
+    node_config::sparkplug_rule rule;
+    for (auto&& [key, value] : *t) {
+      auto k = std::string(key.str());
+      if (k == "channels") {
+        auto renames = value.as_table();
+        if (!renames)
+          throw bad_setting{line_of(value) + ": 'sparkplug.devices.channels' must be a table "
+                                             "of metric name = \"channel\""};
+        for (auto&& [metric, channel] : *renames) {
+          auto c = channel.value<std::string>();
+          if (!c)
+            throw bad_setting{line_of(channel) + ": channel for metric '"
+                              + std::string(metric.str()) + "' must be a string"};
+          rule.channels.emplace_back(std::string(metric.str()), *c);
+        }
+        continue;
+      }
+      auto v = value.value<std::string>();
+      if (!v)
+        throw bad_setting{line_of(value) + ": 'sparkplug.devices." + k + "' must be a string"};
+      if (k == "group")
+        rule.group = *v;
+      else if (k == "node")
+        rule.node = *v;
+      else if (k == "device")
+        rule.device = *v;
+      else if (k == "twin")
+        rule.twin = *v;
+      else if (k == "kind")
+        rule.kind = *v;
+      else if (k == "parent")
+        rule.parent = *v;
+      else
+        throw bad_setting{line_of(value) + ": unknown key '" + k + "' in [[sparkplug.devices]]"};
+    }
+    if (rule.twin.empty() || rule.kind.empty())
+      throw bad_setting{line_of(e) + ": [[sparkplug.devices]] needs a twin and a kind"};
+    sp.devices.push_back(std::move(rule));
+  }
+}
+
 } // namespace
 
 std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
@@ -138,6 +218,7 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
     read(doc, "rpc", "address", cfg.rpc_address);
     read(doc, "rpc", "read_cache", cfg.rpc_read_cache);
     read_tokens(doc, cfg);
+    read_sparkplug(doc, cfg);
   } catch (const toml::parse_error& e) {
     return path + ":" + std::to_string(e.source().begin.line) + ": "
            + std::string(e.description());

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace twinrt::runtime {
@@ -40,6 +41,28 @@ struct node_config {
     std::string scope;         // subtree; empty: everything
   };
   std::vector<token> rpc_tokens;
+  // [sparkplug] and [[sparkplug.devices]]: Sparkplug B edge nodes feed twins
+  struct sparkplug_rule {
+    std::string group = "*";  // glob on the Sparkplug group id
+    std::string node = "*";   // glob on the edge node id
+    std::string device = "*"; // glob on the device id; "" = the edge node itself
+    std::string twin;         // twin id pattern: {group} {node} {device}
+    std::string kind;         // model kind of a twin created from a birth
+    std::string parent;       // parent id pattern; empty: a root
+    std::vector<std::pair<std::string, std::string>> channels; // metric name -> channel
+  };
+  struct sparkplug_settings {
+    bool enabled = false;      // a [sparkplug] section is present
+    std::string broker = "127.0.0.1:1883"; // host:port of the MQTT broker
+    std::string client_id = "twinrt-sparkplug";
+    std::string username, password;
+    std::vector<std::string> groups; // group ids to subscribe to; empty: all
+    std::string host_id;       // non-empty: publish STATE as this primary host
+    uint32_t max_payload_bytes = 1 << 20;
+    int64_t rebirth_interval_ms = 5'000; // at most one rebirth request per edge node this often
+    std::vector<sparkplug_rule> devices;
+  };
+  sparkplug_settings sparkplug;
 };
 
 /// Reads a config file. On failure returns the reason, naming the file and,
