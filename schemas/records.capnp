@@ -61,6 +61,7 @@ struct TwinState {
   score @12 :Float64;
   lastDataMs @13 :Int64;      # wall clock of the last accepted sample
   contribution @14 :Contribution;
+  offline @15 :Bool;          # marked offline by its adapter (device gone): health stale
 }
 
 struct HistoryPoint {

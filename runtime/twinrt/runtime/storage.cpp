@@ -268,6 +268,7 @@ std::string storage::encode_state(const twins::twin_state& st) {
   b.setStatus(static_cast<uint8_t>(st.status));
   b.setScore(st.score);
   b.setLastDataMs(st.last_data_ms);
+  b.setOffline(st.offline);
   write_contribution(b.initContribution(), st.own);
   return to_bytes(msg);
 }
@@ -295,6 +296,7 @@ twins::twin_state storage::decode_state(const std::string& bytes) {
   st.status = static_cast<twins::health_status>(std::min<uint8_t>(s.getStatus(), 3));
   st.score = s.getScore();
   st.last_data_ms = s.getLastDataMs();
+  st.offline = s.getOffline();
   st.own = read_contribution(s.getContribution());
   return st;
 }
