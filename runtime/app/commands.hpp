@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "twinrt/adapters/replay.hpp"
 #include "twinrt/runtime/config.hpp"
 
 namespace twinrt::app {
@@ -35,6 +36,9 @@ int run_demo(const demo_options& opts);
 int run_bench_rpc(const bench_rpc_options& opts);
 int run_node(const runtime::node_config& cfg, double duration_s);
 int run_bench_ingest(const bench_options& opts);
+/// Replays a sample file into a node; exit code 0 when complete and clean, 1
+/// when lines were bad or refused, 3 when it stopped early (continue later).
+int run_replay(adapters::replay_options opts);
 
 /// Set by SIGINT/SIGTERM.
 bool stop_requested();

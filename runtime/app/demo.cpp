@@ -163,6 +163,8 @@ int run_node(const runtime::node_config& cfg, double duration_s) {
   if (!n.metrics_address().empty())
     std::printf("twinrt node: Prometheus metrics on http://%s/metrics\n",
                 n.metrics_address().c_str());
+  if (!n.rpc_address().empty())
+    std::printf("twinrt node: operator API on %s\n", n.rpc_address().c_str());
   std::fflush(stdout);
   auto begin = std::chrono::steady_clock::now();
   while (!stop_requested()) {

@@ -1,6 +1,7 @@
 // twinrt: one binary for a node, the demo and the benchmarks.
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -109,6 +110,32 @@ int main(int argc, char** argv) {
   bench_rpc_flags.add(rpc_cmd, false);
   rpc_cmd->add_option("--seconds", bench_rpc.seconds, "how long each figure is measured (default 3)");
 
+  adapters::replay_options replay;
+  if (auto a = std::getenv("TWINRT_ADDRESS"))
+    replay.address = a;
+  if (auto t = std::getenv("TWINRT_TOKEN"))
+    replay.token = t;
+  auto replay_cmd = cli.add_subcommand(
+    "replay", "backfill history from a sample file (JSON lines or CSV) into a running node");
+  replay_cmd->add_option("file", replay.file, "twin,channel,ts,value[,source,seq] per line, or JSON objects")
+    ->required();
+  replay_cmd->add_option("--connect,--address", replay.address,
+                         "node RPC address HOST:PORT (env TWINRT_ADDRESS; default 127.0.0.1:7800)");
+  replay_cmd->add_option("--token", replay.token, "a write token of the node (env TWINRT_TOKEN)");
+  replay_cmd->add_option("--speed", replay.speed,
+                         "replay at this many times real time, spaced by the timestamps "
+                         "(default: as fast as possible)")
+    ->check(CLI::NonNegativeNumber);
+  replay_cmd->add_option("--state", replay.state_path,
+                         "progress file (default: FILE.replay-state next to the file)");
+  replay_cmd->add_flag("--restart", replay.restart, "ignore the progress file and start at line 1");
+  replay_cmd->add_option("--source", replay.source,
+                         "source identity of the samples (default: replay:FILE-NAME)");
+  replay_cmd->add_option("--batch", replay.batch, "samples per call (default 5000)")
+    ->check(CLI::Range(1, 100'000));
+  replay_cmd->add_option("--inflight", replay.inflight, "calls in flight (default 4)")
+    ->check(CLI::Range(1, 64));
+
   CLI11_PARSE(cli, argc, argv);
 
   app::install_signal_handlers();
@@ -132,6 +159,8 @@ int main(int argc, char** argv) {
     bench.node.sync_wal = !no_sync;
     return app::run_bench_ingest(bench);
   }
+  if (*replay_cmd)
+    return app::run_replay(replay);
   if (*rpc_cmd) {
     if (!bench_rpc_flags.apply(bench_rpc.node))
       return 2;

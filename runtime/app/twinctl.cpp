@@ -4,10 +4,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rpc.capnp.h"
+#include "twinrt/adapters/sample_file.hpp"
 
 namespace {
 
@@ -264,71 +263,6 @@ private:
 
 
 
-// Reads samples from JSON lines ({"twin":..,"channel":..,"ts":..,"value":..,
-// "source":..,"seq":..}) or CSV (twin,channel,ts,value[,source,seq]).
-struct file_sample {
-  std::string twin, channel, source;
-  int64_t ts = 0;
-  double value = 0;
-  uint64_t seq = 0;
-};
-
-std::vector<file_sample> read_samples(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    throw user_error{"cannot read " + path};
-  std::vector<file_sample> out;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.empty() || line[0] == '#')
-      continue;
-    auto where = path + ":" + std::to_string(lineno) + ": ";
-    file_sample s;
-    if (line[0] == '{') {
-      json j;
-      try {
-        j = json::parse(line);
-        s.twin = j.at("twin").get<std::string>();
-        s.channel = j.at("channel").get<std::string>();
-        s.ts = j.contains("ts") ? j.at("ts").get<int64_t>() : wall_ms();
-        s.value = j.at("value").get<double>();
-        if (j.contains("source"))
-          s.source = j.at("source").get<std::string>();
-        if (j.contains("seq"))
-          s.seq = j.at("seq").get<uint64_t>();
-      } catch (const json::exception& e) {
-        throw user_error{where + e.what()};
-      }
-    } else {
-      std::vector<std::string> f;
-      std::stringstream ss(line);
-      std::string cell;
-      while (std::getline(ss, cell, ','))
-        f.push_back(cell);
-      if (f.size() < 4)
-        throw user_error{where + "expected twin,channel,ts,value[,source,seq]"};
-      if (f[0] == "twin")
-        continue; // header
-      try {
-        s.twin = f[0];
-        s.channel = f[1];
-        s.ts = std::stoll(f[2]);
-        s.value = std::stod(f[3]);
-        if (f.size() > 4)
-          s.source = f[4];
-        if (f.size() > 5)
-          s.seq = std::stoull(f[5]);
-      } catch (const std::exception&) {
-        throw user_error{where + "ts, value and seq must be numbers"};
-      }
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
 std::string clean(kj::StringPtr description) {
   std::string d = description.cStr();
   for (const char* prefix : {"remote exception: ", "std::exception: "})
@@ -537,7 +471,10 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(stats.getDelivered()),
                    static_cast<unsigned long long>(stats.getCoalesced()));
     } else if (*ingest_cmd) {
-      auto samples = read_samples(file);
+      auto read = twinrt::adapters::read_sample_file(file, wall_ms());
+      if (!read.errors.empty())
+        throw user_error{read.errors.front()};
+      auto& samples = read.samples;
       auto writer = c.session.getWriter();
       uint64_t accepted = 0;
       size_t rejected = 0;
@@ -551,7 +488,7 @@ int main(int argc, char** argv) {
           auto& s = samples[start + i];
           list[static_cast<unsigned>(i)].setTwin(s.twin);
           list[static_cast<unsigned>(i)].setChannel(s.channel);
-          list[static_cast<unsigned>(i)].setTimestampMs(s.ts);
+          list[static_cast<unsigned>(i)].setTimestampMs(s.ts_ms);
           list[static_cast<unsigned>(i)].setValue(s.value);
           list[static_cast<unsigned>(i)].setSource(s.source);
           list[static_cast<unsigned>(i)].setSeq(s.seq);
