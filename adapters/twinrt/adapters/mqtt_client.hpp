@@ -57,6 +57,7 @@ struct client_stats {
   uint64_t resent = 0;              // QoS 1 PUBLISH re-sent with DUP after a reconnect
   uint64_t oversized_packets = 0;   // incoming packets above max_packet_bytes (connection dropped)
   uint64_t protocol_errors = 0;     // malformed packets from the broker (connection dropped)
+  uint64_t subscribe_refusals = 0;  // subscription filters the broker refused (SUBACK 0x80)
 };
 
 /// Connects, keeps the connection alive, reconnects with backoff and re-subscribes. One I/O thread of its own.
@@ -82,7 +83,8 @@ public:
   void publish(std::string topic, std::string payload, uint8_t qos, bool retain = false,
                std::function<void(bool ok)> done = {});
   bool connected() const;
-  /// Blocks until connected or the timeout passes; true when connected.
+  /// Blocks until connected and every subscription is acknowledged (SUBACK), or the timeout
+  /// passes; true when connected and subscribed.
   bool wait_connected(int64_t timeout_ms) const;
   /// Outgoing QoS 1 messages not yet acknowledged by the broker.
   size_t pending_publishes() const;

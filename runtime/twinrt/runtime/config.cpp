@@ -55,6 +55,9 @@ void check_keys(const toml::table& doc) {
     {"rpc", {"address", "read_cache", "tokens"}},
     {"sparkplug", {"broker", "client_id", "username", "password", "groups", "host_id",
                    "max_payload_bytes", "rebirth_interval_ms", "devices"}},
+    {"mqtt", {"broker", "client_id", "username", "password", "qos", "keep_alive_s",
+              "dead_letter_topic", "max_payload_bytes", "batch_messages", "linger_ms",
+              "routes"}},
   };
   for (auto&& [section, node] : doc) {
     auto k = known.find(std::string(section.str()));
@@ -194,6 +197,70 @@ void read_sparkplug(const toml::table& doc, node_config& cfg) {
   }
 }
 
+// [mqtt] and its [[mqtt.routes]] entries (topic, twin).
+void read_mqtt(const toml::table& doc, node_config& cfg) {
+  if (doc.get("mqtt") == nullptr)
+    return;
+  auto& m = cfg.mqtt;
+  m.enabled = true;
+  auto where = [](const toml::node& n) { return std::to_string(n.source().begin.line); };
+  std::string broker;
+  read(doc, "mqtt", "broker", broker);
+  if (!broker.empty()) {
+    auto colon = broker.rfind(':');
+    auto port = colon == std::string::npos ? std::string() : broker.substr(colon + 1);
+    bool digits = !port.empty() && port.size() <= 5
+                  && port.find_first_not_of("0123456789") == std::string::npos;
+    if (colon == 0 || !digits || std::stoul(port) == 0 || std::stoul(port) > 65535)
+      throw bad_setting{where(*doc.at_path("mqtt.broker").node())
+                        + ": 'mqtt.broker' must be HOST:PORT, not '" + broker + "'"};
+    m.host = broker.substr(0, colon);
+    m.port = static_cast<uint16_t>(std::stoul(port));
+  }
+  read(doc, "mqtt", "client_id", m.client_id);
+  read(doc, "mqtt", "username", m.username);
+  read(doc, "mqtt", "password", m.password);
+  read(doc, "mqtt", "qos", m.qos);
+  read(doc, "mqtt", "keep_alive_s", m.keep_alive_s);
+  read(doc, "mqtt", "dead_letter_topic", m.dead_letter_topic);
+  read(doc, "mqtt", "max_payload_bytes", m.max_payload_bytes);
+  read(doc, "mqtt", "batch_messages", m.batch_messages);
+  read(doc, "mqtt", "linger_ms", m.linger_ms);
+  if (auto q = doc.at_path("mqtt.qos").node(); q != nullptr && m.qos > 1)
+    throw bad_setting{where(*q) + ": 'mqtt.qos' must be 0 or 1"};
+  if (auto c = doc.at_path("mqtt.client_id").node(); c != nullptr && m.client_id.empty())
+    throw bad_setting{where(*c) + ": 'mqtt.client_id' must not be empty"};
+  if (auto b = doc.at_path("mqtt.batch_messages").node(); b != nullptr && m.batch_messages == 0)
+    throw bad_setting{where(*b) + ": 'mqtt.batch_messages' must be at least 1"};
+  if (auto d = doc.at_path("mqtt.dead_letter_topic").node();
+      d != nullptr && m.dead_letter_topic.find_first_of("+#") != std::string::npos)
+    throw bad_setting{where(*d) + ": 'mqtt.dead_letter_topic' must be a topic name, without + or #"};
+  auto n = doc.at_path("mqtt.routes").node();
+  if (n == nullptr)
+    return;
+  auto arr = n->as_array();
+  if (!arr)
+    throw bad_setting{where(*n) + ": 'mqtt.routes' must be an array of tables ([[mqtt.routes]])"};
+  for (auto&& e : *arr) {
+    auto t = e.as_table();
+    if (!t)
+      throw bad_setting{where(e) + ": each [[mqtt.routes]] entry must be a table"};
+    node_config::mqtt_route r;
+    for (auto&& [key, value] : *t) {
+      auto v = value.value<std::string>();
+      auto k = std::string(key.str());
+      if (k != "topic" && k != "twin")
+        throw bad_setting{where(value) + ": unknown key '" + k + "' in [[mqtt.routes]]"};
+      if (!v)
+        throw bad_setting{where(value) + ": 'mqtt.routes." + k + "' must be a string"};
+      (k == "topic" ? r.topic : r.twin) = *v;
+    }
+    if (r.topic.empty() || r.twin.empty())
+      throw bad_setting{where(e) + ": [[mqtt.routes]] needs a topic and a twin"};
+    m.routes.push_back(std::move(r));
+  }
+}
+
 } // namespace
 
 std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
@@ -219,6 +286,7 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
     read(doc, "rpc", "read_cache", cfg.rpc_read_cache);
     read_tokens(doc, cfg);
     read_sparkplug(doc, cfg);
+    read_mqtt(doc, cfg);
   } catch (const toml::parse_error& e) {
     return path + ":" + std::to_string(e.source().begin.line) + ": "
            + std::string(e.description());

@@ -63,6 +63,26 @@ struct node_config {
     std::vector<sparkplug_rule> devices;
   };
   sparkplug_settings sparkplug;
+  // [mqtt] and [[mqtt.routes]]: the MQTT JSON adapter (README "MQTT JSON")
+  struct mqtt_route {
+    std::string topic; // topic pattern: levels of text, +, # (last) or {name}
+    std::string twin;  // twin id pattern using the {name}s of the topic
+  };
+  struct mqtt_settings {
+    bool enabled = false;          // an [mqtt] section is present
+    std::string host = "127.0.0.1"; // from `broker = "host:port"`
+    uint16_t port = 1883;
+    std::string client_id = "twinrt"; // the broker keeps this session (clean_session = 0)
+    std::string username, password;
+    uint8_t qos = 1;               // subscription QoS: 1 = at least once (acked once durable), or 0
+    uint16_t keep_alive_s = 30;
+    std::string dead_letter_topic; // rejected messages are published here; empty: not published
+    uint32_t max_payload_bytes = 256 * 1024; // larger payloads are rejected as oversized
+    uint32_t batch_messages = 1'000; // messages per node ingest at most
+    int64_t linger_ms = 2;         // wait this long for more messages before an ingest
+    std::vector<mqtt_route> routes;
+  };
+  mqtt_settings mqtt;
 };
 
 /// Reads a config file. On failure returns the reason, naming the file and,

@@ -66,6 +66,23 @@ const family_spec specs[] = {
    "RPC calls answered, by method and result (ok or the error class)."},
   {"twinrt_rpc_request_duration_seconds", MetricType::Histogram,
    "RPC call latency, by method and result."},
+  // -- MQTT JSON adapter (present once a node has an [mqtt] section)
+  {"twinrt_mqtt_messages_total", MetricType::Counter,
+   "MQTT messages handled by the JSON adapter, by result (accepted: every sample stored; "
+   "partial: some samples refused by the node; duplicate: a redelivery already applied; "
+   "rejected: nothing stored)."},
+  {"twinrt_mqtt_rejected_total", MetricType::Counter,
+   "MQTT messages rejected, by reason (invalid_json, wrong_type, bad_timestamp, bad_seq, "
+   "empty, unknown_topic, oversized, or the node's sample refusal such as unknown_channel)."},
+  {"twinrt_mqtt_samples_total", MetricType::Counter,
+   "Samples from MQTT messages stored durably."},
+  {"twinrt_mqtt_dead_letters_total", MetricType::Counter,
+   "Rejected messages published to the dead-letter topic."},
+  {"twinrt_mqtt_connected", MetricType::Gauge, "1 while the adapter is connected to its broker."},
+  {"twinrt_mqtt_connects_total", MetricType::Counter,
+   "Connections to the broker accepted (the first and every reconnect)."},
+  {"twinrt_mqtt_queued_messages", MetricType::Gauge,
+   "MQTT messages received and waiting for their batch to be durable (then acknowledged)."},
   // -- storage
   {"twinrt_rocksdb_write_stopped", MetricType::Gauge,
    "1 while RocksDB stops writes (rocksdb.is-write-stopped)."},
@@ -133,6 +150,7 @@ struct family_set {
     }
   }
   MetricFamily& operator[](std::string_view name) { return all[index.find(name)->second]; }
+  bool has(std::string_view name) const { return index.find(name) != index.end(); }
 };
 
 using labels = std::vector<ClientMetric::Label>;
@@ -282,6 +300,14 @@ void node_collector::collect_runtime(std::vector<MetricFamily>& out) const {
     labels l{{"method", r.method}, {"result", r.result}};
     add_value(set["twinrt_rpc_requests_total"], l, static_cast<double>(r.requests));
     add_histogram(set["twinrt_rpc_request_duration_seconds"], l, r.latency);
+  }
+  for (auto& a : p.adapter_values()) {
+    if (!set.has(a.family))
+      continue;
+    labels l;
+    for (auto& [k, v] : a.labels)
+      l.push_back({k, v});
+    add_value(set[a.family], std::move(l), static_cast<double>(a.value));
   }
   for (auto& f : set.all)
     out.push_back(std::move(f));

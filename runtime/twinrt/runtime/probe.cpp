@@ -137,6 +137,25 @@ std::vector<runtime_probe::rpc_stats> runtime_probe::rpc() const {
   return out;
 }
 
+std::atomic<int64_t>& runtime_probe::adapter_series(std::string_view family, label_pairs labels) {
+  std::lock_guard<std::mutex> g(adapter_mtx_);
+  for (auto& e : adapter_)
+    if (e.family == family && e.labels == labels)
+      return e.value;
+  auto& e = adapter_.emplace_back();
+  e.family = std::string(family);
+  e.labels = std::move(labels);
+  return e.value;
+}
+
+std::vector<runtime_probe::adapter_value> runtime_probe::adapter_values() const {
+  std::lock_guard<std::mutex> g(adapter_mtx_);
+  std::vector<adapter_value> out;
+  for (auto& e : adapter_)
+    out.push_back({e.family, e.labels, e.value.load(std::memory_order_relaxed)});
+  return out;
+}
+
 uint64_t runtime_probe::rejected_total() const {
   uint64_t n = 0;
   for (auto& r : rejected_)

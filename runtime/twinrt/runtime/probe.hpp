@@ -94,6 +94,19 @@ public:
   /// class such as "overloaded").
   void rpc_done(std::string_view method, std::string_view result, double seconds);
 
+  /// Counters and gauges of the ingest adapters (MQTT, ...): one series per family name and
+  /// label pairs, created on first use. The reference stays valid for the probe's life, so an
+  /// adapter looks its series up once and then only bumps the atomic. The family must be listed
+  /// in metrics.cpp (with its help text); series of unlisted families are not exported.
+  using label_pairs = std::vector<std::pair<std::string, std::string>>;
+  std::atomic<int64_t>& adapter_series(std::string_view family, label_pairs labels);
+  struct adapter_value {
+    std::string family;
+    label_pairs labels;
+    int64_t value = 0;
+  };
+  std::vector<adapter_value> adapter_values() const;
+
   uint64_t accepted() const { return accepted_.load(); }
   uint64_t rejected(twins::reject_reason r) const {
     return rejected_[static_cast<size_t>(r)].load();
@@ -141,6 +154,13 @@ private:
   std::map<std::pair<std::string, std::string>,
            std::pair<uint64_t, std::unique_ptr<fixed_histogram>>>
     rpc_;
+  struct adapter_entry {
+    std::string family;
+    label_pairs labels;
+    std::atomic<int64_t> value{0};
+  };
+  mutable std::mutex adapter_mtx_;
+  std::deque<adapter_entry> adapter_;
   mutable std::mutex lag_mtx_;
   std::vector<std::pair<std::string, std::vector<int64_t>>> lag_;
 };

@@ -1,0 +1,375 @@
+#include "twinrt/adapters/mqtt_ingest.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "twinrt/adapters/mqtt_client.hpp"
+#include "twinrt/adapters/mqtt_json.hpp"
+#include "twinrt/runtime/errc.hpp"
+#include "twinrt/runtime/node.hpp"
+
+namespace twinrt::adapters::mqtt {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// A message parsed and waiting for its batch.
+struct queued {
+  uint16_t packet_id = 0; // 0: QoS 0, nothing to acknowledge
+  std::string topic;
+  std::string payload; // kept for the dead letter when the node refuses samples
+  std::vector<twins::sample> samples;
+};
+
+// Stderr lines about rejections: at most `burst` per 10 s, then a count of those left out.
+class rate_limited_log {
+public:
+  void line(const std::string& text) {
+    std::lock_guard<std::mutex> g(mtx_);
+    auto now = clock::now();
+    if (now - window_ > std::chrono::seconds(10)) {
+      if (suppressed_ > 0)
+        std::fprintf(stderr, "twinrt mqtt: %llu more rejections not logged\n",
+                     static_cast<unsigned long long>(suppressed_));
+      window_ = now;
+      printed_ = 0;
+      suppressed_ = 0;
+    }
+    if (printed_ < burst) {
+      ++printed_;
+      std::fprintf(stderr, "twinrt mqtt: %s\n", text.c_str());
+    } else {
+      ++suppressed_;
+    }
+  }
+
+private:
+  static constexpr int burst = 20;
+  std::mutex mtx_;
+  clock::time_point window_{};
+  int printed_ = 0;
+  uint64_t suppressed_ = 0;
+};
+
+} // namespace
+
+struct ingest::impl {
+  runtime::node& node;
+  runtime::node_config::mqtt_settings cfg;
+  router routes;
+  std::unique_ptr<client> cl;
+  rate_limited_log log;
+
+  // Metrics (the node's probe owns the atomics).
+  std::atomic<int64_t>* result_accepted;
+  std::atomic<int64_t>* result_partial;
+  std::atomic<int64_t>* result_duplicate;
+  std::atomic<int64_t>* result_rejected;
+  std::atomic<int64_t>* samples_total;
+  std::atomic<int64_t>* dead_letters;
+  std::atomic<int64_t>* connected_gauge;
+  std::atomic<int64_t>* connects;
+  std::atomic<int64_t>* queued_gauge;
+  std::atomic<uint64_t> batches{0};
+
+  std::mutex mtx;
+  std::condition_variable has_work, has_room;
+  std::deque<queued> queue;
+  size_t max_queue;
+  bool closing = false;  // stop(): messages from now on are dropped unacknowledged
+  bool stopping = false; // stop(): the batch thread drains the queue and returns
+  std::thread batcher;
+
+  impl(runtime::node& n, runtime::node_config::mqtt_settings s)
+    : node(n), cfg(std::move(s)) {
+    auto& p = node.probe();
+    auto result = [&](const char* r) {
+      return &p.adapter_series("twinrt_mqtt_messages_total", {{"result", r}});
+    };
+    result_accepted = result("accepted");
+    result_partial = result("partial");
+    result_duplicate = result("duplicate");
+    result_rejected = result("rejected");
+    samples_total = &p.adapter_series("twinrt_mqtt_samples_total", {});
+    dead_letters = &p.adapter_series("twinrt_mqtt_dead_letters_total", {});
+    connected_gauge = &p.adapter_series("twinrt_mqtt_connected", {});
+    connects = &p.adapter_series("twinrt_mqtt_connects_total", {});
+    queued_gauge = &p.adapter_series("twinrt_mqtt_queued_messages", {});
+    max_queue = std::max<size_t>(10'000, size_t{4} * cfg.batch_messages);
+  }
+
+  void count_rejection(const std::string& reason) {
+    node.probe().adapter_series("twinrt_mqtt_rejected_total", {{"reason", reason}}).fetch_add(1);
+  }
+
+  // Logs, counts and dead-letters one refusal of a whole message or of some of its samples.
+  void report(const std::string& topic, const std::string& payload, const std::string& reason,
+              const std::string& error) {
+    count_rejection(reason);
+    log.line(reason + ": " + error);
+    if (cfg.dead_letter_topic.empty())
+      return;
+    nlohmann::json dl;
+    dl["topic"] = topic;
+    dl["reason"] = reason;
+    dl["error"] = error;
+    dl["payload"] = payload.size() > 65'536 ? payload.substr(0, 65'536) : payload;
+    if (payload.size() > 65'536)
+      dl["payload_bytes"] = payload.size();
+    auto text = dl.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    dead_letters->fetch_add(1, std::memory_order_relaxed);
+    cl->publish(cfg.dead_letter_topic, std::move(text), cfg.qos);
+  }
+
+  // Rejects a whole message before ingest: counted, dead-lettered, acknowledged.
+  void reject(const message& m, const std::string& reason, const std::string& error) {
+    result_rejected->fetch_add(1, std::memory_order_relaxed);
+    report(m.topic, m.payload, reason, error);
+    if (m.packet_id != 0)
+      cl->ack(m.packet_id);
+  }
+
+  // On the client's I/O thread.
+  void on_message(const message& m) {
+    if (m.payload.size() > cfg.max_payload_bytes) {
+      reject(m, "oversized",
+             "topic " + m.topic + ": payload of " + std::to_string(m.payload.size())
+               + " bytes is above max_payload_bytes " + std::to_string(cfg.max_payload_bytes));
+      return;
+    }
+    auto twin = routes.twin_for(m.topic);
+    if (!twin) {
+      reject(m, "unknown_topic", "topic " + m.topic + " matches no [[mqtt.routes]] pattern");
+      return;
+    }
+    queued q;
+    if (auto err = parse_json_payload(m.topic, m.payload, *twin, wall_ms(), q.samples)) {
+      reject(m, to_string(err->reason), err->message);
+      return;
+    }
+    q.packet_id = m.packet_id;
+    q.topic = m.topic;
+    q.payload = m.payload;
+    std::unique_lock<std::mutex> g(mtx);
+    if (closing)
+      return; // not acknowledged: the broker re-delivers it to the next session
+    if (queue.size() >= max_queue) {
+      if (m.qos == 0) {
+        g.unlock();
+        reject(m, "overloaded", "topic " + m.topic + ": QoS 0 message dropped, "
+                                  + std::to_string(max_queue) + " messages are queued");
+        return;
+      }
+      has_room.wait(g, [&] { return queue.size() < max_queue || closing; });
+      if (closing)
+        return; // not acknowledged: the broker re-delivers it
+    }
+    queue.push_back(std::move(q));
+    queued_gauge->store(static_cast<int64_t>(queue.size()), std::memory_order_relaxed);
+    if (queue.size() == 1 || queue.size() >= cfg.batch_messages)
+      has_work.notify_one();
+  }
+
+  // Takes the next batch: up to batch_messages messages (and max_batch_samples samples),
+  // waiting up to linger_ms for more after the first. Empty when stopping and drained.
+  std::vector<queued> take_batch() {
+    std::unique_lock<std::mutex> g(mtx);
+    has_work.wait(g, [&] { return !queue.empty() || stopping; });
+    if (queue.empty())
+      return {};
+    if (queue.size() < cfg.batch_messages && cfg.linger_ms > 0 && !stopping)
+      has_work.wait_for(g, std::chrono::milliseconds(cfg.linger_ms),
+                        [&] { return queue.size() >= cfg.batch_messages || stopping; });
+    std::vector<queued> batch;
+    size_t samples = 0;
+    auto limit = node.config().max_batch_samples;
+    while (!queue.empty() && batch.size() < cfg.batch_messages) {
+      auto n = queue.front().samples.size();
+      if (!batch.empty() && samples + n > limit)
+        break;
+      samples += n;
+      batch.push_back(std::move(queue.front()));
+      queue.pop_front();
+    }
+    queued_gauge->store(static_cast<int64_t>(queue.size()), std::memory_order_relaxed);
+    has_room.notify_all();
+    return batch;
+  }
+
+  void run() {
+    for (;;) {
+      auto batch = take_batch();
+      if (batch.empty())
+        return;
+      std::vector<twins::sample> samples;
+      std::vector<uint32_t> owner; // message index of each sample
+      for (uint32_t i = 0; i < batch.size(); ++i)
+        for (auto& s : batch[i].samples) {
+          samples.push_back(s);
+          owner.push_back(i);
+        }
+      caf::expected<twins::ingest_result> r{twins::ingest_result{}};
+      for (int64_t pause_ms = 50;; pause_ms = std::min<int64_t>(pause_ms * 2, 2'000)) {
+        if (samples.size() > node.config().max_batch_samples) {
+          // One message alone carries more samples than a node batch may hold.
+          r = runtime::make_error(runtime::errc::bad_request, "too many samples");
+          break;
+        }
+        r = node.ingest_waiting(samples);
+        if (r)
+          break;
+        log.line("ingest of " + std::to_string(batch.size()) + " messages failed, retrying: "
+                 + runtime::describe(r.error()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+        std::lock_guard<std::mutex> g(mtx);
+        if (stopping)
+          return; // not acknowledged: re-delivered to the next session
+      }
+      batches.fetch_add(1, std::memory_order_relaxed);
+      finish(batch, owner, r);
+    }
+  }
+
+  // Classifies each message of a durable batch, reports refusals, acknowledges in order.
+  void finish(std::vector<queued>& batch, const std::vector<uint32_t>& owner,
+              const caf::expected<twins::ingest_result>& r) {
+    std::vector<std::vector<const twins::rejection*>> refused(batch.size());
+    if (r)
+      for (auto& rej : r->rejected)
+        if (rej.index < owner.size())
+          refused[owner[rej.index]].push_back(&rej);
+    int64_t stored = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto& m = batch[i];
+      if (!r) {
+        result_rejected->fetch_add(1, std::memory_order_relaxed);
+        report(m.topic, m.payload, "too_many_samples",
+               "topic " + m.topic + ": " + std::to_string(m.samples.size())
+                 + " samples are more than the node's max_batch_samples");
+      } else {
+        size_t dups = 0;
+        const twins::rejection* first_bad = nullptr;
+        std::string reasons;
+        for (auto* rej : refused[i]) {
+          if (rej->reason == twins::reject_reason::duplicate_sequence) {
+            ++dups;
+            continue;
+          }
+          if (!first_bad)
+            first_bad = rej;
+          if (!reasons.empty())
+            reasons += "; ";
+          reasons += rej->message;
+        }
+        auto ok = static_cast<int64_t>(m.samples.size() - refused[i].size());
+        stored += ok;
+        if (!first_bad) {
+          (ok == 0 && dups > 0 ? result_duplicate : result_accepted)
+            ->fetch_add(1, std::memory_order_relaxed);
+        } else {
+          (ok > 0 ? result_partial : result_rejected)->fetch_add(1, std::memory_order_relaxed);
+          report(m.topic, m.payload, twins::to_string(first_bad->reason),
+                 "topic " + m.topic + ": " + reasons);
+        }
+      }
+      if (m.packet_id != 0)
+        cl->ack(m.packet_id);
+    }
+    samples_total->fetch_add(stored, std::memory_order_relaxed);
+  }
+
+  // Takes no more messages, makes those queued durable and acknowledges them, then
+  // disconnects.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> g(mtx);
+      closing = true;
+      stopping = true;
+    }
+    has_work.notify_all();
+    has_room.notify_all();
+    if (batcher.joinable())
+      batcher.join();
+    cl->stop();
+    connected_gauge->store(0);
+  }
+};
+
+ingest::ingest(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+ingest::~ingest() { impl_->stop(); }
+
+caf::expected<std::unique_ptr<ingest>>
+ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& settings) {
+  auto p = std::make_unique<impl>(n, settings);
+  if (settings.routes.empty())
+    return runtime::make_error(runtime::errc::bad_request,
+                               "[mqtt] needs at least one [[mqtt.routes]] entry");
+  for (auto& r : settings.routes) {
+    route compiled;
+    if (auto err = route::compile(r.topic, r.twin, compiled))
+      return runtime::make_error(runtime::errc::bad_request, *err);
+    p->routes.routes.push_back(std::move(compiled));
+  }
+  client_options o;
+  o.host = settings.host;
+  o.port = settings.port;
+  o.client_id = settings.client_id;
+  o.clean_session = false;
+  o.keep_alive_s = settings.keep_alive_s;
+  o.username = settings.username;
+  o.password = settings.password;
+  // Room for the topic and header above the largest payload the adapter will read, so an
+  // oversized payload is rejected (and acknowledged) instead of dropping the connection.
+  o.max_packet_bytes = std::max<size_t>(size_t{settings.max_payload_bytes} * 2 + 65'536, 1 << 20);
+  p->cl = std::make_unique<client>(o);
+  auto raw = p.get();
+  p->cl->on_message([raw](const message& m) { raw->on_message(m); });
+  p->cl->on_connection([raw](bool up) {
+    raw->connected_gauge->store(up ? 1 : 0);
+    if (up)
+      raw->connects->fetch_add(1);
+    std::fprintf(stderr, "twinrt mqtt: %s %s:%u\n", up ? "connected to" : "lost",
+                 raw->cfg.host.c_str(), static_cast<unsigned>(raw->cfg.port));
+  });
+  for (auto& r : p->routes.routes)
+    p->cl->subscribe(r.filter(), settings.qos);
+  p->batcher = std::thread([raw] { raw->run(); });
+  p->cl->start();
+  return std::unique_ptr<ingest>(new ingest(std::move(p)));
+}
+
+bool ingest::connected() const { return impl_->cl->connected(); }
+
+bool ingest::wait_connected(int64_t timeout_ms) const {
+  return impl_->cl->wait_connected(timeout_ms);
+}
+
+ingest_stats ingest::stats() const {
+  ingest_stats s;
+  s.accepted = static_cast<uint64_t>(impl_->result_accepted->load());
+  s.partial = static_cast<uint64_t>(impl_->result_partial->load());
+  s.duplicate = static_cast<uint64_t>(impl_->result_duplicate->load());
+  s.rejected = static_cast<uint64_t>(impl_->result_rejected->load());
+  s.samples = static_cast<uint64_t>(impl_->samples_total->load());
+  s.dead_letters = static_cast<uint64_t>(impl_->dead_letters->load());
+  s.batches = impl_->batches.load();
+  return s;
+}
+
+} // namespace twinrt::adapters::mqtt

@@ -1,0 +1,240 @@
+// The MQTT client against a real Mosquitto on a free loopback port.
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "support.hpp"
+#include "twinrt/adapters/mqtt_broker.hpp"
+#include "twinrt/adapters/mqtt_client.hpp"
+
+namespace mqtt = twinrt::adapters::mqtt;
+using twinrt::testing::eventually;
+using twinrt::testing::temp_dir;
+
+namespace {
+
+mqtt::client_options options(uint16_t port, std::string id) {
+  mqtt::client_options o;
+  o.port = port;
+  o.client_id = std::move(id);
+  o.keep_alive_s = 5;
+  o.reconnect_min_ms = 50;
+  o.reconnect_max_ms = 500;
+  return o;
+}
+
+// What a subscriber saw, by payload.
+struct inbox {
+  std::mutex mtx;
+  std::vector<mqtt::message> got;
+  size_t size() {
+    std::lock_guard<std::mutex> g(mtx);
+    return got.size();
+  }
+  std::vector<mqtt::message> copy() {
+    std::lock_guard<std::mutex> g(mtx);
+    return got;
+  }
+  void clear() {
+    std::lock_guard<std::mutex> g(mtx);
+    got.clear();
+  }
+};
+
+class MqttClient : public ::testing::Test {
+protected:
+  void SetUp() override {
+    mqtt::broker_options o;
+    o.dir = dir.str();
+    o.persistence = true;
+    broker = std::make_unique<mqtt::local_broker>(o);
+    auto err = broker->start();
+    ASSERT_TRUE(err.empty()) << err;
+  }
+  temp_dir dir{"mqtt-client"};
+  std::unique_ptr<mqtt::local_broker> broker;
+};
+
+// Publishes `n` QoS 1 messages "0".."n-1" on `topic`; returns how many the broker acknowledged.
+size_t publish_numbered(mqtt::client& pub, const std::string& topic, int from, int n) {
+  std::atomic<size_t> acked{0};
+  for (int i = from; i < from + n; ++i)
+    pub.publish(topic, std::to_string(i), 1, false, [&](bool ok) { acked += ok ? 1 : 0; });
+  eventually([&] { return acked.load() == static_cast<size_t>(n); });
+  return acked.load();
+}
+
+} // namespace
+
+TEST_F(MqttClient, QoS1MessagesArriveAndThePublisherSeesEachAcknowledged) {
+  inbox in;
+  mqtt::client sub(options(broker->port(), "sub-1"));
+  sub.on_message([&](const mqtt::message& m) {
+    {
+      std::lock_guard<std::mutex> g(in.mtx);
+      in.got.push_back(m);
+    }
+    sub.ack(m.packet_id);
+  });
+  sub.subscribe("t/#", 1);
+  sub.start();
+  ASSERT_TRUE(sub.wait_connected(5000));
+  // The SUBSCRIBE goes out with the connection; give the broker a moment to apply it.
+  mqtt::client pub(options(broker->port(), "pub-1"));
+  pub.start();
+  ASSERT_TRUE(pub.wait_connected(5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(publish_numbered(pub, "t/a", 0, 500), 500u);
+  ASSERT_TRUE(eventually([&] { return in.size() == 500; })) << in.size();
+  auto got = in.copy();
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].topic, "t/a");
+    EXPECT_EQ(got[i].payload, std::to_string(i));
+    EXPECT_EQ(got[i].qos, 1);
+    EXPECT_NE(got[i].packet_id, 0);
+  }
+  EXPECT_EQ(pub.pending_publishes(), 0u);
+  EXPECT_TRUE(eventually([&] { return sub.stats().acks_sent == 500; }));
+}
+
+TEST_F(MqttClient, UnacknowledgedMessagesAreRedeliveredToTheSameSession) {
+  std::atomic<bool> acking{true};
+  inbox in;
+  auto make_sub = [&] {
+    auto s = std::make_unique<mqtt::client>(options(broker->port(), "sub-redeliver"));
+    auto raw = s.get();
+    s->on_message([&in, &acking, raw](const mqtt::message& m) {
+      int n = std::stoi(m.payload);
+      {
+        std::lock_guard<std::mutex> g(in.mtx);
+        in.got.push_back(m);
+      }
+      if (acking || n < 20)
+        raw->ack(m.packet_id);
+    });
+    s->subscribe("r/+", 1);
+    return s;
+  };
+  auto sub = make_sub();
+  sub->start();
+  ASSERT_TRUE(sub->wait_connected(5000));
+  mqtt::client pub(options(broker->port(), "pub-redeliver"));
+  pub.start();
+  ASSERT_TRUE(pub.wait_connected(5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  acking = false; // only 0..19 are acknowledged
+  EXPECT_EQ(publish_numbered(pub, "r/x", 0, 30), 30u);
+  ASSERT_TRUE(eventually([&] { return in.size() == 30; }));
+  EXPECT_TRUE(eventually([&] { return sub->stats().acks_sent == 20; }));
+  sub.reset(); // disconnects with 20..29 unacknowledged
+  in.clear();
+  acking = true;
+  sub = make_sub();
+  sub->start();
+  ASSERT_TRUE(eventually([&] { return in.size() >= 10; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::set<int> again;
+  for (auto& m : in.copy()) {
+    again.insert(std::stoi(m.payload));
+    EXPECT_TRUE(m.dup) << m.payload;
+  }
+  std::set<int> expected;
+  for (int i = 20; i < 30; ++i)
+    expected.insert(i);
+  EXPECT_EQ(again, expected);
+}
+
+TEST_F(MqttClient, AnAckWaitsForEarlierUnacknowledgedMessages) {
+  // Acknowledge every message but the first: no PUBACK may leave (arrival order), so after a
+  // reconnect the broker re-delivers all of them.
+  inbox in;
+  std::atomic<bool> hold_first{true};
+  auto make_sub = [&] {
+    auto s = std::make_unique<mqtt::client>(options(broker->port(), "sub-order"));
+    auto raw = s.get();
+    s->on_message([&in, &hold_first, raw](const mqtt::message& m) {
+      {
+        std::lock_guard<std::mutex> g(in.mtx);
+        in.got.push_back(m);
+      }
+      if (!(hold_first && m.payload == "0"))
+        raw->ack(m.packet_id);
+    });
+    s->subscribe("o/+", 1);
+    return s;
+  };
+  auto sub = make_sub();
+  sub->start();
+  ASSERT_TRUE(sub->wait_connected(5000));
+  mqtt::client pub(options(broker->port(), "pub-order"));
+  pub.start();
+  ASSERT_TRUE(pub.wait_connected(5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(publish_numbered(pub, "o/x", 0, 10), 10u);
+  ASSERT_TRUE(eventually([&] { return in.size() == 10; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(sub->stats().acks_sent, 0u);
+  sub.reset();
+  in.clear();
+  hold_first = false;
+  sub = make_sub();
+  sub->start();
+  ASSERT_TRUE(eventually([&] { return in.size() == 10; })) << in.size();
+  EXPECT_TRUE(eventually([&] { return sub->stats().acks_sent == 10; }));
+}
+
+TEST_F(MqttClient, PublishesWhileTheBrokerIsDownAreSentAfterItReturns) {
+  inbox in;
+  mqtt::client sub(options(broker->port(), "sub-restart"));
+  sub.on_message([&](const mqtt::message& m) {
+    {
+      std::lock_guard<std::mutex> g(in.mtx);
+      in.got.push_back(m);
+    }
+    sub.ack(m.packet_id);
+  });
+  sub.subscribe("b/+", 1);
+  sub.start();
+  ASSERT_TRUE(sub.wait_connected(5000));
+  mqtt::client pub(options(broker->port(), "pub-restart"));
+  std::atomic<int> connects{0};
+  pub.on_connection([&](bool up) { connects += up ? 1 : 0; });
+  pub.start();
+  ASSERT_TRUE(pub.wait_connected(5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  broker->stop();
+  ASSERT_TRUE(eventually([&] { return !pub.connected() && !sub.connected(); }));
+  std::atomic<int> acked{0};
+  for (int i = 0; i < 20; ++i)
+    pub.publish("b/x", std::to_string(i), 1, false, [&](bool ok) { acked += ok ? 1 : 0; });
+  EXPECT_EQ(pub.pending_publishes(), 20u);
+  ASSERT_TRUE(broker->start().empty());
+  ASSERT_TRUE(eventually([&] { return acked == 20; }, std::chrono::seconds(15))) << acked;
+  EXPECT_GE(connects.load(), 2);
+  // The subscriber's session (persistent broker, clean_session = false) resumes by itself.
+  ASSERT_TRUE(eventually([&] { return in.size() == 20; }, std::chrono::seconds(15))) << in.size();
+}
+
+TEST_F(MqttClient, RetainedQoS0MessageAndOversizedPacketDropsTheConnection) {
+  mqtt::client pub(options(broker->port(), "pub-retain"));
+  pub.start();
+  ASSERT_TRUE(pub.wait_connected(5000));
+  std::atomic<bool> written{false};
+  pub.publish("big/one", std::string(5000, 'x'), 0, true, [&](bool ok) { written = ok; });
+  ASSERT_TRUE(eventually([&] { return written.load(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  auto o = options(broker->port(), "sub-small");
+  o.clean_session = true;
+  o.max_packet_bytes = 1000;
+  mqtt::client sub(o);
+  std::atomic<int> got{0};
+  sub.on_message([&](const mqtt::message&) { ++got; });
+  sub.subscribe("big/#", 0);
+  sub.start();
+  ASSERT_TRUE(eventually([&] { return sub.stats().oversized_packets >= 1; })) ;
+  EXPECT_EQ(got.load(), 0);
+}
