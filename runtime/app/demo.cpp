@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "twinrt/adapters/simulator.hpp"
+#include "twinrt/adapters/sparkplug_adapter.hpp"
 #include "twinrt/runtime/node.hpp"
 
 namespace twinrt::app {
@@ -17,6 +18,33 @@ std::atomic<bool> stop_flag{false};
 
 extern "C" void on_signal(int) {
   stop_flag.store(true);
+}
+
+// The Sparkplug B adapter, when the config has a [sparkplug] section. Prints
+// each refusal (the first 100, then every 1000th) to stderr. Prints why and
+// returns false when it cannot start; connecting goes on in the background.
+bool start_sparkplug(runtime::node& n, const runtime::node_config& cfg, const char* who,
+                     std::unique_ptr<adapters::sparkplug::adapter>& out) {
+  if (!cfg.sparkplug.enabled)
+    return true;
+  auto a = std::make_unique<adapters::sparkplug::adapter>(n, cfg.sparkplug);
+  auto refusals = std::make_shared<std::atomic<uint64_t>>(0);
+  a->on_refusal([who, refusals](const adapters::sparkplug::refusal& r) {
+    auto k = ++*refusals;
+    if (k <= 100 || k % 1000 == 0)
+      std::fprintf(stderr, "%s: sparkplug refused (%s, #%llu): %s\n", who,
+                   adapters::sparkplug::to_string(r.why), static_cast<unsigned long long>(k),
+                   r.message.c_str());
+  });
+  if (auto err = a->start()) {
+    std::cerr << who << ": [sparkplug] " << runtime::describe(err) << "\n";
+    return false;
+  }
+  out = std::move(a);
+  std::printf("%s: Sparkplug B from %s as %s, %zu device rules\n", who,
+              cfg.sparkplug.broker.empty() ? "the [mqtt] broker" : cfg.sparkplug.broker.c_str(),
+              cfg.sparkplug.client_id.c_str(), cfg.sparkplug.devices.size());
+  return true;
 }
 
 int64_t wall_ms() {
@@ -87,6 +115,9 @@ int run_demo(const demo_options& given) {
     return 1;
   }
   auto& n = **started;
+  std::unique_ptr<adapters::sparkplug::adapter> sparkplug; // stops before the node
+  if (!start_sparkplug(n, opts.node, "twinrt demo", sparkplug))
+    return 1;
   adapters::enterprise_layout layout;
   std::vector<runtime::twin_spec> missing;
   for (auto& t : adapters::enterprise_twins(layout))
@@ -159,6 +190,9 @@ int run_node(const runtime::node_config& cfg, double duration_s) {
     return 1;
   }
   auto& n = **started;
+  std::unique_ptr<adapters::sparkplug::adapter> sparkplug; // stops before the node
+  if (!start_sparkplug(n, cfg, "twinrt node", sparkplug))
+    return 1;
   std::printf("twinrt node: %zu twins in %s\n", n.twins().size(), cfg.data_dir.c_str());
   if (!n.metrics_address().empty())
     std::printf("twinrt node: Prometheus metrics on http://%s/metrics\n",

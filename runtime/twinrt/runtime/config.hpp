@@ -53,7 +53,7 @@ struct node_config {
   };
   struct sparkplug_settings {
     bool enabled = false;      // a [sparkplug] section is present
-    std::string broker = "127.0.0.1:1883"; // host:port of the MQTT broker
+    std::string broker;        // host:port; empty: the [mqtt] broker, else 127.0.0.1:1883
     std::string client_id = "twinrt-sparkplug";
     std::string username, password;
     std::vector<std::string> groups; // group ids to subscribe to; empty: all
