@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "twinrt/adapters/mqtt_ingest.hpp"
 #include "twinrt/adapters/simulator.hpp"
 #include "twinrt/adapters/sparkplug_adapter.hpp"
 #include "twinrt/runtime/node.hpp"
@@ -18,6 +19,24 @@ std::atomic<bool> stop_flag{false};
 
 extern "C" void on_signal(int) {
   stop_flag.store(true);
+}
+
+// The MQTT JSON adapter, when the config has an [mqtt] section. Prints why and returns false
+// when it cannot start (a bad route); connecting goes on in the background.
+bool start_mqtt(runtime::node& n, const runtime::node_config& cfg, const char* who,
+                std::unique_ptr<adapters::mqtt::ingest>& out) {
+  if (!cfg.mqtt.enabled)
+    return true;
+  auto a = adapters::mqtt::ingest::start(n, cfg.mqtt);
+  if (!a) {
+    std::cerr << who << ": [mqtt] " << runtime::describe(a.error()) << "\n";
+    return false;
+  }
+  out = std::move(*a);
+  std::printf("%s: MQTT JSON from %s:%u as %s, %zu routes\n", who, cfg.mqtt.host.c_str(),
+              static_cast<unsigned>(cfg.mqtt.port), cfg.mqtt.client_id.c_str(),
+              cfg.mqtt.routes.size());
+  return true;
 }
 
 // The Sparkplug B adapter, when the config has a [sparkplug] section. Prints
@@ -115,6 +134,9 @@ int run_demo(const demo_options& given) {
     return 1;
   }
   auto& n = **started;
+  std::unique_ptr<adapters::mqtt::ingest> mqtt; // stops before the node
+  if (!start_mqtt(n, opts.node, "twinrt demo", mqtt))
+    return 1;
   std::unique_ptr<adapters::sparkplug::adapter> sparkplug; // stops before the node
   if (!start_sparkplug(n, opts.node, "twinrt demo", sparkplug))
     return 1;
@@ -190,6 +212,9 @@ int run_node(const runtime::node_config& cfg, double duration_s) {
     return 1;
   }
   auto& n = **started;
+  std::unique_ptr<adapters::mqtt::ingest> mqtt; // stops before the node
+  if (!start_mqtt(n, cfg, "twinrt node", mqtt))
+    return 1;
   std::unique_ptr<adapters::sparkplug::adapter> sparkplug; // stops before the node
   if (!start_sparkplug(n, cfg, "twinrt node", sparkplug))
     return 1;

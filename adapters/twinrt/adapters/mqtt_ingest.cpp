@@ -307,6 +307,13 @@ struct ingest::impl {
       batcher.join();
     cl->stop();
     connected_gauge->store(0);
+    std::fprintf(stderr,
+                 "twinrt mqtt: stopped; messages accepted %lld, partial %lld, duplicate %lld, "
+                 "rejected %lld\n",
+                 static_cast<long long>(result_accepted->load()),
+                 static_cast<long long>(result_partial->load()),
+                 static_cast<long long>(result_duplicate->load()),
+                 static_cast<long long>(result_rejected->load()));
   }
 };
 
