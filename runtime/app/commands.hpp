@@ -39,6 +39,9 @@ int run_bench_ingest(const bench_options& opts);
 /// Replays a sample file into a node; exit code 0 when complete and clean, 1
 /// when lines were bad or refused, 3 when it stopped early (continue later).
 int run_replay(adapters::replay_options opts);
+/// Runs edge mode from cfg.mqtt and cfg.edge until a signal or `duration_s`;
+/// prints the edge's counters every `report_every_s`.
+int run_edge(const runtime::node_config& cfg, double duration_s, double report_every_s);
 
 /// Set by SIGINT/SIGTERM.
 bool stop_requested();

@@ -136,6 +136,15 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--inflight", replay.inflight, "calls in flight (default 4)")
     ->check(CLI::Range(1, 64));
 
+  std::string edge_config;
+  double edge_duration = 0, edge_report = 5;
+  auto edge_cmd = cli.add_subcommand(
+    "edge", "near the machines: local broker -> deadband/downsampling -> durable buffer -> central node");
+  edge_cmd->add_option("--config", edge_config, "config file with [mqtt] and [edge] (see the README)")
+    ->required();
+  edge_cmd->add_option("--duration", edge_duration, "stop after this many seconds (default: Ctrl-C)");
+  edge_cmd->add_option("--report-every", edge_report, "seconds between counter lines (default 5)");
+
   CLI11_PARSE(cli, argc, argv);
 
   app::install_signal_handlers();
@@ -158,6 +167,14 @@ int main(int argc, char** argv) {
       return 2;
     bench.node.sync_wal = !no_sync;
     return app::run_bench_ingest(bench);
+  }
+  if (*edge_cmd) {
+    runtime::node_config cfg;
+    if (auto err = runtime::load_config_file(edge_config, cfg)) {
+      std::cerr << "twinrt edge: " << *err << "\n";
+      return 2;
+    }
+    return app::run_edge(cfg, edge_duration, edge_report);
   }
   if (*replay_cmd)
     return app::run_replay(replay);

@@ -58,6 +58,8 @@ void check_keys(const toml::table& doc) {
     {"mqtt", {"broker", "client_id", "username", "password", "qos", "keep_alive_s",
               "dead_letter_topic", "max_payload_bytes", "batch_messages", "linger_ms",
               "routes"}},
+    {"edge", {"id", "central", "token", "buffer_dir", "disk_budget_mb", "forward_batch",
+              "channels"}},
   };
   for (auto&& [section, node] : doc) {
     auto k = known.find(std::string(section.str()));
@@ -261,6 +263,60 @@ void read_mqtt(const toml::table& doc, node_config& cfg) {
   }
 }
 
+// [edge] and its [[edge.channels]] rules.
+void read_edge(const toml::table& doc, node_config& cfg) {
+  if (doc.get("edge") == nullptr)
+    return;
+  auto& e = cfg.edge;
+  e.enabled = true;
+  auto where = [](const toml::node& n) { return std::to_string(n.source().begin.line); };
+  read(doc, "edge", "id", e.id);
+  read(doc, "edge", "central", e.central);
+  read(doc, "edge", "token", e.token);
+  read(doc, "edge", "buffer_dir", e.buffer_dir);
+  read(doc, "edge", "disk_budget_mb", e.disk_budget_mb);
+  read(doc, "edge", "forward_batch", e.forward_batch);
+  if (e.id.empty() || e.buffer_dir.empty() || e.forward_batch == 0 || e.disk_budget_mb == 0)
+    throw bad_setting{where(*doc.get("edge"))
+                      + ": [edge] needs a non-empty id and buffer_dir, and forward_batch and "
+                        "disk_budget_mb of at least 1"};
+  auto n = doc.at_path("edge.channels").node();
+  if (n == nullptr)
+    return;
+  auto arr = n->as_array();
+  if (!arr)
+    throw bad_setting{where(*n) + ": 'edge.channels' must be an array of tables ([[edge.channels]])"};
+  for (auto&& entry : *arr) {
+    auto t = entry.as_table();
+    if (!t)
+      throw bad_setting{where(entry) + ": each [[edge.channels]] entry must be a table"};
+    node_config::edge_channel_rule r;
+    for (auto&& [key, value] : *t) {
+      auto k = std::string(key.str());
+      if (k == "twin" || k == "channel") {
+        auto v = value.value<std::string>();
+        if (!v || v->empty())
+          throw bad_setting{where(value) + ": 'edge.channels." + k + "' must be a pattern string"};
+        (k == "twin" ? r.twin : r.channel) = *v;
+      } else if (k == "deadband" || k == "deadband_percent") {
+        auto v = value.value<double>(); // integers are taken too
+        if (!v || !(*v >= 0) || *v > 1e300)
+          throw bad_setting{where(value) + ": 'edge.channels." + k + "' must be a number >= 0"};
+        (k == "deadband" ? r.deadband : r.deadband_percent) = *v;
+      } else if (k == "min_interval_ms") {
+        auto v = value.value_exact<int64_t>();
+        if (!v || *v < 0)
+          throw bad_setting{where(value)
+                            + ": 'edge.channels.min_interval_ms' must be a whole number, not negative"};
+        r.min_interval_ms = *v;
+      } else {
+        throw bad_setting{where(value) + ": unknown key '" + k + "' in [[edge.channels]]"};
+      }
+    }
+    e.channels.push_back(std::move(r));
+  }
+}
+
 } // namespace
 
 std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
@@ -287,6 +343,7 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
     read_tokens(doc, cfg);
     read_sparkplug(doc, cfg);
     read_mqtt(doc, cfg);
+    read_edge(doc, cfg);
   } catch (const toml::parse_error& e) {
     return path + ":" + std::to_string(e.source().begin.line) + ": "
            + std::string(e.description());

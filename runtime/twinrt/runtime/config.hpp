@@ -83,6 +83,26 @@ struct node_config {
     std::vector<mqtt_route> routes;
   };
   mqtt_settings mqtt;
+  // [edge] and [[edge.channels]]: `twinrt edge` (README "Edge mode"); the
+  // local broker and topic routes come from [mqtt].
+  struct edge_channel_rule {
+    std::string twin = "*";      // twin id pattern; '*' matches any text, '/' included
+    std::string channel = "*";   // channel name pattern
+    double deadband = 0;         // forward a change only when |value - last forwarded| > this
+    double deadband_percent = 0; // ... or > this percent of |last forwarded|
+    int64_t min_interval_ms = 0; // forward at most one sample per this interval
+  };
+  struct edge_settings {
+    bool enabled = false;        // an [edge] section is present
+    std::string id = "edge";     // this edge's source identity at the central node
+    std::string central;         // HOST:PORT of the central node's operator API
+    std::string token;           // a write token of the central node
+    std::string buffer_dir = "twinrt-edge-buffer";
+    uint64_t disk_budget_mb = 1'024; // beyond it the oldest buffered samples are dropped
+    uint32_t forward_batch = 1'000;  // samples per call to the central node
+    std::vector<edge_channel_rule> channels; // first match wins; no match: forward all
+  };
+  edge_settings edge;
 };
 
 /// Reads a config file. On failure returns the reason, naming the file and,

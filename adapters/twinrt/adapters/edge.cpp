@@ -1,0 +1,647 @@
+#include "twinrt/adapters/edge.hpp"
+
+#include <fnmatch.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "twinrt/adapters/mqtt_client.hpp"
+#include "twinrt/adapters/mqtt_json.hpp"
+#include "twinrt/adapters/rpc_ingest.hpp"
+
+namespace twinrt::adapters::edge {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+bool matches(const std::string& pattern, const std::string& text) {
+  return ::fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+}
+
+// -- buffer records -------------------------------------------------------------
+
+// Keys: 'q' + big-endian seq -> a sample; 'm' + name -> a counter; 'd' + mark
+// -> the last sequence seen of a (source, twin, channel).
+constexpr char queue_prefix = 'q';
+const std::string next_key = "mnext";
+const std::string dropped_key = "mdropped";
+
+std::string seq_key(uint64_t seq) {
+  std::string k(9, '\0');
+  k[0] = queue_prefix;
+  for (int i = 0; i < 8; ++i)
+    k[static_cast<size_t>(1 + i)] = static_cast<char>((seq >> (56 - 8 * i)) & 0xff);
+  return k;
+}
+
+uint64_t key_seq(const rocksdb::Slice& k) {
+  uint64_t v = 0;
+  for (size_t i = 1; i < 9 && i < k.size(); ++i)
+    v = (v << 8) | static_cast<uint8_t>(k[i]);
+  return v;
+}
+
+std::string u64_value(uint64_t v) {
+  std::string s(8, '\0');
+  std::memcpy(s.data(), &v, 8);
+  return s;
+}
+
+uint64_t value_u64(const rocksdb::Slice& s) {
+  uint64_t v = 0;
+  if (s.size() == 8)
+    std::memcpy(&v, s.data(), 8);
+  return v;
+}
+
+void put_text(std::string& out, const std::string& t) {
+  auto n = static_cast<uint32_t>(t.size());
+  out.append(reinterpret_cast<const char*>(&n), 4);
+  out += t;
+}
+
+std::string encode(const twins::sample& s) {
+  std::string out;
+  out.reserve(s.twin.size() + s.channel.size() + 24);
+  put_text(out, s.twin);
+  put_text(out, s.channel);
+  out.append(reinterpret_cast<const char*>(&s.ts_ms), 8);
+  out.append(reinterpret_cast<const char*>(&s.value), 8);
+  return out;
+}
+
+bool decode(const rocksdb::Slice& in, twins::sample& s) {
+  size_t at = 0;
+  auto text = [&](std::string& t) {
+    uint32_t n = 0;
+    if (at + 4 > in.size())
+      return false;
+    std::memcpy(&n, in.data() + at, 4);
+    at += 4;
+    if (at + n > in.size())
+      return false;
+    t.assign(in.data() + at, n);
+    at += n;
+    return true;
+  };
+  if (!text(s.twin) || !text(s.channel) || at + 16 != in.size())
+    return false;
+  std::memcpy(&s.ts_ms, in.data() + at, 8);
+  std::memcpy(&s.value, in.data() + at + 8, 8);
+  return true;
+}
+
+// Stderr lines about refusals: at most 20 per 10 s, then a count of those left out.
+class rate_limited_log {
+public:
+  void line(const std::string& text) {
+    std::lock_guard<std::mutex> g(mtx_);
+    auto now = steady::now();
+    if (now - window_ > std::chrono::seconds(10)) {
+      if (suppressed_ > 0)
+        std::fprintf(stderr, "twinrt edge: %llu more lines not logged\n",
+                     static_cast<unsigned long long>(suppressed_));
+      window_ = now;
+      printed_ = 0;
+      suppressed_ = 0;
+    }
+    if (printed_ < 20) {
+      ++printed_;
+      std::fprintf(stderr, "twinrt edge: %s\n", text.c_str());
+    } else {
+      ++suppressed_;
+    }
+  }
+
+private:
+  std::mutex mtx_;
+  steady::time_point window_{};
+  uint64_t printed_ = 0, suppressed_ = 0;
+};
+
+} // namespace
+
+// -- sample_filter ------------------------------------------------------------------
+
+sample_filter::sample_filter(std::vector<runtime::node_config::edge_channel_rule> rules)
+  : rules_(std::move(rules)) {}
+
+bool sample_filter::pass(const twins::sample& s) {
+  std::string key;
+  key.reserve(s.twin.size() + s.channel.size() + 1);
+  key += s.twin;
+  key += '\0';
+  key += s.channel;
+  auto [it, fresh] = channels_.try_emplace(std::move(key));
+  auto& st = it->second;
+  if (fresh) {
+    for (size_t i = 0; i < rules_.size(); ++i)
+      if (matches(rules_[i].twin, s.twin) && matches(rules_[i].channel, s.channel)) {
+        st.rule = static_cast<int>(i);
+        break;
+      }
+  }
+  if (st.rule < 0)
+    return true;
+  if (!st.seen) {
+    st.seen = true;
+    st.value = s.value;
+    st.ts_ms = s.ts_ms;
+    return true;
+  }
+  if (s.ts_ms < st.ts_ms)
+    return true; // a backfill: forwarded, not the reference for what follows
+  auto& r = rules_[static_cast<size_t>(st.rule)];
+  double change = std::fabs(s.value - st.value);
+  bool banded = r.deadband > 0 || r.deadband_percent > 0;
+  bool moved = !banded
+               || (change > r.deadband
+                   && (r.deadband_percent <= 0
+                       || change > r.deadband_percent / 100.0 * std::fabs(st.value)));
+  bool spaced = s.ts_ms - st.ts_ms >= r.min_interval_ms;
+  if (!moved || !spaced)
+    return false;
+  st.value = s.value;
+  st.ts_ms = s.ts_ms;
+  return true;
+}
+
+// -- sample_buffer ------------------------------------------------------------------
+
+struct sample_buffer::impl {
+  std::unique_ptr<rocksdb::DB> db;
+  mutable std::mutex mtx;
+  uint64_t next = 1;   // seq of the next sample
+  uint64_t first = 1;  // no sample below this seq
+  uint64_t count = 0, bytes = 0, dropped = 0;
+
+  static uint64_t size_of(const rocksdb::Slice& k, const rocksdb::Slice& v) {
+    return k.size() + v.size();
+  }
+
+  // Deletes (in `wb`) the oldest samples until `need` more bytes fit in
+  // `budget`; returns how many.
+  uint64_t make_room(rocksdb::WriteBatch& wb, uint64_t need, uint64_t budget) {
+    uint64_t n = 0;
+    if (count == 0 || bytes + need <= budget)
+      return 0;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(seq_key(first)); it->Valid() && it->key()[0] == queue_prefix; it->Next()) {
+      if (bytes + need <= budget)
+        break;
+      wb.Delete(it->key());
+      bytes -= size_of(it->key(), it->value());
+      --count;
+      ++n;
+      first = key_seq(it->key()) + 1;
+    }
+    return n;
+  }
+};
+
+std::unique_ptr<sample_buffer> sample_buffer::open(const std::string& dir, uint64_t budget_bytes,
+                                                   std::string& error) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.max_open_files = 64;
+  o.write_buffer_size = 8 << 20;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(o, dir, &raw);
+  if (!st.ok()) {
+    error = "cannot open the edge buffer in " + dir + ": " + st.ToString();
+    return nullptr;
+  }
+  std::unique_ptr<sample_buffer> b(new sample_buffer());
+  b->budget_ = budget_bytes;
+  b->impl_ = std::make_unique<impl>();
+  auto& d = *b->impl_;
+  d.db.reset(raw);
+  std::string v;
+  if (d.db->Get(rocksdb::ReadOptions(), next_key, &v).ok())
+    d.next = std::max<uint64_t>(1, value_u64(v));
+  if (d.db->Get(rocksdb::ReadOptions(), dropped_key, &v).ok())
+    d.dropped = value_u64(v);
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(rocksdb::ReadOptions()));
+  bool any = false;
+  for (it->Seek(seq_key(0)); it->Valid() && it->key()[0] == queue_prefix; it->Next()) {
+    auto seq = key_seq(it->key());
+    if (!any)
+      d.first = seq;
+    any = true;
+    ++d.count;
+    d.bytes += impl::size_of(it->key(), it->value());
+    d.next = std::max(d.next, seq + 1);
+  }
+  if (!any)
+    d.first = d.next;
+  return b;
+}
+
+sample_buffer::~sample_buffer() = default;
+
+std::string sample_buffer::append(const std::vector<twins::sample>& samples,
+                                  const std::vector<std::pair<std::string, uint64_t>>& marks) {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> g(d.mtx);
+  std::vector<std::pair<std::string, std::string>> records;
+  records.reserve(samples.size());
+  uint64_t need = 0;
+  for (auto& s : samples) {
+    records.emplace_back(seq_key(d.next + records.size()), encode(s));
+    need += records.back().first.size() + records.back().second.size();
+  }
+  rocksdb::WriteBatch wb;
+  auto old_first = d.first;
+  auto old_count = d.count, old_bytes = d.bytes, old_dropped = d.dropped;
+  uint64_t dropped = d.make_room(wb, need, budget_);
+  // What does not fit even in an empty buffer: the oldest of the new ones go.
+  size_t skip = 0;
+  while (skip < records.size() && d.bytes + need > budget_) {
+    need -= records[skip].first.size() + records[skip].second.size();
+    ++skip;
+    ++dropped;
+  }
+  for (size_t i = skip; i < records.size(); ++i)
+    wb.Put(records[i].first, records[i].second);
+  auto new_next = d.next + records.size();
+  wb.Put(next_key, u64_value(new_next));
+  if (dropped > 0)
+    wb.Put(dropped_key, u64_value(d.dropped + dropped));
+  for (auto& [k, v] : marks)
+    wb.Put("d" + k, u64_value(v));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto st = d.db->Write(wo, &wb);
+  if (!st.ok()) {
+    d.first = old_first;
+    d.count = old_count;
+    d.bytes = old_bytes;
+    d.dropped = old_dropped;
+    return "edge buffer write failed: " + st.ToString();
+  }
+  if (d.count == 0)
+    d.first = d.next + skip;
+  d.next = new_next;
+  d.count += records.size() - skip;
+  d.bytes += need;
+  d.dropped += dropped;
+  return "";
+}
+
+std::vector<buffered> sample_buffer::oldest(uint64_t after, size_t n) const {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> g(d.mtx);
+  std::vector<buffered> out;
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(seq_key(std::max(after + 1, d.first)));
+       it->Valid() && it->key()[0] == queue_prefix && out.size() < n; it->Next()) {
+    buffered b;
+    b.seq = key_seq(it->key());
+    if (decode(it->value(), b.sample))
+      out.push_back(std::move(b));
+  }
+  return out;
+}
+
+std::string sample_buffer::remove_through(uint64_t seq) {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> g(d.mtx);
+  if (seq < d.first)
+    return "";
+  uint64_t n = 0, bytes = 0;
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(seq_key(d.first)); it->Valid() && it->key()[0] == queue_prefix; it->Next()) {
+    if (key_seq(it->key()) > seq)
+      break;
+    ++n;
+    bytes += impl::size_of(it->key(), it->value());
+  }
+  rocksdb::WriteBatch wb;
+  wb.DeleteRange(seq_key(d.first), seq_key(seq + 1));
+  // No sync: if the deletion is lost the samples are sent again, and the
+  // central node refuses them as already applied.
+  auto st = d.db->Write(rocksdb::WriteOptions(), &wb);
+  if (!st.ok())
+    return "edge buffer delete failed: " + st.ToString();
+  d.first = seq + 1;
+  d.count -= std::min(d.count, n);
+  d.bytes -= std::min(d.bytes, bytes);
+  return "";
+}
+
+std::unordered_map<std::string, uint64_t> sample_buffer::marks() const {
+  auto& d = *impl_;
+  std::lock_guard<std::mutex> g(d.mtx);
+  std::unordered_map<std::string, uint64_t> out;
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("d"); it->Valid() && it->key()[0] == 'd'; it->Next())
+    out[it->key().ToString().substr(1)] = value_u64(it->value());
+  return out;
+}
+
+uint64_t sample_buffer::queued() const {
+  std::lock_guard<std::mutex> g(impl_->mtx);
+  return impl_->count;
+}
+
+uint64_t sample_buffer::queued_bytes() const {
+  std::lock_guard<std::mutex> g(impl_->mtx);
+  return impl_->bytes;
+}
+
+uint64_t sample_buffer::dropped() const {
+  std::lock_guard<std::mutex> g(impl_->mtx);
+  return impl_->dropped;
+}
+
+// -- edge_node ----------------------------------------------------------------------
+
+struct edge_node::impl {
+  runtime::node_config::edge_settings cfg;
+  runtime::node_config::mqtt_settings mqtt_cfg;
+  mqtt::router routes;
+  std::unique_ptr<sample_buffer> buffer;
+  std::unique_ptr<mqtt::client> client;
+  rate_limited_log log;
+
+  // MQTT I/O thread -> writer thread.
+  struct taken {
+    uint16_t packet_id = 0; // 0: QoS 0
+    std::vector<twins::sample> samples;
+  };
+  std::mutex mtx;
+  std::condition_variable has_work, has_room, wake_forwarder;
+  std::deque<taken> queue;
+  static constexpr size_t max_queue = 10'000;
+  bool closing = false;  // take no more messages
+  bool stopping = false; // writer: drain and end; forwarder: end
+
+  std::thread writer, forwarder;
+  std::atomic<uint64_t> messages{0}, rejected{0}, samples{0}, redelivered{0}, filtered{0},
+    buffered{0}, forwarded{0}, refused{0};
+  std::atomic<bool> central_up{false};
+
+  void on_message(const mqtt::message& m) {
+    messages.fetch_add(1, std::memory_order_relaxed);
+    auto refuse = [&](const std::string& why) {
+      rejected.fetch_add(1, std::memory_order_relaxed);
+      log.line(why);
+      if (m.packet_id != 0)
+        client->ack(m.packet_id);
+    };
+    if (m.payload.size() > mqtt_cfg.max_payload_bytes)
+      return refuse("topic " + m.topic + ": payload of " + std::to_string(m.payload.size())
+                    + " bytes is above max_payload_bytes");
+    auto twin = routes.twin_for(m.topic);
+    if (!twin)
+      return refuse("topic " + m.topic + " matches no [[mqtt.routes]] pattern");
+    taken t;
+    t.packet_id = m.packet_id;
+    if (auto err = mqtt::parse_json_payload(m.topic, m.payload, *twin, wall_ms(), t.samples))
+      return refuse(err->message);
+    std::unique_lock<std::mutex> g(mtx);
+    has_room.wait(g, [&] { return queue.size() < max_queue || closing; });
+    if (closing)
+      return; // not acknowledged: the broker re-delivers it
+    queue.push_back(std::move(t));
+    has_work.notify_one();
+  }
+
+  // Writer thread: dedup, filter, buffer durably, then acknowledge.
+  void write_loop() {
+    sample_filter filter(cfg.channels);
+    auto marks = buffer->marks();
+    for (;;) {
+      std::vector<taken> batch;
+      {
+        std::unique_lock<std::mutex> g(mtx);
+        has_work.wait(g, [&] { return !queue.empty() || stopping; });
+        if (queue.empty())
+          return;
+        if (queue.size() < 500 && !stopping)
+          has_work.wait_for(g, std::chrono::milliseconds(2), [&] { return queue.size() >= 500; });
+        while (!queue.empty() && batch.size() < 1'000) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+        has_room.notify_all();
+      }
+      std::vector<twins::sample> keep;
+      std::vector<std::pair<std::string, uint64_t>> changed;
+      for (auto& t : batch)
+        for (auto& s : t.samples) {
+          samples.fetch_add(1, std::memory_order_relaxed);
+          auto key = s.source + '\0' + s.twin + '\0' + s.channel;
+          auto& last = marks[key];
+          if (s.seq != 0 && s.seq <= last) {
+            redelivered.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          last = s.seq;
+          changed.emplace_back(std::move(key), s.seq);
+          if (!filter.pass(s)) {
+            filtered.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          s.source.clear();
+          s.seq = 0;
+          keep.push_back(std::move(s));
+        }
+      for (int64_t pause_ms = 50;; pause_ms = std::min<int64_t>(pause_ms * 2, 2'000)) {
+        auto err = buffer->append(keep, changed);
+        if (err.empty())
+          break;
+        log.line(err + "; retrying");
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+      }
+      buffered.fetch_add(keep.size(), std::memory_order_relaxed);
+      for (auto& t : batch)
+        if (t.packet_id != 0)
+          client->ack(t.packet_id);
+      wake_forwarder.notify_one();
+    }
+  }
+
+  // Waits up to `ms` or until stopping; false when stopping.
+  bool pause(int64_t ms) {
+    std::unique_lock<std::mutex> g(mtx);
+    return !wake_forwarder.wait_for(g, std::chrono::milliseconds(ms), [&] { return stopping; });
+  }
+
+  // Forwarder thread: the oldest buffered samples to the central node, one
+  // batch at a time (so they arrive in order), deleted once acknowledged.
+  void forward_loop() {
+    rpc_ingest rpc(cfg.central, cfg.token);
+    int64_t backoff_ms = 100;
+    std::string last_error;
+    auto back_off = [&](const std::string& why) {
+      if (why != last_error)
+        log.line(why);
+      last_error = why;
+      bool go_on = pause(backoff_ms);
+      backoff_ms = std::min<int64_t>(backoff_ms * 2, 5'000);
+      return go_on;
+    };
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> g(mtx);
+        if (stopping)
+          return;
+      }
+      if (!rpc.connected()) {
+        central_up = false;
+        if (auto err = rpc.connect(); !err.empty()) {
+          if (!back_off("central node unreachable, buffering: " + err))
+            return;
+          continue;
+        }
+        central_up = true;
+        last_error.clear();
+        std::fprintf(stderr, "twinrt edge: connected to the central node at %s\n",
+                     cfg.central.c_str());
+      }
+      auto batch = buffer->oldest(0, cfg.forward_batch);
+      if (batch.empty()) {
+        std::unique_lock<std::mutex> g(mtx);
+        wake_forwarder.wait_for(g, std::chrono::milliseconds(200));
+        continue;
+      }
+      std::vector<twins::sample> out;
+      out.reserve(batch.size());
+      for (auto& b : batch) {
+        out.push_back(std::move(b.sample));
+        out.back().source = cfg.id;
+        out.back().seq = b.seq;
+      }
+      auto timeout = rpc.timer().afterDelay(10 * kj::SECONDS).then([] {
+        return batch_outcome{batch_status::disconnected, "no answer within 10 s", 0, {}};
+      });
+      auto r = rpc.send(out).exclusiveJoin(kj::mv(timeout)).wait(rpc.wait_scope());
+      if (r.status == batch_status::done) {
+        for (auto& rej : r.rejected)
+          if (rej.reason != "duplicate_sequence") {
+            refused.fetch_add(1, std::memory_order_relaxed);
+            log.line("the central node refused a sample: " + rej.message);
+          }
+        forwarded.fetch_add(out.size(), std::memory_order_relaxed);
+        if (auto err = buffer->remove_through(batch.back().seq); !err.empty())
+          log.line(err);
+        backoff_ms = 100;
+        continue;
+      }
+      if (r.status == batch_status::disconnected) {
+        rpc.disconnect();
+        central_up = false;
+        if (!back_off("lost the central node (" + r.message + "), buffering"))
+          return;
+        continue;
+      }
+      if (!back_off("the central node refused a batch (" + r.message + "); retrying"))
+        return;
+    }
+  }
+};
+
+edge_node::edge_node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+std::unique_ptr<edge_node> edge_node::start(const runtime::node_config& cfg, std::string& error) {
+  auto p = std::make_unique<impl>();
+  p->cfg = cfg.edge;
+  p->mqtt_cfg = cfg.mqtt;
+  if (!cfg.mqtt.enabled || cfg.mqtt.routes.empty()) {
+    error = "edge mode needs an [mqtt] section with at least one [[mqtt.routes]] entry";
+    return nullptr;
+  }
+  if (cfg.edge.central.empty()) {
+    error = "edge mode needs [edge] central = \"HOST:PORT\" of the central node";
+    return nullptr;
+  }
+  for (auto& r : cfg.mqtt.routes) {
+    mqtt::route compiled;
+    if (auto err = mqtt::route::compile(r.topic, r.twin, compiled)) {
+      error = *err;
+      return nullptr;
+    }
+    p->routes.routes.push_back(std::move(compiled));
+  }
+  p->buffer = sample_buffer::open(cfg.edge.buffer_dir, cfg.edge.disk_budget_mb << 20, error);
+  if (!p->buffer)
+    return nullptr;
+  mqtt::client_options o;
+  o.host = cfg.mqtt.host;
+  o.port = cfg.mqtt.port;
+  o.client_id = cfg.mqtt.client_id;
+  o.clean_session = false;
+  o.keep_alive_s = cfg.mqtt.keep_alive_s;
+  o.username = cfg.mqtt.username;
+  o.password = cfg.mqtt.password;
+  o.max_packet_bytes = std::max<size_t>(size_t{cfg.mqtt.max_payload_bytes} * 2 + 65'536, 1 << 20);
+  p->client = std::make_unique<mqtt::client>(o);
+  auto raw = p.get();
+  p->client->on_message([raw](const mqtt::message& m) { raw->on_message(m); });
+  p->client->on_connection([raw](bool up) {
+    std::fprintf(stderr, "twinrt edge: %s the broker at %s:%u\n", up ? "connected to" : "lost",
+                 raw->mqtt_cfg.host.c_str(), static_cast<unsigned>(raw->mqtt_cfg.port));
+  });
+  for (auto& r : p->routes.routes)
+    p->client->subscribe(r.filter(), cfg.mqtt.qos);
+  p->writer = std::thread([raw] { raw->write_loop(); });
+  p->forwarder = std::thread([raw] { raw->forward_loop(); });
+  p->client->start();
+  return std::unique_ptr<edge_node>(new edge_node(std::move(p)));
+}
+
+edge_node::~edge_node() {
+  auto& d = *impl_;
+  {
+    std::lock_guard<std::mutex> g(d.mtx);
+    d.closing = true;
+  }
+  d.has_room.notify_all();
+  d.client->stop();
+  {
+    std::lock_guard<std::mutex> g(d.mtx);
+    d.stopping = true;
+  }
+  d.has_work.notify_all();
+  d.wake_forwarder.notify_all();
+  d.writer.join();
+  d.forwarder.join();
+}
+
+edge_stats edge_node::stats() const {
+  auto& d = *impl_;
+  edge_stats s;
+  s.messages = d.messages.load();
+  s.rejected = d.rejected.load();
+  s.samples = d.samples.load();
+  s.redelivered = d.redelivered.load();
+  s.filtered = d.filtered.load();
+  s.buffered = d.buffered.load();
+  s.forwarded = d.forwarded.load();
+  s.refused = d.refused.load();
+  s.queued = d.buffer->queued();
+  s.queued_bytes = d.buffer->queued_bytes();
+  s.dropped = d.buffer->dropped();
+  s.broker_connected = d.client->connected();
+  s.central_connected = d.central_up.load();
+  return s;
+}
+
+} // namespace twinrt::adapters::edge

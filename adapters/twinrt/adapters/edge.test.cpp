@@ -1,0 +1,179 @@
+#include "twinrt/adapters/edge.hpp"
+
+#include <filesystem>
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace twinrt::adapters::edge {
+namespace {
+
+namespace fs = std::filesystem;
+using rule = runtime::node_config::edge_channel_rule;
+
+twins::sample at(std::string twin, std::string channel, int64_t ts, double v) {
+  return {std::move(twin), std::move(channel), ts, v, "", 0};
+}
+
+std::vector<double> passed(sample_filter& f, const std::string& twin, const std::string& channel,
+                           const std::vector<std::pair<int64_t, double>>& points) {
+  std::vector<double> out;
+  for (auto& [ts, v] : points)
+    if (f.pass(at(twin, channel, ts, v)))
+      out.push_back(v);
+  return out;
+}
+
+TEST(EdgeFilter, AbsoluteDeadbandForwardsOnlyChangesBeyondIt) {
+  sample_filter f({rule{"*", "temperature_c", 0.5, 0, 0}});
+  EXPECT_EQ(passed(f, "a/m1", "temperature_c",
+                   {{1, 20.0}, {2, 20.4}, {3, 20.5}, {4, 20.6}, {5, 20.2}, {6, 20.0}, {7, 21.2}}),
+            (std::vector<double>{20.0, 20.6, 20.0, 21.2}));
+}
+
+TEST(EdgeFilter, PercentDeadbandIsRelativeToTheLastForwardedValue) {
+  sample_filter f({rule{"*", "vib*", 0, 10, 0}});
+  EXPECT_EQ(passed(f, "a/m1", "vibration_mm_s", {{1, 10.0}, {2, 10.9}, {3, 11.1}, {4, 12.0}, {5, 12.3}}),
+            (std::vector<double>{10.0, 11.1, 12.3}));
+}
+
+TEST(EdgeFilter, MinIntervalDownsamplesByTimestamps) {
+  sample_filter f({rule{"*", "power_kw", 0, 0, 1000}});
+  EXPECT_EQ(passed(f, "a/m1", "power_kw",
+                   {{0, 1}, {400, 2}, {999, 3}, {1000, 4}, {1500, 5}, {2100, 6}, {2200, 7}}),
+            (std::vector<double>{1, 4, 6}));
+}
+
+TEST(EdgeFilter, ChannelsWithoutARuleAndOtherTwinsPassWhole) {
+  sample_filter f({rule{"acme/line-1/*", "temperature_c", 5, 0, 0}});
+  EXPECT_EQ(passed(f, "acme/line-1/m1", "temperature_c", {{1, 1}, {2, 2}, {3, 3}}),
+            (std::vector<double>{1}));
+  EXPECT_EQ(passed(f, "acme/line-2/m1", "temperature_c", {{1, 1}, {2, 2}, {3, 3}}),
+            (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(passed(f, "acme/line-1/m1", "power_kw", {{1, 1}, {2, 1}, {3, 1}}),
+            (std::vector<double>{1, 1, 1}));
+}
+
+TEST(EdgeFilter, FirstMatchingRuleWinsAndChannelsAreIndependent) {
+  sample_filter f({rule{"*/m1", "*", 0, 0, 0}, rule{"*", "*", 100, 0, 0}});
+  EXPECT_EQ(passed(f, "a/m1", "x", {{1, 1}, {2, 2}}), (std::vector<double>{1, 2}));
+  EXPECT_EQ(passed(f, "a/m2", "x", {{1, 1}, {2, 2}}), (std::vector<double>{1}));
+  EXPECT_EQ(passed(f, "a/m2", "y", {{1, 1}, {2, 2}}), (std::vector<double>{1}));
+}
+
+TEST(EdgeFilter, AnOlderSampleIsForwardedAndDoesNotMoveTheReference) {
+  sample_filter f({rule{"*", "*", 1, 0, 0}});
+  EXPECT_EQ(passed(f, "a/m1", "x", {{10, 5}, {5, 5}, {11, 5.5}, {12, 6.5}}),
+            (std::vector<double>{5, 5, 6.5}));
+}
+
+class EdgeBuffer : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path()
+           / ("twinrt-edge-buffer-" + std::to_string(std::random_device{}()));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::unique_ptr<sample_buffer> open(uint64_t budget) {
+    std::string error;
+    auto b = sample_buffer::open(dir_.string(), budget, error);
+    EXPECT_TRUE(b) << error;
+    return b;
+  }
+  static std::vector<twins::sample> samples(int from, int n) {
+    std::vector<twins::sample> out;
+    for (int i = from; i < from + n; ++i)
+      out.push_back(at("acme/plant-1/line-1/m1", "power_kw", 1000 + i, i));
+    return out;
+  }
+  fs::path dir_;
+};
+
+TEST_F(EdgeBuffer, KeepsSamplesInOrderAcrossAReopen) {
+  {
+    auto b = open(1 << 20);
+    ASSERT_EQ(b->append(samples(0, 5), {{"k", 7}}), "");
+    ASSERT_EQ(b->append(samples(5, 5), {}), "");
+  }
+  auto b = open(1 << 20);
+  auto got = b->oldest(0, 100);
+  ASSERT_EQ(got.size(), 10u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, i + 1);
+    EXPECT_EQ(got[i].sample.value, static_cast<double>(i));
+    EXPECT_EQ(got[i].sample.ts_ms, 1000 + static_cast<int64_t>(i));
+    EXPECT_EQ(got[i].sample.twin, "acme/plant-1/line-1/m1");
+    EXPECT_EQ(got[i].sample.channel, "power_kw");
+  }
+  EXPECT_EQ(b->marks().at("k"), 7u);
+  EXPECT_EQ(b->queued(), 10u);
+}
+
+TEST_F(EdgeBuffer, SeqNeverGoesBackAfterEverythingWasForwarded) {
+  {
+    auto b = open(1 << 20);
+    ASSERT_EQ(b->append(samples(0, 3), {}), "");
+    ASSERT_EQ(b->remove_through(3), "");
+    EXPECT_EQ(b->queued(), 0u);
+    EXPECT_EQ(b->queued_bytes(), 0u);
+  }
+  auto b = open(1 << 20);
+  EXPECT_TRUE(b->oldest(0, 10).empty());
+  ASSERT_EQ(b->append(samples(3, 2), {}), "");
+  auto got = b->oldest(0, 10);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].seq, 4u);
+  EXPECT_EQ(got[1].seq, 5u);
+}
+
+TEST_F(EdgeBuffer, RemoveThroughDeletesOnlyTheAcknowledged) {
+  auto b = open(1 << 20);
+  ASSERT_EQ(b->append(samples(0, 10), {}), "");
+  auto bytes = b->queued_bytes();
+  ASSERT_EQ(b->remove_through(4), "");
+  EXPECT_EQ(b->queued(), 6u);
+  EXPECT_EQ(b->queued_bytes(), bytes * 6 / 10);
+  auto got = b->oldest(0, 100);
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got.front().seq, 5u);
+  EXPECT_EQ(b->oldest(7, 100).size(), 3u);
+}
+
+TEST_F(EdgeBuffer, OverTheBudgetTheOldestAreDroppedAndCounted) {
+  uint64_t one = 0;
+  {
+    auto probe = open(1 << 20);
+    ASSERT_EQ(probe->append(samples(0, 1), {}), "");
+    one = probe->queued_bytes();
+  }
+  fs::remove_all(dir_);
+  {
+    auto b = open(one * 10);
+    ASSERT_EQ(b->append(samples(0, 8), {}), "");
+    EXPECT_EQ(b->dropped(), 0u);
+    ASSERT_EQ(b->append(samples(8, 5), {}), ""); // 13 records, room for 10
+    EXPECT_EQ(b->queued(), 10u);
+    EXPECT_EQ(b->dropped(), 3u);
+    EXPECT_LE(b->queued_bytes(), one * 10);
+    ASSERT_EQ(b->append(samples(13, 25), {}), ""); // more than the whole budget at once
+    EXPECT_EQ(b->queued(), 10u);
+    EXPECT_EQ(b->dropped(), 28u);
+  }
+  auto b = open(one * 10);
+  EXPECT_EQ(b->dropped(), 28u); // the count survives a restart
+  auto got = b->oldest(0, 100);
+  ASSERT_EQ(got.size(), 10u);
+  EXPECT_EQ(got.front().sample.value, 28); // the newest ten are kept
+  EXPECT_EQ(got.back().sample.value, 37);
+  EXPECT_EQ(got.back().seq, 38u);
+}
+
+TEST_F(EdgeBuffer, AnUnusableDirectoryIsRefusedWithItsName) {
+  std::string error;
+  auto b = sample_buffer::open("/proc/twinrt-no-such-dir/buffer", 1 << 20, error);
+  EXPECT_FALSE(b);
+  EXPECT_NE(error.find("/proc/twinrt-no-such-dir/buffer"), std::string::npos) << error;
+}
+
+} // namespace
+} // namespace twinrt::adapters::edge
