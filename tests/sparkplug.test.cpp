@@ -3,6 +3,7 @@
 // codec) and publishes with our MQTT client.
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -375,6 +376,16 @@ TEST_F(Sparkplug, BadInputIsRefusedWithItsReasonCountedAndTheAdapterKeepsGoing) 
   edge->ddata("press-1", {by_alias(10, 81.0, now + 2)});
   ASSERT_TRUE(eventually([&] { return channel(press, "temperature_c") == 81; }));
   EXPECT_EQ(refused(spb::reason::sequence_gap), 0u);
+
+  // What /metrics shows: twinrt_sparkplug_rejected_total by reason.
+  std::map<std::string, int64_t> exported;
+  for (auto& v : node->probe().adapter_values())
+    if (v.family == "twinrt_sparkplug_rejected_total" && v.labels.size() == 1)
+      exported[v.labels[0].second] = v.value;
+  EXPECT_EQ(exported["unknown_alias"], 1);
+  EXPECT_EQ(exported["oversized"], 1);
+  EXPECT_EQ(exported["malformed"], 1);
+  EXPECT_EQ(exported["sequence_gap"], 0);
 }
 
 } // namespace

@@ -60,8 +60,7 @@ bool start_sparkplug(runtime::node& n, const runtime::node_config& cfg, const ch
     return false;
   }
   out = std::move(a);
-  std::printf("%s: Sparkplug B from %s as %s, %zu device rules\n", who,
-              cfg.sparkplug.broker.empty() ? "the [mqtt] broker" : cfg.sparkplug.broker.c_str(),
+  std::printf("%s: Sparkplug B from %s as %s, %zu device rules\n", who, out->broker().c_str(),
               cfg.sparkplug.client_id.c_str(), cfg.sparkplug.devices.size());
   return true;
 }

@@ -1,5 +1,6 @@
 #include "twinrt/adapters/sparkplug_adapter.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -59,9 +60,25 @@ struct adapter::impl {
   mutable std::mutex stats_mtx;
   adapter_stats counters;
   std::deque<refusal> recent;
+  std::string broker; // host:port in use
+
+  // Prometheus series (metrics.cpp lists the families).
+  std::atomic<int64_t>* messages_total;
+  std::atomic<int64_t>* samples_total;
+  std::atomic<int64_t>* rebirths_total;
+  std::atomic<int64_t>* connected_gauge;
+  std::array<std::atomic<int64_t>*, reason_count + 1> rejected_total{};
 
   impl(runtime::node& n, runtime::node_config::sparkplug_settings s)
     : node(n), settings(std::move(s)), rules(settings.devices) {
+    auto& p = node.probe();
+    messages_total = &p.adapter_series("twinrt_sparkplug_messages_total", {});
+    samples_total = &p.adapter_series("twinrt_sparkplug_samples_total", {});
+    rebirths_total = &p.adapter_series("twinrt_sparkplug_rebirth_requests_total", {});
+    connected_gauge = &p.adapter_series("twinrt_sparkplug_connected", {});
+    for (int r = 1; r <= reason_count; ++r)
+      rejected_total[static_cast<size_t>(r)] = &p.adapter_series(
+        "twinrt_sparkplug_rejected_total", {{"reason", to_string(static_cast<reason>(r))}});
   }
 
   template <class F>
@@ -71,6 +88,7 @@ struct adapter::impl {
   }
 
   void refuse(refusal r) {
+    rejected_total[static_cast<size_t>(r.why)]->fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> g(stats_mtx);
       ++counters.refused[static_cast<size_t>(r.why)];
@@ -98,6 +116,7 @@ struct adapter::impl {
   }
 
   void on_connection(bool up) {
+    connected_gauge->store(up ? 1 : 0, std::memory_order_relaxed);
     if (up && !settings.host_id.empty())
       client->publish(std::string(topic_namespace) + "/STATE/" + settings.host_id,
                       state_payload(true, wall_ms()), 1, true);
@@ -131,6 +150,7 @@ struct adapter::impl {
   // (then it is not acknowledged, and the broker delivers it again).
   bool handle(const mqtt::message& m) {
     count([](adapter_stats& s) { ++s.messages; });
+    messages_total->fetch_add(1, std::memory_order_relaxed);
     auto t = parse_topic(m.topic);
     if (!t) {
       refuse(t.error());
@@ -165,6 +185,7 @@ struct adapter::impl {
     topic cmd{message_type::ncmd, t.group, t.edge_node, ""};
     client->publish(topic_name(cmd), encode(rebirth_command(static_cast<uint64_t>(now))), 0);
     count([](adapter_stats& s) { ++s.rebirths_requested; });
+    rebirths_total->fetch_add(1, std::memory_order_relaxed);
   }
 
   std::string source_of(const topic& t, const std::string& device) const {
@@ -294,6 +315,7 @@ struct adapter::impl {
         else
           refuse({reason::sample_refused, r.message});
       }
+      samples_total->fetch_add(static_cast<int64_t>(result->accepted), std::memory_order_relaxed);
       count([&](adapter_stats& s) {
         s.samples_accepted += result->accepted;
         s.duplicates += duplicates;
@@ -337,6 +359,7 @@ caf::error adapter::start() {
   if (colon == std::string::npos || colon == 0 || port <= 0 || port > 65535)
     return runtime::make_error(runtime::errc::bad_request,
                                "sparkplug.broker '" + broker + "' is not HOST:PORT");
+  impl_->broker = broker;
   opts.host = broker.substr(0, colon);
   opts.port = static_cast<uint16_t>(port);
   opts.client_id = s.client_id;
@@ -372,6 +395,10 @@ void adapter::stop() {
     d.client->stop();
   if (d.worker.joinable())
     d.worker.join();
+}
+
+std::string adapter::broker() const {
+  return impl_->broker;
 }
 
 bool adapter::connected() const {

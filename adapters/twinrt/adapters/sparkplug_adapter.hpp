@@ -74,6 +74,8 @@ public:
   void stop();
 
   bool connected() const;
+  /// HOST:PORT of the broker (after start()): `broker`, else the [mqtt] one.
+  std::string broker() const;
   adapter_stats stats() const;
   /// The latest refusals (up to 100), oldest first.
   std::vector<refusal> recent_refusals() const;

@@ -83,6 +83,19 @@ const family_spec specs[] = {
    "Connections to the broker accepted (the first and every reconnect)."},
   {"twinrt_mqtt_queued_messages", MetricType::Gauge,
    "MQTT messages received and waiting for their batch to be durable (then acknowledged)."},
+  // -- Sparkplug B adapter (present once a node has a [sparkplug] section)
+  {"twinrt_sparkplug_messages_total", MetricType::Counter,
+   "Sparkplug B messages handled (every spBv1.0 PUBLISH received)."},
+  {"twinrt_sparkplug_rejected_total", MetricType::Counter,
+   "Sparkplug B input refused, by reason (bad_topic, oversized, malformed, bad_birth, "
+   "missing_seq, before_birth, sequence_gap, unknown_alias, unknown_metric, wrong_type, "
+   "unmapped, twin_refused, sample_refused, node_failed)."},
+  {"twinrt_sparkplug_samples_total", MetricType::Counter,
+   "Metric values and online/offline marks from Sparkplug B stored durably."},
+  {"twinrt_sparkplug_rebirth_requests_total", MetricType::Counter,
+   "NCMD Node Control/Rebirth commands published (sequence gaps, data before a birth)."},
+  {"twinrt_sparkplug_connected", MetricType::Gauge,
+   "1 while the Sparkplug B adapter is connected to its broker."},
   // -- storage
   {"twinrt_rocksdb_write_stopped", MetricType::Gauge,
    "1 while RocksDB stops writes (rocksdb.is-write-stopped)."},
