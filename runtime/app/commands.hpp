@@ -27,6 +27,16 @@ struct bench_options {
   double scrape_interval_s = 1; // while metrics are on; 0: not scraped
 };
 
+struct bench_mqtt_options {
+  runtime::node_config node;
+  int messages = 100'000;
+  int machines = 1'000;
+  int samples_per_message = 4;
+  int inflight = 2'000;        // the broker's max_inflight_messages
+  int batch_messages = 2'000;  // the adapter's [mqtt] batch_messages
+  bool keep = false;
+};
+
 struct bench_rpc_options {
   runtime::node_config node;
   double seconds = 3;
@@ -34,6 +44,7 @@ struct bench_rpc_options {
 
 int run_demo(const demo_options& opts);
 int run_bench_rpc(const bench_rpc_options& opts);
+int run_bench_mqtt(const bench_mqtt_options& opts);
 int run_node(const runtime::node_config& cfg, double duration_s);
 int run_bench_ingest(const bench_options& opts);
 /// Replays a sample file into a node; exit code 0 when complete and clean, 1

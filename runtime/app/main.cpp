@@ -110,6 +110,24 @@ int main(int argc, char** argv) {
   bench_rpc_flags.add(rpc_cmd, false);
   rpc_cmd->add_option("--seconds", bench_rpc.seconds, "how long each figure is measured (default 3)");
 
+  app::bench_mqtt_options bench_mqtt;
+  node_flags bench_mqtt_flags;
+  auto mqtt_cmd = bench_cmd->add_subcommand(
+    "mqtt", "MQTT JSON through a local Mosquitto, publisher to durable, beside mosquitto_sub alone");
+  bench_mqtt_flags.add(mqtt_cmd, false);
+  mqtt_cmd->add_option("--messages", bench_mqtt.messages, "messages published (default 100000)")
+    ->check(CLI::Range(1, 10'000'000));
+  mqtt_cmd->add_option("--machines", bench_mqtt.machines, "machine twins the messages go to (default 1000)")
+    ->check(CLI::Range(1, 1'000'000));
+  mqtt_cmd->add_option("--samples", bench_mqtt.samples_per_message, "samples per message (default 4)")
+    ->check(CLI::Range(1, 64));
+  mqtt_cmd->add_option("--inflight", bench_mqtt.inflight,
+                       "broker max_inflight_messages per client (default 2000)")
+    ->check(CLI::Range(1, 65'000));
+  mqtt_cmd->add_option("--batch", bench_mqtt.batch_messages, "messages per node ingest at most (default 2000)")
+    ->check(CLI::Range(1, 100'000));
+  mqtt_cmd->add_flag("--keep", bench_mqtt.keep, "keep the data directories afterwards");
+
   adapters::replay_options replay;
   if (auto a = std::getenv("TWINRT_ADDRESS"))
     replay.address = a;
@@ -178,6 +196,11 @@ int main(int argc, char** argv) {
   }
   if (*replay_cmd)
     return app::run_replay(replay);
+  if (*mqtt_cmd) {
+    if (!bench_mqtt_flags.apply(bench_mqtt.node))
+      return 2;
+    return app::run_bench_mqtt(bench_mqtt);
+  }
   if (*rpc_cmd) {
     if (!bench_rpc_flags.apply(bench_rpc.node))
       return 2;

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -104,6 +105,8 @@ struct client::impl {
   std::vector<std::pair<std::string, uint8_t>> subscriptions;
   std::string out_buf;                     // bytes waiting for the socket (current connection)
   std::deque<inbound_ack> inbound;         // QoS 1 PUBLISHes of this connection, arrival order
+  uint64_t inbound_front = 0;              // arrival number of inbound.front()
+  std::unordered_map<uint16_t, uint64_t> inbound_unacked; // packet id -> arrival number
   std::map<uint64_t, uint16_t> out_order;  // publish order -> packet id (QoS 1, unacked)
   std::map<uint16_t, std::pair<uint64_t, outgoing>> out_pending; // packet id -> (order, message)
   uint64_t out_seq = 0;
@@ -125,6 +128,21 @@ struct client::impl {
   ~impl() {
     if (wake_fd >= 0)
       ::close(wake_fd);
+  }
+
+  // Queues bytes for the socket (under mtx). Only the append that finds the buffer empty
+  // wakes the I/O thread: it takes the whole buffer at once.
+  void send_later(const std::string& bytes) {
+    bool was_empty = out_buf.empty();
+    out_buf += bytes;
+    if (was_empty)
+      wake();
+  }
+
+  void clear_inbound() { // under mtx
+    inbound.clear();
+    inbound_unacked.clear();
+    inbound_front = 0;
   }
 
   void wake() {
@@ -274,7 +292,7 @@ struct client::impl {
       return false;
     std::lock_guard<std::mutex> g(mtx);
     out_buf.clear();
-    inbound.clear();
+    clear_inbound();
     if (!subscriptions.empty()) {
       std::string body;
       put_u16(body, take_pid_for_control());
@@ -328,12 +346,9 @@ struct client::impl {
       {
         std::lock_guard<std::mutex> g(mtx);
         ++st.messages_in;
-        if (qos == 1) {
-          bool known = std::any_of(inbound.begin(), inbound.end(), [&](const inbound_ack& a) {
-            return a.pid == m.packet_id && !a.acked;
-          });
-          if (!known)
-            inbound.push_back({m.packet_id, false});
+        if (qos == 1 && inbound_unacked.count(m.packet_id) == 0) {
+          inbound_unacked.emplace(m.packet_id, inbound_front + inbound.size());
+          inbound.push_back({m.packet_id, false});
         }
       }
       if (on_message)
@@ -518,7 +533,7 @@ struct client::impl {
       was = is_connected;
       is_connected = false;
       pending_subacks = 0;
-      inbound.clear(); // the broker re-delivers what we did not acknowledge
+      clear_inbound(); // the broker re-delivers what we did not acknowledge
       out_buf.clear();
     }
     std::vector<std::pair<std::function<void(bool)>, bool>> finished;
@@ -625,20 +640,20 @@ void client::stop() {
 void client::ack(uint16_t packet_id) {
   std::lock_guard<std::mutex> g(impl_->mtx);
   auto& q = impl_->inbound;
-  auto it = std::find_if(q.begin(), q.end(),
-                         [&](const inbound_ack& a) { return a.pid == packet_id && !a.acked; });
-  if (it == q.end())
+  auto it = impl_->inbound_unacked.find(packet_id);
+  if (it == impl_->inbound_unacked.end())
     return; // from an earlier connection (the broker re-delivers it), or acked already
-  it->acked = true;
-  bool any = false;
+  q[it->second - impl_->inbound_front].acked = true;
+  impl_->inbound_unacked.erase(it);
+  std::string acks;
   while (!q.empty() && q.front().acked) {
-    impl_->out_buf += puback_packet(q.front().pid);
+    acks += puback_packet(q.front().pid);
     ++impl_->st.acks_sent;
     q.pop_front();
-    any = true;
+    ++impl_->inbound_front;
   }
-  if (any)
-    impl_->wake();
+  if (!acks.empty())
+    impl_->send_later(acks);
 }
 
 void client::publish(std::string topic, std::string payload, uint8_t qos, bool retain,
@@ -651,10 +666,9 @@ void client::publish(std::string topic, std::string payload, uint8_t qos, bool r
         done(false);
       return;
     }
-    impl_->out_buf += publish_packet(topic, payload, 0, retain, false, 0);
     ++impl_->st.published;
     impl_->qos0_done.emplace_back(std::move(done), true);
-    impl_->wake();
+    impl_->send_later(publish_packet(topic, payload, 0, retain, false, 0));
     return;
   }
   // Packet ids are 16 bits: beyond max_unacked, wait for acknowledgements (on the I/O thread
@@ -680,13 +694,12 @@ void client::publish(std::string topic, std::string payload, uint8_t qos, bool r
   uint64_t order = impl_->out_seq++;
   bool sent = impl_->is_connected;
   if (sent)
-    impl_->out_buf += publish_packet(topic, payload, 1, retain, false, pid);
+    impl_->send_later(publish_packet(topic, payload, 1, retain, false, pid));
   ++impl_->st.published;
   impl_->out_order.emplace(order, pid);
   impl_->out_pending.emplace(
     pid, std::make_pair(order, outgoing{std::move(topic), std::move(payload), retain, sent,
                                         std::move(done)}));
-  impl_->wake();
 }
 
 bool client::connected() const {

@@ -188,7 +188,8 @@ std::optional<payload_refusal> parse_json_payload(std::string_view topic, std::s
   json doc;
   try {
     doc = json::parse(payload.begin(), payload.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // A syntax error (parse_error) or a number beyond a double (out_of_range, "1e999").
     // The library reports the byte and what it expected; keep that, it names the input.
     return refuse(payload_error::invalid_json, std::string("invalid JSON: ") + e.what());
   }

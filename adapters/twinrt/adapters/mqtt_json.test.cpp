@@ -114,6 +114,7 @@ TEST(MqttJson, EachMalformedPayloadIsRefusedWithItsReasonAndNothingIsAdded) {
     {R"({"x": 1)", payload_error::invalid_json, "invalid JSON"},
     {"", payload_error::invalid_json, "invalid JSON"},
     {"\xff\xfe", payload_error::invalid_json, "invalid JSON"},
+    {R"({"x": 1e999})", payload_error::invalid_json, "number overflow"}, // found by fuzz_mqtt_json
     {R"({"x": "hot"})", payload_error::wrong_type, "channel 'x' is a string, expected a number"},
     {R"({"x": null})", payload_error::wrong_type, "is null"},
     {R"({"x": [1]})", payload_error::wrong_type, "is an array"},
