@@ -138,6 +138,13 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 grep -q '"stale"' "$dir/out" || fail "DDEATH did not make press-1 stale"
+ctl --json history acme/plant-1/edge-1/press-1 '$offline' || fail "history of \$offline"
+python3 - "$dir/out" <<'EOF2' || fail "the history of \$offline does not end with the offline mark"
+import json, sys
+d = json.load(open(sys.argv[1]))
+points = d["points"] if isinstance(d, dict) else d
+assert [p["value"] for p in points][-1] == 1.0, d
+EOF2
 
 head -c 7 "$dir/dbirth.bin" > "$dir/truncated.bin"
 pub DDATA/edge-1/press-1 truncated

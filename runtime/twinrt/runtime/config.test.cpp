@@ -232,5 +232,51 @@ TEST_F(Config, MissingFileIsRefusedNamingIt) {
   EXPECT_EQ(r->rfind(missing + ":", 0), 0u) << *r;
 }
 
+TEST_F(Config, SparkplugSectionAndDeviceRulesAreRead) {
+  auto r = load("[sparkplug]\nbroker = \"10.0.0.5:1884\"\nclient_id = \"spb-1\"\n"
+                "username = \"u\"\npassword = \"p\"\ngroups = [\"plant-1\", \"plant-2\"]\n"
+                "host_id = \"scada\"\nmax_payload_bytes = 4096\nrebirth_interval_ms = 250\n"
+                "[[sparkplug.devices]]\ndevice = \"\"\ntwin = \"acme/{group}/{node}\"\n"
+                "kind = \"line\"\nparent = \"acme/{group}\"\n"
+                "[[sparkplug.devices]]\ngroup = \"plant-*\"\nnode = \"edge-?\"\ndevice = \"press-*\"\n"
+                "twin = \"acme/{group}/{node}/{device}\"\nkind = \"machine\"\n"
+                "channels = { Temperature = \"temperature_c\", \"Motor/Speed\" = \"rpm\" }\n");
+  ASSERT_FALSE(r.has_value()) << *r;
+  auto& sp = cfg.sparkplug;
+  EXPECT_TRUE(sp.enabled);
+  EXPECT_EQ(sp.broker, "10.0.0.5:1884");
+  EXPECT_EQ(sp.client_id, "spb-1");
+  EXPECT_EQ(sp.username, "u");
+  EXPECT_EQ(sp.password, "p");
+  EXPECT_EQ(sp.groups, (std::vector<std::string>{"plant-1", "plant-2"}));
+  EXPECT_EQ(sp.host_id, "scada");
+  EXPECT_EQ(sp.max_payload_bytes, 4096u);
+  EXPECT_EQ(sp.rebirth_interval_ms, 250);
+  ASSERT_EQ(sp.devices.size(), 2u);
+  EXPECT_EQ(sp.devices[0].device, "");
+  EXPECT_EQ(sp.devices[0].group, "*");
+  EXPECT_EQ(sp.devices[0].parent, "acme/{group}");
+  EXPECT_EQ(sp.devices[1].node, "edge-?");
+  EXPECT_EQ(sp.devices[1].kind, "machine");
+  EXPECT_EQ(sp.devices[1].parent, "");
+  EXPECT_EQ(sp.devices[1].channels.size(), 2u);
+  node_config none;
+  EXPECT_FALSE(none.sparkplug.enabled) << "no [sparkplug] section: no adapter";
+}
+
+TEST_F(Config, BadSparkplugSettingsAreRefusedNamingTheLine) {
+  EXPECT_EQ(refusal("[sparkplug]\ngroups = [\"a/b\"]\n"),
+            path_ + ":2: 'sparkplug.groups' entries must be group ids (not empty, no '/', '+' or '#')");
+  EXPECT_EQ(refusal("[sparkplug]\nbrokr = \"x\"\n"), path_ + ":2: unknown key 'brokr' in [sparkplug]");
+  EXPECT_EQ(refusal("[[sparkplug.devices]]\ntwin = \"a\"\n"),
+            path_ + ":1: [[sparkplug.devices]] needs a twin and a kind");
+  EXPECT_EQ(refusal("[[sparkplug.devices]]\ntwin = \"a\"\nkind = \"k\"\nqos = \"1\"\n"),
+            path_ + ":4: unknown key 'qos' in [[sparkplug.devices]]");
+  EXPECT_EQ(refusal("[[sparkplug.devices]]\ntwin = \"a\"\nkind = \"k\"\nchannels = { A = 1 }\n"),
+            path_ + ":4: channel for metric 'A' must be a string");
+  EXPECT_EQ(refusal("[sparkplug]\ndevices = 3\n"),
+            path_ + ":2: 'sparkplug.devices' must be an array of tables ([[sparkplug.devices]])");
+}
+
 } // namespace
 } // namespace twinrt::runtime
