@@ -5,9 +5,9 @@ packages=(
   g++ cmake ninja-build pkg-config
   libcaf-dev librocksdb-dev capnproto libcapnp-dev
   libtomlplusplus-dev libcli11-dev libgtest-dev
-  prometheus-cpp-dev libboost-dev
+  prometheus-cpp-dev libboost-dev libcurl4-openssl-dev
   mosquitto mosquitto-clients prometheus python3
-  libprotobuf-dev protobuf-compiler
+  libprotobuf-dev protobuf-compiler nlohmann-json3-dev
 )
 missing=()
 for p in "${packages[@]}"; do

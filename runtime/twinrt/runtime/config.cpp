@@ -15,9 +15,9 @@ struct bad_setting {
   std::string where;
 };
 
+// Reads node `n` (may be null: nothing to read) called `section.key`.
 template <class T>
-void read(const toml::table& t, const char* section, const char* key, T& out) {
-  auto n = t.at_path(std::string(section) + "." + key).node();
+void read_node(const toml::node* n, const char* section, const char* key, T& out) {
   if (n == nullptr)
     return;
   auto fail = [&](const char* what) {
@@ -45,6 +45,11 @@ void read(const toml::table& t, const char* section, const char* key, T& out) {
   }
 }
 
+template <class T>
+void read(const toml::table& t, const char* section, const char* key, T& out) {
+  read_node(t.at_path(std::string(section) + "." + key).node(), section, key, out);
+}
+
 void check_keys(const toml::table& doc) {
   static const std::map<std::string, std::vector<std::string>> known{
     {"node", {"data_dir", "models_dir", "threads", "shards"}},
@@ -53,6 +58,7 @@ void check_keys(const toml::table& doc) {
     {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb"}},
     {"metrics", {"address", "max_asset_series"}},
     {"rpc", {"address", "read_cache", "tokens"}},
+    {"events", {"keep"}},
     {"sparkplug", {"broker", "client_id", "username", "password", "groups", "host_id",
                    "max_payload_bytes", "rebirth_interval_ms", "devices"}},
     {"mqtt", {"broker", "client_id", "username", "password", "qos", "keep_alive_s",
@@ -62,6 +68,8 @@ void check_keys(const toml::table& doc) {
               "channels"}},
   };
   for (auto&& [section, node] : doc) {
+    if (section.str() == "sinks" || section.str() == "routes")
+      continue; // arrays of tables, checked by read_routing
     auto k = known.find(std::string(section.str()));
     if (k == known.end())
       throw bad_setting{std::to_string(node.source().begin.line) + ": unknown section ["
@@ -263,6 +271,114 @@ void read_mqtt(const toml::table& doc, node_config& cfg) {
   }
 }
 
+// The entries of a top-level array of tables such as [[sinks]], each checked
+// against its known keys.
+std::vector<const toml::table*> entries(const toml::table& doc, const std::string& name,
+                                        std::initializer_list<std::string_view> keys) {
+  std::vector<const toml::table*> out;
+  auto n = doc.get(name);
+  if (n == nullptr)
+    return out;
+  auto arr = n->as_array();
+  if (!arr)
+    throw bad_setting{std::to_string(n->source().begin.line) + ": '" + name
+                      + "' must be an array of tables ([[" + name + "]])"};
+  for (auto&& e : *arr) {
+    auto t = e.as_table();
+    if (!t)
+      throw bad_setting{std::to_string(e.source().begin.line) + ": each [[" + name
+                        + "]] entry must be a table"};
+    for (auto&& [key, value] : *t)
+      if (std::find(keys.begin(), keys.end(), key.str()) == keys.end())
+        throw bad_setting{std::to_string(value.source().begin.line) + ": unknown key '"
+                          + std::string(key.str()) + "' in [[" + name + "]]"};
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::vector<std::string> string_list(const toml::table& t, const char* section,
+                                     const char* key) {
+  std::vector<std::string> out;
+  auto n = t.get(key);
+  if (n == nullptr)
+    return out;
+  auto fail = [&] {
+    throw bad_setting{std::to_string(n->source().begin.line) + ": '" + section + "." + key
+                      + "' must be an array of strings"};
+  };
+  auto arr = n->as_array();
+  if (!arr)
+    fail();
+  for (auto&& e : *arr) {
+    auto v = e.value<std::string>();
+    if (!v)
+      fail();
+    out.push_back(*v);
+  }
+  return out;
+}
+
+// [[sinks]] and [[routes]].
+void read_routing(const toml::table& doc, node_config& cfg) {
+  cfg.sinks.clear(); // the file names every sink and route
+  cfg.routes.clear();
+  for (auto* t : entries(doc, "sinks",
+                         {"name", "type", "url", "topic", "timeout_ms", "backoff_min_ms",
+                          "backoff_max_ms", "max_batch"})) {
+    node_config::sink s;
+    auto line = std::to_string(t->source().begin.line);
+    read_node(t->get("name"), "sinks", "name", s.name);
+    read_node(t->get("type"), "sinks", "type", s.type);
+    read_node(t->get("url"), "sinks", "url", s.url);
+    read_node(t->get("topic"), "sinks", "topic", s.topic);
+    read_node(t->get("timeout_ms"), "sinks", "timeout_ms", s.timeout_ms);
+    read_node(t->get("backoff_min_ms"), "sinks", "backoff_min_ms", s.backoff_min_ms);
+    read_node(t->get("backoff_max_ms"), "sinks", "backoff_max_ms", s.backoff_max_ms);
+    read_node(t->get("max_batch"), "sinks", "max_batch", s.max_batch);
+    if (s.name.empty())
+      throw bad_setting{line + ": [[sinks]] needs a name"};
+    for (auto& other : cfg.sinks)
+      if (other.name == s.name)
+        throw bad_setting{line + ": sink '" + s.name + "' is declared twice"};
+    if (s.type == "webhook") {
+      if (s.url.rfind("http://", 0) != 0)
+        throw bad_setting{line + ": sink '" + s.name + "': url '" + s.url
+                          + "' must be http://host:port/path"};
+    } else if (s.type == "mqtt") {
+      if (s.url.rfind("mqtt://", 0) != 0 || s.topic.empty())
+        throw bad_setting{line + ": sink '" + s.name
+                          + "' needs url = \"mqtt://host:port\" and a topic"};
+    } else {
+      throw bad_setting{line + ": sink '" + s.name + "': type '" + s.type
+                        + "' is not webhook or mqtt"};
+    }
+    if (s.max_batch == 0 || s.timeout_ms == 0 || s.backoff_min_ms == 0
+        || s.backoff_max_ms < s.backoff_min_ms)
+      throw bad_setting{line + ": sink '" + s.name
+                        + "': max_batch, timeout_ms and backoff_min_ms must be at least 1, "
+                          "backoff_max_ms at least backoff_min_ms"};
+    cfg.sinks.push_back(std::move(s));
+  }
+  for (auto* t : entries(doc, "routes", {"sink", "kinds", "subtree", "min_severity", "types"})) {
+    node_config::route r;
+    auto line = std::to_string(t->source().begin.line);
+    read_node(t->get("sink"), "routes", "sink", r.sink);
+    read_node(t->get("subtree"), "routes", "subtree", r.subtree);
+    read_node(t->get("min_severity"), "routes", "min_severity", r.min_severity);
+    r.kinds = string_list(*t, "routes", "kinds");
+    r.types = string_list(*t, "routes", "types");
+    if (std::none_of(cfg.sinks.begin(), cfg.sinks.end(),
+                     [&](auto& s) { return s.name == r.sink; }))
+      throw bad_setting{line + ": route to sink '" + r.sink
+                        + "': no [[sinks]] entry has that name"};
+    if (r.min_severity != "info" && r.min_severity != "warning" && r.min_severity != "critical")
+      throw bad_setting{line + ": route to sink '" + r.sink + "': min_severity '"
+                        + r.min_severity + "' is not info, warning or critical"};
+    cfg.routes.push_back(std::move(r));
+  }
+}
+
 // [edge] and its [[edge.channels]] rules.
 void read_edge(const toml::table& doc, node_config& cfg) {
   if (doc.get("edge") == nullptr)
@@ -342,6 +458,8 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
     read(doc, "rpc", "read_cache", cfg.rpc_read_cache);
     read_tokens(doc, cfg);
     read_sparkplug(doc, cfg);
+    read(doc, "events", "keep", cfg.events_keep);
+    read_routing(doc, cfg);
     read_mqtt(doc, cfg);
     read_edge(doc, cfg);
   } catch (const toml::parse_error& e) {

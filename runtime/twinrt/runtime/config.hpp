@@ -41,6 +41,26 @@ struct node_config {
     std::string scope;         // subtree; empty: everything
   };
   std::vector<token> rpc_tokens;
+  // [events], [[sinks]] and [[routes]]: where events (alerts, health changes) go
+  uint64_t events_keep = 10'000; // newest events kept in the log even when every sink has them
+  struct sink {
+    std::string name;
+    std::string type;          // webhook | mqtt
+    std::string url;           // webhook: http://host:port/path; mqtt: mqtt://host:port
+    std::string topic;         // mqtt: topic to publish to
+    int64_t timeout_ms = 5'000;
+    int64_t backoff_min_ms = 200, backoff_max_ms = 10'000;
+    uint32_t max_batch = 100;  // events per delivery
+  };
+  struct route {
+    std::string sink;
+    std::vector<std::string> kinds;  // twin kinds; empty: any
+    std::string subtree;             // empty: everything
+    std::string min_severity = "info";
+    std::vector<std::string> types;  // event types or prefixes ("alert"); empty: any
+  };
+  std::vector<sink> sinks;
+  std::vector<route> routes;
   // [sparkplug] and [[sparkplug.devices]]: Sparkplug B edge nodes feed twins
   struct sparkplug_rule {
     std::string group = "*";  // glob on the Sparkplug group id

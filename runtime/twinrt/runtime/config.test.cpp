@@ -232,6 +232,75 @@ TEST_F(Config, MissingFileIsRefusedNamingIt) {
   EXPECT_EQ(r->rfind(missing + ":", 0), 0u) << *r;
 }
 
+TEST_F(Config, SinksAndRoutesAreRead) {
+  auto r = load(R"([events]
+keep = 500
+
+[[sinks]]
+name = "maintenance"
+type = "webhook"
+url = "http://127.0.0.1:8080/hooks/twinrt"
+timeout_ms = 1500
+backoff_min_ms = 50
+backoff_max_ms = 2000
+max_batch = 10
+
+[[sinks]]
+name = "bus"
+type = "mqtt"
+url = "mqtt://127.0.0.1:1883"
+topic = "twinrt/events"
+
+[[routes]]
+sink = "maintenance"
+kinds = ["machine"]
+subtree = "acme/plant-1"
+min_severity = "warning"
+types = ["alert", "prediction.raised"]
+
+[[routes]]
+sink = "bus"
+)");
+  ASSERT_FALSE(r.has_value()) << *r;
+  EXPECT_EQ(cfg.events_keep, 500u);
+  ASSERT_EQ(cfg.sinks.size(), 2u);
+  EXPECT_EQ(cfg.sinks[0].url, "http://127.0.0.1:8080/hooks/twinrt");
+  EXPECT_EQ(cfg.sinks[0].timeout_ms, 1500);
+  EXPECT_EQ(cfg.sinks[0].backoff_min_ms, 50);
+  EXPECT_EQ(cfg.sinks[0].backoff_max_ms, 2000);
+  EXPECT_EQ(cfg.sinks[0].max_batch, 10u);
+  EXPECT_EQ(cfg.sinks[1].type, "mqtt");
+  EXPECT_EQ(cfg.sinks[1].topic, "twinrt/events");
+  ASSERT_EQ(cfg.routes.size(), 2u);
+  EXPECT_EQ(cfg.routes[0].kinds, std::vector<std::string>{"machine"});
+  EXPECT_EQ(cfg.routes[0].subtree, "acme/plant-1");
+  EXPECT_EQ(cfg.routes[0].min_severity, "warning");
+  EXPECT_EQ(cfg.routes[0].types, (std::vector<std::string>{"alert", "prediction.raised"}));
+  EXPECT_EQ(cfg.routes[1].sink, "bus");
+  EXPECT_EQ(cfg.routes[1].min_severity, "info");
+}
+
+TEST_F(Config, BadSinksAndRoutesAreRefusedNamingTheLine) {
+  const std::string hook = "[[sinks]]\nname = \"m\"\ntype = \"webhook\"\nurl = \"http://h:1/\"\n";
+  EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"fax\"\n"),
+            path_ + ":1: sink 'm': type 'fax' is not webhook or mqtt");
+  EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n"),
+            path_ + ":1: sink 'm': url 'ftp://x' must be http://host:port/path");
+  EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"mqtt\"\nurl = \"mqtt://h:1\"\n"),
+            path_ + ":1: sink 'm' needs url = \"mqtt://host:port\" and a topic");
+  EXPECT_EQ(refusal(hook + "colour = 1\n"), path_ + ":5: unknown key 'colour' in [[sinks]]");
+  EXPECT_EQ(refusal(hook + "timeout_ms = -1\n"),
+            path_ + ":5: 'sinks.timeout_ms' must be a whole number, not negative");
+  EXPECT_EQ(refusal(hook + hook), path_ + ":5: sink 'm' is declared twice");
+  EXPECT_EQ(refusal(hook + "[[routes]]\nsink = \"x\"\n"),
+            path_ + ":5: route to sink 'x': no [[sinks]] entry has that name");
+  EXPECT_EQ(refusal(hook + "[[routes]]\nsink = \"m\"\nmin_severity = \"loud\"\n"),
+            path_ + ":5: route to sink 'm': min_severity 'loud' is not info, warning or critical");
+  EXPECT_EQ(refusal(hook + "[[routes]]\nsink = \"m\"\nkinds = \"machine\"\n"),
+            path_ + ":7: 'routes.kinds' must be an array of strings");
+  EXPECT_EQ(refusal("sinks = 3\n"), path_ + ":1: 'sinks' must be an array of tables ([[sinks]])");
+}
+
 TEST_F(Config, SparkplugSectionAndDeviceRulesAreRead) {
   auto r = load("[sparkplug]\nbroker = \"10.0.0.5:1884\"\nclient_id = \"spb-1\"\n"
                 "username = \"u\"\npassword = \"p\"\ngroups = [\"plant-1\", \"plant-2\"]\n"
@@ -276,6 +345,50 @@ TEST_F(Config, BadSparkplugSettingsAreRefusedNamingTheLine) {
             path_ + ":4: channel for metric 'A' must be a string");
   EXPECT_EQ(refusal("[sparkplug]\ndevices = 3\n"),
             path_ + ":2: 'sparkplug.devices' must be an array of tables ([[sparkplug.devices]])");
+}
+
+TEST_F(Config, MqttSectionAndRoutesAreRead) {
+  auto r = load("[mqtt]\nbroker = \"10.0.0.5:1884\"\nclient_id = \"node-1\"\nusername = \"u\"\n"
+                "password = \"p\"\nqos = 0\nkeep_alive_s = 10\ndead_letter_topic = \"twinrt/dead\"\n"
+                "max_payload_bytes = 1000\nbatch_messages = 50\nlinger_ms = 7\n"
+                "[[mqtt.routes]]\ntopic = \"plants/{plant}/telemetry\"\ntwin = \"acme/{plant}\"\n"
+                "[[mqtt.routes]]\ntopic = \"w/#\"\ntwin = \"acme/warehouse-1\"\n");
+  ASSERT_FALSE(r.has_value()) << *r;
+  EXPECT_TRUE(cfg.mqtt.enabled);
+  EXPECT_EQ(cfg.mqtt.host, "10.0.0.5");
+  EXPECT_EQ(cfg.mqtt.port, 1884);
+  EXPECT_EQ(cfg.mqtt.client_id, "node-1");
+  EXPECT_EQ(cfg.mqtt.username, "u");
+  EXPECT_EQ(cfg.mqtt.password, "p");
+  EXPECT_EQ(cfg.mqtt.qos, 0);
+  EXPECT_EQ(cfg.mqtt.keep_alive_s, 10);
+  EXPECT_EQ(cfg.mqtt.dead_letter_topic, "twinrt/dead");
+  EXPECT_EQ(cfg.mqtt.max_payload_bytes, 1000u);
+  EXPECT_EQ(cfg.mqtt.batch_messages, 50u);
+  EXPECT_EQ(cfg.mqtt.linger_ms, 7);
+  ASSERT_EQ(cfg.mqtt.routes.size(), 2u);
+  EXPECT_EQ(cfg.mqtt.routes[0].topic, "plants/{plant}/telemetry");
+  EXPECT_EQ(cfg.mqtt.routes[1].twin, "acme/warehouse-1");
+  node_config none;
+  EXPECT_FALSE(none.mqtt.enabled) << "no [mqtt] section: no adapter";
+}
+
+TEST_F(Config, BadMqttSettingsAreRefusedNamingTheLine) {
+  EXPECT_EQ(refusal("[mqtt]\nbroker = \"localhost\"\n"),
+            path_ + ":2: 'mqtt.broker' must be HOST:PORT, not 'localhost'");
+  EXPECT_EQ(refusal("[mqtt]\nbroker = \"h:70000\"\n"),
+            path_ + ":2: 'mqtt.broker' must be HOST:PORT, not 'h:70000'");
+  EXPECT_EQ(refusal("[mqtt]\nqos = 2\n"), path_ + ":2: 'mqtt.qos' must be 0 or 1");
+  EXPECT_EQ(refusal("[mqtt]\nclient_id = \"\"\n"), path_ + ":2: 'mqtt.client_id' must not be empty");
+  EXPECT_EQ(refusal("[mqtt]\ndead_letter_topic = \"dead/#\"\n"),
+            path_ + ":2: 'mqtt.dead_letter_topic' must be a topic name, without + or #");
+  EXPECT_EQ(refusal("[mqtt]\nbroker_port = 1\n"), path_ + ":2: unknown key 'broker_port' in [mqtt]");
+  EXPECT_EQ(refusal("[[mqtt.routes]]\ntopic = \"a\"\n"),
+            path_ + ":1: [[mqtt.routes]] needs a topic and a twin");
+  EXPECT_EQ(refusal("[[mqtt.routes]]\ntopic = \"a\"\ntwin = \"b\"\nqos = 1\n"),
+            path_ + ":4: unknown key 'qos' in [[mqtt.routes]]");
+  EXPECT_EQ(refusal("[mqtt]\nroutes = \"a\"\n"),
+            path_ + ":2: 'mqtt.routes' must be an array of tables ([[mqtt.routes]])");
 }
 
 } // namespace

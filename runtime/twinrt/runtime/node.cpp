@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <thread>
 #include <unordered_map>
 
@@ -83,10 +84,12 @@ struct node::impl {
   caf::actor bridge; // asks actors for callers that must not block
   std::unique_ptr<metrics_server> metrics; // reset first: it reads the node
   std::unique_ptr<rpc_server> rpc;         // likewise: it calls the node
+  std::unique_ptr<event_router> router;    // reads storage: stops before it closes
 
   ~impl() {
     metrics.reset();
     rpc.reset();
+    router.reset();
     if (sys) {
       for (auto& s : ctx->shards)
         caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
@@ -258,6 +261,12 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
     return make_error(errc::bad_model, all);
   }
   ctx.cat.load(ctx.db->load_metas());
+  ctx.next_alert_id = ctx.db->last_alert_id() + 1;
+  for (auto& a : ctx.db->load_alerts())
+    if (a.state != twins::alert_phase::idle)
+      p->probe.alert_changed(a.sev, 1);
+  p->router = std::make_unique<event_router>(*ctx.db, cfg.events_keep);
+  p->router->start();
   std::vector<watch_list> watches(cfg.shards);
   p->recover(watches);
   p->probe.set_shard_count(cfg.shards);
@@ -565,6 +574,44 @@ void node::passivate_all() {
 
 int64_t node::active_twins() const {
   return impl_->probe.active_twins();
+}
+
+std::vector<alert_record> node::alerts(const std::string& subtree,
+                                       std::optional<twins::alert_phase> state) const {
+  auto all = impl_->ctx->db->load_alerts();
+  std::vector<alert_record> out;
+  for (auto i = all.rbegin(); i != all.rend(); ++i)
+    if (in_subtree(i->twin, subtree) && (!state || i->state == *state))
+      out.push_back(std::move(*i));
+  return out;
+}
+
+void node::ack_alert_async(uint64_t id, const std::string& by, const std::string& note,
+                           std::function<void(caf::expected<alert_record>)> done) {
+  auto a = impl_->ctx->db->load_alert(id);
+  if (!a)
+    return done(make_error(errc::unknown_twin, "no alert " + std::to_string(id)));
+  if (a->state == twins::alert_phase::idle)
+    return done(make_error(errc::conflict, "alert " + std::to_string(id) + " is cleared"));
+  caf::anon_send(impl_->ctx->shard_for(a->twin), ack_atom::value, a->twin, id, by, note,
+                 std::make_shared<ack_done>(std::move(done)));
+}
+
+caf::expected<alert_record> node::ack_alert(uint64_t id, const std::string& by,
+                                            const std::string& note) {
+  std::promise<caf::expected<alert_record>> p;
+  auto f = p.get_future();
+  ack_alert_async(id, by, note, [&p](caf::expected<alert_record> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+void node::add_event_sink(sink_settings settings, std::unique_ptr<event_sink> sink,
+                          std::vector<event_filter> routes) {
+  impl_->router->add_sink(std::move(settings), std::move(sink), std::move(routes));
+}
+
+std::vector<sink_status> node::event_sinks() const {
+  return impl_->router->status();
 }
 
 runtime_probe& node::probe() {

@@ -13,6 +13,7 @@
 #include "twinrt/runtime/change_feed.hpp"
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/errc.hpp"
+#include "twinrt/runtime/events.hpp"
 #include "twinrt/runtime/probe.hpp"
 #include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/model.hpp"
@@ -146,6 +147,29 @@ public:
   /// Where the operator API (schemas/rpc.capnp) is served ("HOST:PORT", the
   /// port actually bound), empty when config().rpc_address is empty.
   std::string rpc_address() const;
+
+  /// Stored alerts of twins in `subtree` ("" = all), newest first; `state`
+  /// keeps only alerts in that state (raised, acknowledged, or idle for
+  /// cleared); nullopt keeps all.
+  std::vector<alert_record> alerts(const std::string& subtree,
+                                   std::optional<twins::alert_phase> state) const;
+
+  /// Acknowledges the open alert `id` as `by` (the token name) with `note`.
+  /// `done` gets the updated record once it and its `*.acknowledged` event
+  /// are durable; or errc::unknown_twin ("no alert 12"), errc::conflict
+  /// ("alert 12 is cleared"). Does not check access: callers do (see the
+  /// alert's twin).
+  void ack_alert_async(uint64_t id, const std::string& by, const std::string& note,
+                       std::function<void(caf::expected<alert_record>)> done);
+  caf::expected<alert_record> ack_alert(uint64_t id, const std::string& by,
+                                        const std::string& note);
+
+  /// Adds a sink fed by `routes` (see events.hpp); its thread starts at once
+  /// and carries on from its stored cursor.
+  void add_event_sink(sink_settings settings, std::unique_ptr<event_sink> sink,
+                      std::vector<event_filter> routes);
+  /// The sinks' cursors, counts and lag.
+  std::vector<sink_status> event_sinks() const;
 
   runtime_probe& probe();
   const node_config& config() const;

@@ -93,6 +93,15 @@ public:
   /// One RPC call answered (for the RPC layer; `result` is "ok" or an error
   /// class such as "overloaded").
   void rpc_done(std::string_view method, std::string_view result, double seconds);
+  /// An alert of severity `sev` (0 info, 1 warning, 2 critical) was raised
+  /// (+1) or cleared (-1).
+  template <class Severity>
+  void alert_changed(Severity sev, int delta) {
+    alerts_active_[std::min<size_t>(static_cast<size_t>(sev), 2)].fetch_add(
+      delta, std::memory_order_relaxed);
+  }
+  /// Open (raised or acknowledged) alerts of a severity (0 .. 2).
+  int64_t alerts_active(size_t sev) const { return alerts_active_[std::min<size_t>(sev, 2)].load(); }
 
   /// Counters and gauges of the ingest adapters (MQTT, ...): one series per family name and
   /// label pairs, created on first use. The reference stays valid for the probe's life, so an
@@ -144,6 +153,7 @@ private:
   std::atomic<uint64_t> rejected_[twins::reject_reason_count] = {};
   std::atomic<uint64_t> activations_{0}, passivations_{0}, overloaded_{0};
   std::atomic<int64_t> active_{0};
+  std::atomic<int64_t> alerts_active_[3] = {};
   std::atomic<uint64_t> inflight_{0};
   fixed_histogram batch_latency_;
   mutable std::shared_mutex kinds_mtx_;

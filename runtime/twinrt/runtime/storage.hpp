@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -15,6 +16,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "twinrt/runtime/event.hpp"
 #include "twinrt/twins/twin_state.hpp"
 
 namespace twinrt::runtime {
@@ -55,6 +57,9 @@ struct storage_options {
 ///   'H' number channel 0 ts(8, BE) suffix(4) -> HistoryPoint (time-ordered per
 ///                                    channel; the suffix tells sources apart)
 ///   'D' kind 0 version(4, BE)        -> ModelText
+///   'A' alert id(8, BE)              -> Alert
+///   'E' event id(8, BE)              -> Event (the log the event router reads)
+///   'C' sink name                    -> the sink's cursor: last event id delivered (8, BE)
 /// Values are Cap'n Proto records (schemas/records.capnp).
 ///
 /// Writes go through one committer thread that groups whatever is queued into
@@ -88,10 +93,16 @@ public:
                           uint32_t model_version, const std::string& source,
                           uint64_t seq);
   static void put_model(rocksdb::WriteBatch& wb, const stored_model& m);
+  static void put_alert(rocksdb::WriteBatch& wb, const alert_record& a);
+  static void put_cursor(rocksdb::WriteBatch& wb, const std::string& sink, uint64_t event_id);
 
   // -- writes ----------------------------------------------------------------
   /// Queues `wb` for the committer; `done` runs once it is durable.
   void commit(rocksdb::WriteBatch wb, std::function<void()> done);
+  /// Same, and appends `events` to the event log in the same write: the
+  /// committer numbers them (ids grow in commit order) and wakes
+  /// wait_for_events once they are durable.
+  void commit(rocksdb::WriteBatch wb, std::vector<event> events, std::function<void()> done);
   /// Queues and waits until durable.
   void commit_and_wait(rocksdb::WriteBatch wb);
 
@@ -104,6 +115,26 @@ public:
                                           int64_t from_ms, int64_t to_ms,
                                           size_t limit) const;
   std::vector<stored_model> load_models() const;
+
+  std::optional<alert_record> load_alert(uint64_t id) const;
+  /// Every stored alert, oldest id first.
+  std::vector<alert_record> load_alerts() const;
+  /// The highest alert id stored; 0 when none.
+  uint64_t last_alert_id() const;
+
+  /// Durable events with id > `after`, oldest first, at most `limit`.
+  std::vector<event> read_events(uint64_t after, size_t limit) const;
+  /// The id of the last durable event (0: none yet).
+  uint64_t durable_event_id() const { return durable_event_id_.load(); }
+  /// Waits until an event with id > `after` is durable, or `timeout` passed,
+  /// or stop_waiters() was called. Returns true when there is one.
+  bool wait_for_events(uint64_t after, std::chrono::milliseconds timeout) const;
+  /// Wakes every wait_for_events (the node is stopping).
+  void stop_waiters();
+  /// A sink's cursor: the last event id it confirmed; 0 when it has none.
+  uint64_t load_cursor(const std::string& sink) const;
+  /// Deletes events with id < `below` (every sink is past them).
+  void trim_events(uint64_t below);
 
   /// A RocksDB property (e.g. "rocksdb.estimate-pending-compaction-bytes");
   /// 0 when RocksDB does not know it.
@@ -123,6 +154,7 @@ private:
   struct pending {
     rocksdb::WriteBatch batch;
     std::function<void()> done;
+    std::vector<event> events;
   };
 
   std::unique_ptr<rocksdb::DB> db_;
@@ -132,6 +164,11 @@ private:
   std::deque<pending> queue_;
   bool stopping_ = false;
   std::atomic<uint64_t> wal_syncs_{0}, commit_groups_{0};
+  uint64_t last_event_id_ = 0; // committer thread only
+  std::atomic<uint64_t> durable_event_id_{0};
+  mutable std::mutex events_mtx_;
+  mutable std::condition_variable events_cv_;
+  bool waiters_stopped_ = false;
   std::thread committer_;
 };
 

@@ -40,6 +40,7 @@ struct node_context {
   view_cache views; // on when the node serves RPC
 
   std::vector<caf::actor> shards;
+  std::atomic<uint64_t> next_alert_id{1}; // set past the stored ones at start-up
 
   twins::model_set::model_ptr model_of(std::string_view kind) const {
     std::shared_lock<std::shared_mutex> g(models_mtx);

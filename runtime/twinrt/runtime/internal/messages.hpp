@@ -14,6 +14,7 @@
 #include <caf/atom.hpp>
 #include <caf/expected.hpp>
 
+#include "twinrt/runtime/event.hpp"
 #include "twinrt/runtime/node.hpp"
 #include "twinrt/twins/rollup.hpp"
 #include "twinrt/twins/sample.hpp"
@@ -37,6 +38,8 @@ using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using active_atom = caf::atom_constant<caf::atom("active")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
+using ack_atom = caf::atom_constant<caf::atom("ackalert")>;
+using alert_atom = caf::atom_constant<caf::atom("alertcheck")>;
 
 using sample_batch = std::shared_ptr<const std::vector<twins::sample>>;
 
@@ -44,6 +47,16 @@ using sample_batch = std::shared_ptr<const std::vector<twins::sample>>;
 using get_done = std::function<void(caf::expected<twin_view>)>;
 using ingest_done = std::function<void(caf::expected<twins::ingest_result>)>;
 using get_done_ptr = std::shared_ptr<get_done>;
+using ack_done = std::function<void(caf::expected<alert_record>)>;
+using ack_done_ptr = std::shared_ptr<ack_done>;
+
+/// Events and alert records that a change of a twin produced; stored in the
+/// same write batch as the twin's state.
+struct twin_outbox {
+  std::vector<event> events;
+  std::vector<alert_record> alerts;
+  bool empty() const { return events.empty() && alerts.empty(); }
+};
 using ingest_done_ptr = std::shared_ptr<ingest_done>;
 
 /// Gate -> shard, shard -> twin: the samples of `batch` at `indices`.
@@ -62,6 +75,7 @@ struct apply_reply {
   std::string state_bytes;
   int64_t last_data_ms = 0;
   twins::health_status status = twins::health_status::ok;
+  twin_outbox out;
 };
 
 /// Child -> parent (through the parent's shard).
@@ -80,6 +94,8 @@ struct persist_msg {
   std::string state_bytes;
   int64_t last_data_ms = 0;
   twins::health_status status = twins::health_status::ok;
+  twin_outbox out;
+  std::function<void()> durable; // optional: runs once the write is durable
 };
 
 /// Twin -> shard, answering passivate: whether it quit, and its last state.
@@ -100,6 +116,7 @@ using watch_list = std::vector<watch_entry>;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::sample_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::get_done_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::ack_done_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::ingest_done_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::apply_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(twinrt::runtime::internal::apply_reply)

@@ -59,6 +59,8 @@ struct shard_state {
   twins::ingest_result result;
   caf::error failure;         // set when a twin of the batch failed
   rocksdb::WriteBatch open;   // writes not yet handed to the committer
+  std::vector<event> open_events; // events to log with `open`
+  std::deque<std::pair<uint64_t, std::function<void()>>> durables; // run once seq is durable
   uint64_t submitted_seq = 0; // commits handed to the committer
   uint64_t committed_seq = 0; // commits known durable
   std::deque<std::pair<uint64_t, std::pair<caf::response_promise, twins::ingest_result>>> acks;
@@ -158,6 +160,7 @@ struct shard_state {
     }
     if (!r.state_bytes.empty())
       storage::put_state_bytes(open, r.number, r.state_bytes);
+    take_outbox(r.out);
     result.accepted += r.applied.size();
     for (auto& rej : r.rejected)
       result.rejected.push_back(std::move(rej));
@@ -186,11 +189,20 @@ struct shard_state {
   uint64_t submit() {
     auto seq = ++submitted_seq;
     caf::actor me = caf::actor_cast<caf::actor>(self);
-    ctx->db->commit(std::move(open), [me, seq] {
+    ctx->db->commit(std::move(open), std::move(open_events), [me, seq] {
       caf::anon_send(me, committed_atom::value, seq);
     });
     open = rocksdb::WriteBatch();
+    open_events.clear();
     return seq;
+  }
+
+  // Alert records and events go into the same batch as the state that made them.
+  void take_outbox(twin_outbox& out) {
+    for (auto& a : out.alerts)
+      storage::put_alert(open, a);
+    for (auto& e : out.events)
+      open_events.push_back(std::move(e));
   }
 
   void on_committed(uint64_t seq) {
@@ -199,6 +211,10 @@ struct shard_state {
       auto& [rp, res] = acks.front().second;
       rp.deliver(std::move(res));
       acks.pop_front();
+    }
+    while (!durables.empty() && durables.front().first <= committed_seq) {
+      durables.front().second();
+      durables.pop_front();
     }
     for (auto i = recent.begin(); i != recent.end();) {
       if (i->second.needs_seq <= committed_seq)
@@ -210,7 +226,10 @@ struct shard_state {
 
   void on_persist(persist_msg& m) {
     storage::put_state_bytes(open, m.number, m.state_bytes);
+    take_outbox(m.out);
     note_watch(m.id, m.last_data_ms, m.status);
+    if (m.durable)
+      durables.emplace_back(submitted_seq + 1, std::move(m.durable)); // open goes with the next submit
     if (!running)
       submit();
   }
@@ -333,6 +352,14 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
         return (*done)(make_error(errc::unknown_twin, "no twin " + id));
       self->state.route(id, [self, done](const caf::actor& a) {
         self->send(a, get_atom::value, done);
+      });
+    },
+    [=](ack_atom, const std::string& id, uint64_t alert, const std::string& by,
+        const std::string& note, const ack_done_ptr& done) {
+      if (!self->state.ctx->cat.contains(id))
+        return (*done)(make_error(errc::unknown_twin, "no twin " + id));
+      self->state.route(id, [self, alert, by, note, done](const caf::actor& a) {
+        self->send(a, ack_atom::value, alert, by, note, done);
       });
     },
     [=](reparent_atom, const std::string& id, const std::string& parent) {

@@ -1,0 +1,58 @@
+#include "twinrt/adapters/event_sinks.hpp"
+
+#include "twinrt/adapters/mqtt_sink.hpp"
+#include "twinrt/adapters/webhook_sink.hpp"
+
+namespace twinrt::adapters {
+
+std::optional<std::string> start_event_sinks(runtime::node& n, const runtime::node_config& cfg) {
+  struct planned {
+    runtime::sink_settings settings;
+    std::vector<runtime::event_filter> routes;
+    const runtime::node_config::sink* spec;
+  };
+  std::vector<planned> plan;
+  for (auto& s : cfg.sinks) {
+    planned p;
+    p.spec = &s;
+    p.settings.name = s.name;
+    p.settings.max_batch = s.max_batch;
+    p.settings.backoff_min_ms = s.backoff_min_ms;
+    p.settings.backoff_max_ms = s.backoff_max_ms;
+    for (auto& r : cfg.routes) {
+      if (r.sink != s.name)
+        continue;
+      runtime::event_filter f;
+      f.kinds = r.kinds;
+      f.subtree = r.subtree;
+      f.types = r.types;
+      f.min_severity = twins::parse_severity(r.min_severity).value_or(twins::severity::info);
+      p.routes.push_back(std::move(f));
+    }
+    if (s.type == "mqtt") {
+      std::string host;
+      uint16_t port = 0;
+      if (!mqtt_sink::parse_url(s.url, host, port))
+        return "sink '" + s.name + "': url '" + s.url + "' is not mqtt://host:port";
+    }
+    if (!p.routes.empty())
+      plan.push_back(std::move(p));
+  }
+  for (auto& p : plan) {
+    std::unique_ptr<runtime::event_sink> sink;
+    if (p.spec->type == "mqtt") {
+      mqtt_sink_options o;
+      mqtt_sink::parse_url(p.spec->url, o.host, o.port);
+      o.topic = p.spec->topic;
+      o.client_id = "twinrt-sink-" + p.spec->name;
+      o.timeout_ms = p.spec->timeout_ms;
+      sink = std::make_unique<mqtt_sink>(std::move(o));
+    } else {
+      sink = std::make_unique<webhook_sink>(webhook_options{p.spec->url, p.spec->timeout_ms});
+    }
+    n.add_event_sink(std::move(p.settings), std::move(sink), std::move(p.routes));
+  }
+  return std::nullopt;
+}
+
+} // namespace twinrt::adapters

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Event routing end to end: a real node routes alert events to three webhook
+receivers on loopback: one fast, one slow (each request takes 0.3 s), one down
+for the first seconds. The node is killed with SIGKILL in the middle and
+restarted. At the end every receiver holds every event (duplicates dropped by
+id), in order per twin, and the fast one got each event before the down one was
+even up, and mostly before the slow one.
+
+usage: event_routing.py TWINRT TWINCTL"""
+
+import http.server
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from node_harness import Node, free_port  # noqa: E402
+
+TWINS = 10
+ROUNDS = 20  # each round flips every twin's temperature across the alert: one event per twin
+KILL_AFTER_ROUND = 12
+DOWN_UNTIL_ROUND = 8  # the down receiver comes up after this round
+EARLY_ROUNDS = 3      # events of these rounds must reach the fast one before that
+
+
+class Receiver:
+    def __init__(self, name, delay_s=0.0):
+        self.name, self.delay_s = name, delay_s
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.got = []  # (receipt time, event)
+        self.requests = 0
+        self.started_at = None
+        self.server = None
+
+    def start(self):
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
+                now = time.time()
+                events = json.loads(body)["events"]
+                with outer.lock:
+                    outer.requests += 1
+                    outer.got.extend((now, e) for e in events)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # the node going away mid-connection (SIGKILL) is expected
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        self.started_at = time.time()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def first_receipts(self):
+        """id -> (time of first receipt, event), and the order of first receipts."""
+        with self.lock:
+            got = list(self.got)
+        first, order = {}, []
+        for t, e in got:
+            if e["id"] not in first:
+                first[e["id"]] = (t, e)
+                order.append(e)
+        return first, order
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+
+
+MODEL = """kind = "press"
+version = 1
+parents = []
+
+[channels.temperature_c]
+unit = "degC"
+type = "gauge"
+min = 0
+max = 500
+
+[[alerts]]
+name = "overheat"
+value = "temperature_c"
+above = 100
+clear_at = 90
+severity = "critical"
+"""
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def main():
+    twinrt, twinctl = sys.argv[1], sys.argv[2]
+    work = tempfile.mkdtemp(prefix="twinrt-routing-")
+    os.makedirs(os.path.join(work, "models"))
+    with open(os.path.join(work, "models", "press.toml"), "w") as f:
+        f.write(MODEL)
+    fast, slow, down = Receiver("fast"), Receiver("slow", delay_s=0.3), Receiver("down")
+    sinks = ""
+    for r in (fast, slow, down):
+        sinks += (f'[[sinks]]\nname = "{r.name}"\ntype = "webhook"\n'
+                  f'url = "http://127.0.0.1:{r.port}/events"\ntimeout_ms = 3000\n'
+                  f'backoff_min_ms = 100\nbackoff_max_ms = 800\nmax_batch = 4\n'
+                  f'[[routes]]\nsink = "{r.name}"\ntypes = ["alert"]\n')
+    node = Node(twinrt, twinctl, work, "[twins]\nsweep_interval_ms = 200\n" + sinks,
+                [("writer", "w", "write", "")])
+    fast.start()
+    slow.start()
+    node.start()
+    try:
+        for i in range(TWINS):
+            node.ctl("twin", "create", f"plant/press-{i:02d}", "--kind", "press")
+        t0 = time.time()
+        early_done = None
+        for rnd in range(ROUNDS):
+            value = 120 if rnd % 2 == 0 else 50
+            samples = [{"twin": f"plant/press-{i:02d}", "channel": "temperature_c",
+                        "value": value, "source": "test", "seq": rnd + 1} for i in range(TWINS)]
+            node.ingest(samples, retry_until=time.time() + 30)
+            if rnd == EARLY_ROUNDS - 1:
+                early_done = time.time()
+            if rnd == DOWN_UNTIL_ROUND:
+                down.start()
+            if rnd == KILL_AFTER_ROUND:
+                node.kill()
+                node.start()
+            time.sleep(0.15)
+        produced = time.time() - t0
+        expected = TWINS * ROUNDS
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if all(len(r.first_receipts()[0]) >= expected for r in (fast, slow, down)):
+                break
+            time.sleep(0.2)
+        status = {r.name: len(r.first_receipts()[0]) for r in (fast, slow, down)}
+        print(f"events produced in {produced:.1f} s; unique events received: {status}")
+
+        for r in (fast, slow, down):
+            first, order = r.first_receipts()
+            ids = sorted(first)
+            if ids != list(range(1, expected + 1)):
+                missing = sorted(set(range(1, expected + 1)) - set(ids))
+                fail(f"{r.name}: expected ids 1..{expected}, missing {missing[:20]}, "
+                     f"extra {sorted(set(ids) - set(range(1, expected + 1)))[:20]}")
+            dups = len(r.got) - len(first)
+            per_twin = {}
+            for e in order:
+                per_twin.setdefault(e["twin"], []).append(e)
+            for twin, evs in per_twin.items():
+                if [e["id"] for e in evs] != sorted(e["id"] for e in evs):
+                    fail(f"{r.name}: events of {twin} out of order")
+                types = [e["type"] for e in evs]
+                want = ["alert.raised" if k % 2 == 0 else "alert.cleared" for k in range(ROUNDS)]
+                if types != want:
+                    fail(f"{r.name}: {twin} got {types}, want raised/cleared alternating")
+                if len({e['details']['alert_id'] for e in evs if e['type'] == 'alert.raised'}) != ROUNDS // 2:
+                    fail(f"{r.name}: {twin}: each raise must carry a new alert id")
+            print(f"{r.name}: {len(first)} events in order, {dups} duplicates dropped, "
+                  f"{r.requests} requests")
+
+        ffirst, _ = fast.first_receipts()
+        sfirst, _ = slow.first_receipts()
+        dfirst, _ = down.first_receipts()
+        # Not held up by the down receiver: what was produced before it came
+        # up, the fast one had before it came up.
+        early = [i for i, (t, e) in ffirst.items() if e["time_ms"] / 1000.0 <= early_done]
+        if not early:
+            fail("no event was produced while the down receiver was down")
+        late = [i for i in early if ffirst[i][0] > down.started_at]
+        if late:
+            fail(f"fast receiver got {len(late)} events only after the down one came up")
+        # Not held up by the slow receiver: it had (nearly) every event first.
+        ahead = sum(1 for i in ffirst if ffirst[i][0] <= sfirst[i][0])
+        if ahead < 0.9 * expected:
+            fail(f"fast receiver was first for only {ahead} of {expected} events")
+        lag = lambda first: max(t - e["time_ms"] / 1000.0 for t, e in first.values())
+        print(f"max delay after production: fast {lag(ffirst):.2f} s, slow {lag(sfirst):.2f} s, "
+              f"down {lag(dfirst):.2f} s; fast first for {ahead}/{expected}; "
+              f"{len(early)} events produced while 'down' was down, all at 'fast' before it came up")
+        if lag(sfirst) <= lag(ffirst):
+            fail("the slow receiver did not lag behind the fast one: the test proves nothing")
+    finally:
+        node.stop()
+        for r in (fast, slow, down):
+            r.stop()
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
