@@ -2,6 +2,7 @@
 // loopback port. The edge node of the tests is built from our .proto (the
 // codec) and publishes with our MQTT client.
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -138,6 +139,7 @@ protected:
     sp.groups = {group};
     sp.max_payload_bytes = 64 * 1024;
     sp.rebirth_interval_ms = 100;
+    sp.host_id = "twinrt-test";
     twinrt::runtime::node_config::sparkplug_rule edge_rule;
     edge_rule.device = "";
     edge_rule.twin = "acme/{group}/{node}";
@@ -163,6 +165,7 @@ protected:
       ncmds.push_back(m);
     });
     commands->subscribe("spBv1.0/plant-1/NCMD/#", 0);
+    commands->subscribe("spBv1.0/STATE/#", 0);
     commands->start();
     edge = std::make_unique<edge_node>(broker->port(), "edge-1");
     ASSERT_TRUE(edge->wait_connected());
@@ -266,6 +269,13 @@ TEST_F(Sparkplug, BirthsCreateTwinsOfTheMappedKind) {
   auto s = adapter->stats();
   EXPECT_EQ(s.twins_created, 3u);
   EXPECT_EQ(s.refused_total(), 0u);
+  // As a primary host application it announced itself, retained.
+  std::lock_guard<std::mutex> g(mtx);
+  auto state = std::find_if(ncmds.begin(), ncmds.end(), [](const mqtt::message& m) {
+    return m.topic == "spBv1.0/STATE/twinrt-test";
+  });
+  ASSERT_NE(state, ncmds.end());
+  EXPECT_EQ(state->payload.rfind("{\"online\":true,\"timestamp\":", 0), 0u) << state->payload;
 }
 
 TEST_F(Sparkplug, DeviceDataWithAliasesUpdatesChannels) {
