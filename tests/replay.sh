@@ -134,7 +134,8 @@ samples=$(python3 -c "import json; print(json.load(open('$dir/expected.json'))['
 
 # -- replay, killed part-way ------------------------------------------------------
 export TWINRT_TOKEN=writer
-"$twinrt" replay "$dir/history.csv" --connect "$addr" --batch 300 --inflight 3 \
+# 3000 s of timestamps at 1000 times real time: about 3 s, time enough to kill it.
+"$twinrt" replay "$dir/history.csv" --connect "$addr" --speed 1000 --batch 300 --inflight 3 \
   > "$dir/replay1.out" 2> "$dir/replay1.err" &
 replay_pid=$!
 killed=0

@@ -116,7 +116,7 @@ struct batch {
   std::vector<twins::sample> samples;
   std::vector<uint64_t> lines; // line number of each sample
   std::optional<batch_outcome> result;
-  kj::Promise<void> task = nullptr;
+  kj::Maybe<kj::ForkedPromise<void>> task; // done when `result` is set
 };
 
 class replayer {
@@ -160,7 +160,6 @@ private:
   steady::time_point last_save_ = steady::now(), last_report_ = steady::now();
   uint64_t start_offset_ = 0, acked_this_run_ = 0;
   bool bar_shown_ = false;
-  kj::Own<kj::PromiseFulfiller<void>> wake_;
 };
 
 replay_report replayer::run() {
@@ -208,12 +207,14 @@ replay_report replayer::run() {
     bool stop = stopping();
     while (!stop && !eof_ && window_.size() < window_limit_ && fill()) {
     }
+    bool progressed = false;
     while (!window_.empty() && window_.front()->result) {
       auto& b = *window_.front();
       auto status = b.result->status;
       if (status == batch_status::done) {
         accept(b);
         window_.pop_front();
+        progressed = true;
         backoff_ms = 50;
         if (++streak_ >= 20 && window_limit_ < o_.inflight) {
           ++window_limit_;
@@ -259,7 +260,10 @@ replay_report replayer::run() {
       wait_ms = std::clamp<int64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(due - steady::now()).count(), 0, 200);
     }
-    if (window_.empty() || !window_.front()->result)
+    // Wait only when there is nothing to do: no answer taken (which makes
+    // room) and no batch that could be sent now (after a rewind).
+    bool can_send = !stop && !eof_ && !held_ && window_.size() < window_limit_;
+    if (!progressed && !can_send)
       wait_event(wait_ms);
   }
   if (eof_ && !held_ && window_.empty())
@@ -326,13 +330,7 @@ bool replayer::fill() {
   if (b->samples.empty()) {
     b->result = batch_outcome{};
   } else {
-    b->task = rpc_.send(b->samples)
-                .then([this, p](batch_outcome&& r) {
-                  p->result = std::move(r);
-                  if (wake_ && wake_->isWaiting())
-                    wake_->fulfill();
-                })
-                .eagerlyEvaluate(nullptr);
+    b->task = rpc_.send(b->samples).then([p](batch_outcome&& r) { p->result = std::move(r); }).fork();
   }
   window_.push_back(std::move(b));
   return true;
@@ -403,13 +401,19 @@ bool replayer::reconnect(std::string& error) {
   }
 }
 
-// Runs the event loop until a batch is answered or `max_ms` pass.
+// Runs the event loop until the oldest unanswered batch is answered or
+// `max_ms` pass.
 void replayer::wait_event(int64_t max_ms) {
-  auto paf = kj::newPromiseAndFulfiller<void>();
-  wake_ = kj::mv(paf.fulfiller);
-  paf.promise.exclusiveJoin(rpc_.timer().afterDelay(max_ms * kj::MILLISECONDS))
-    .wait(rpc_.wait_scope());
-  wake_ = nullptr;
+  kj::Promise<void> until = rpc_.timer().afterDelay(max_ms * kj::MILLISECONDS);
+  for (auto& b : window_) {
+    if (b->result)
+      continue;
+    KJ_IF_MAYBE (t, b->task) {
+      until = t->addBranch().exclusiveJoin(kj::mv(until));
+    }
+    break;
+  }
+  until.wait(rpc_.wait_scope());
 }
 
 void replayer::note(const std::string& text) {
