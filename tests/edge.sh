@@ -2,9 +2,10 @@
 # Edge mode end to end: a Mosquitto broker, a central node and `twinrt edge`,
 # each a real process on loopback. A publisher streams telemetry of four
 # machines (QoS 1) to the broker; mid-stream the central node is killed with
-# SIGKILL for several seconds and restarted on the same data directory. At the
-# end the central history of every channel equals the stream after the edge's
-# deadband and downsampling rules, each sample exactly once.
+# SIGKILL for several seconds and restarted on the same data directory, and
+# while it is down the edge is killed too (with samples in its buffer) and
+# restarted. At the end the central history of every channel equals the stream
+# after the edge's deadband and downsampling rules, each sample exactly once.
 #   usage: edge.sh TWINRT TWINCTL [MOSQUITTO]
 set -uo pipefail
 twinrt=$1
@@ -105,14 +106,22 @@ deadband_percent = 10
 channel = "power_kw"
 min_interval_ms = 1000
 EOF
-"$twinrt" edge --config "$dir/edge.toml" --report-every 1 > "$dir/edge.log" 2>&1 &
-edge_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "connected to the broker" "$dir/edge.log" && grep -q "connected to the central" "$dir/edge.log" && break
-  kill -0 "$edge_pid" 2>/dev/null || fail "the edge exited"
+start_edge() {
+  "$twinrt" edge --config "$dir/edge.toml" --report-every 0.5 >> "$dir/edge.log" 2>&1 &
+  edge_pid=$!
+  local before=$1
+  for _ in $(seq 1 100); do
+    [ "$(grep -c "connected to the broker" "$dir/edge.log")" -gt "$before" ] && return 0
+    kill -0 "$edge_pid" 2>/dev/null || fail "the edge exited"
+    sleep 0.1
+  done
+  fail "the edge did not connect to the broker"
+}
+start_edge 0
+for _ in $(seq 1 50); do
+  grep -q "connected to the central" "$dir/edge.log" && break
   sleep 0.1
 done
-grep -q "connected to the broker" "$dir/edge.log" || fail "the edge did not connect to the broker"
 sleep 0.5 # the subscription reaches the broker
 
 # -- the stream: 4 machines, 50 messages/s each, ~14 s ----------------------------------------
@@ -149,19 +158,28 @@ print("published", len(sent), "messages")
 EOF
 pub_pid=$!
 
-# -- the central node goes away for 6 s mid-stream ------------------------------------------
-sleep 4
+# -- the central node goes away for 6 s mid-stream; meanwhile the edge is killed too -------------
+sleep 3
 kill -0 "$pub_pid" 2>/dev/null || fail "the stream ended before the central node was killed"
 kill -9 "$central_pid"
 { wait "$central_pid"; } 2>/dev/null
+sleep 2.5
+# The edge dies with samples in its buffer and messages taken but perhaps not
+# acknowledged; the broker keeps its session and queues the stream meanwhile.
+kill -9 "$edge_pid"
+{ wait "$edge_pid"; } 2>/dev/null
+queued_at_kill=$(grep " queued " "$dir/edge.log" | tail -n 1 | sed 's/.*; \([0-9]*\) queued.*/\1/')
+sleep 1.5
+start_edge 1
+sleep 2
 killed_at=$(date +%s.%N)
-sleep 6
 start_central
 wait "$pub_pid" || fail "the publisher failed"
 pub_pid=""
 python3 -c "import sys; sys.exit(0 if float(open('$dir/pub.end').read()) > $killed_at else 1)" \
   || fail "the stream did not outlast the kill"
 grep -q "central node" "$dir/edge.log" || fail "the edge never noticed the central node was gone"
+[ "${queued_at_kill:-0}" -gt 0 ] || fail "the edge was killed with an empty buffer ('$queued_at_kill')"
 
 # -- catch up, then compare ---------------------------------------------------------------------
 python3 - "$dir" "$twinctl" "127.0.0.1:$rpc_port" "$line" <<'EOF' || fail "central history differs"

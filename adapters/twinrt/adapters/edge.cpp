@@ -142,31 +142,45 @@ private:
 sample_filter::sample_filter(std::vector<runtime::node_config::edge_channel_rule> rules)
   : rules_(std::move(rules)) {}
 
-bool sample_filter::pass(const twins::sample& s) {
+sample_filter::channel_state& sample_filter::state_of(const std::string& twin,
+                                                     const std::string& channel) {
   std::string key;
-  key.reserve(s.twin.size() + s.channel.size() + 1);
-  key += s.twin;
+  key.reserve(twin.size() + channel.size() + 1);
+  key += twin;
   key += '\0';
-  key += s.channel;
+  key += channel;
   auto [it, fresh] = channels_.try_emplace(std::move(key));
   auto& st = it->second;
   if (fresh) {
     for (size_t i = 0; i < rules_.size(); ++i)
-      if (matches(rules_[i].twin, s.twin) && matches(rules_[i].channel, s.channel)) {
+      if (matches(rules_[i].twin, twin) && matches(rules_[i].channel, channel)) {
         st.rule = static_cast<int>(i);
         break;
       }
   }
+  return st;
+}
+
+void sample_filter::restore(const std::string& twin, const std::string& channel, double value,
+                            int64_t ts_ms) {
+  auto& st = state_of(twin, channel);
+  st.seen = true;
+  st.value = value;
+  st.ts_ms = ts_ms;
+}
+
+sample_filter::verdict sample_filter::pass(const twins::sample& s) {
+  auto& st = state_of(s.twin, s.channel);
   if (st.rule < 0)
-    return true;
+    return verdict::forward;
   if (!st.seen) {
     st.seen = true;
     st.value = s.value;
     st.ts_ms = s.ts_ms;
-    return true;
+    return verdict::new_reference;
   }
   if (s.ts_ms < st.ts_ms)
-    return true; // a backfill: forwarded, not the reference for what follows
+    return verdict::forward; // a backfill: forwarded, not the reference for what follows
   auto& r = rules_[static_cast<size_t>(st.rule)];
   double change = std::fabs(s.value - st.value);
   bool banded = r.deadband > 0 || r.deadband_percent > 0;
@@ -176,10 +190,10 @@ bool sample_filter::pass(const twins::sample& s) {
                        || change > r.deadband_percent / 100.0 * std::fabs(st.value)));
   bool spaced = s.ts_ms - st.ts_ms >= r.min_interval_ms;
   if (!moved || !spaced)
-    return false;
+    return verdict::drop;
   st.value = s.value;
   st.ts_ms = s.ts_ms;
-  return true;
+  return verdict::new_reference;
 }
 
 // -- sample_buffer ------------------------------------------------------------------
@@ -256,7 +270,7 @@ std::unique_ptr<sample_buffer> sample_buffer::open(const std::string& dir, uint6
 sample_buffer::~sample_buffer() = default;
 
 std::string sample_buffer::append(const std::vector<twins::sample>& samples,
-                                  const std::vector<std::pair<std::string, uint64_t>>& marks) {
+                                  const std::vector<std::pair<std::string, std::string>>& marks) {
   auto& d = *impl_;
   std::lock_guard<std::mutex> g(d.mtx);
   std::vector<std::pair<std::string, std::string>> records;
@@ -284,7 +298,7 @@ std::string sample_buffer::append(const std::vector<twins::sample>& samples,
   if (dropped > 0)
     wb.Put(dropped_key, u64_value(d.dropped + dropped));
   for (auto& [k, v] : marks)
-    wb.Put("d" + k, u64_value(v));
+    wb.Put("d" + k, v);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto st = d.db->Write(wo, &wb);
@@ -345,13 +359,13 @@ std::string sample_buffer::remove_through(uint64_t seq) {
   return "";
 }
 
-std::unordered_map<std::string, uint64_t> sample_buffer::marks() const {
+std::unordered_map<std::string, std::string> sample_buffer::marks() const {
   auto& d = *impl_;
   std::lock_guard<std::mutex> g(d.mtx);
-  std::unordered_map<std::string, uint64_t> out;
+  std::unordered_map<std::string, std::string> out;
   std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("d"); it->Valid() && it->key()[0] == 'd'; it->Next())
-    out[it->key().ToString().substr(1)] = value_u64(it->value());
+    out[it->key().ToString().substr(1)] = it->value().ToString();
   return out;
 }
 
@@ -425,8 +439,24 @@ struct edge_node::impl {
 
   // Writer thread: dedup, filter, buffer durably, then acknowledge.
   void write_loop() {
+    // Marks, saved with the samples: "s" + source, twin, channel -> the last
+    // seq seen (a redelivery is recognised); "f" + twin, channel -> the
+    // filter's reference (a restart filters as an uninterrupted run would).
     sample_filter filter(cfg.channels);
-    auto marks = buffer->marks();
+    std::unordered_map<std::string, uint64_t> seen;
+    for (auto& [k, v] : buffer->marks()) {
+      if (k[0] == 's' && v.size() == 8) {
+        seen[k.substr(1)] = value_u64(v);
+      } else if (k[0] == 'f' && v.size() == 16) {
+        auto sep = k.find('\0');
+        double value = 0;
+        int64_t ts = 0;
+        std::memcpy(&value, v.data(), 8);
+        std::memcpy(&ts, v.data() + 8, 8);
+        if (sep != std::string::npos)
+          filter.restore(k.substr(1, sep - 1), k.substr(sep + 1), value, ts);
+      }
+    }
     for (;;) {
       std::vector<taken> batch;
       {
@@ -443,21 +473,28 @@ struct edge_node::impl {
         has_room.notify_all();
       }
       std::vector<twins::sample> keep;
-      std::vector<std::pair<std::string, uint64_t>> changed;
+      std::vector<std::pair<std::string, std::string>> changed;
       for (auto& t : batch)
         for (auto& s : t.samples) {
           samples.fetch_add(1, std::memory_order_relaxed);
           auto key = s.source + '\0' + s.twin + '\0' + s.channel;
-          auto& last = marks[key];
+          auto& last = seen[key];
           if (s.seq != 0 && s.seq <= last) {
             redelivered.fetch_add(1, std::memory_order_relaxed);
             continue;
           }
           last = s.seq;
-          changed.emplace_back(std::move(key), s.seq);
-          if (!filter.pass(s)) {
+          changed.emplace_back("s" + key, u64_value(s.seq));
+          auto verdict = filter.pass(s);
+          if (verdict == sample_filter::verdict::drop) {
             filtered.fetch_add(1, std::memory_order_relaxed);
             continue;
+          }
+          if (verdict == sample_filter::verdict::new_reference) {
+            std::string ref(16, '\0');
+            std::memcpy(ref.data(), &s.value, 8);
+            std::memcpy(ref.data() + 8, &s.ts_ms, 8);
+            changed.emplace_back("f" + s.twin + '\0' + s.channel, std::move(ref));
           }
           s.source.clear();
           s.seq = 0;

@@ -36,10 +36,19 @@ namespace twinrt::adapters::edge {
 /// backfill: it is forwarded and changes nothing. Plain data; one thread.
 class sample_filter {
 public:
+  enum class verdict : uint8_t {
+    drop,          // held back by the channel's rule
+    forward,       // forwarded; the channel's reference is unchanged
+    new_reference, // forwarded, and now the last forwarded of a ruled channel
+  };
+
   explicit sample_filter(std::vector<runtime::node_config::edge_channel_rule> rules);
 
-  /// True when `s` is to be forwarded (it then becomes the last forwarded).
-  bool pass(const twins::sample& s);
+  verdict pass(const twins::sample& s);
+
+  /// Sets a channel's last forwarded sample, as saved by an earlier run, so
+  /// that a restart filters the way an uninterrupted run would.
+  void restore(const std::string& twin, const std::string& channel, double value, int64_t ts_ms);
 
 private:
   struct channel_state {
@@ -48,6 +57,8 @@ private:
     double value = 0;     // last forwarded
     int64_t ts_ms = 0;
   };
+  channel_state& state_of(const std::string& twin, const std::string& channel);
+
   std::vector<runtime::node_config::edge_channel_rule> rules_;
   std::unordered_map<std::string, channel_state> channels_; // twin + '\0' + channel
 };
@@ -62,7 +73,8 @@ struct buffered {
 /// sequence number that never goes back, not even after every sample was
 /// forwarded and deleted and the edge restarted. The logical size of the
 /// queued records (key + value bytes) is kept under a budget by dropping the
-/// oldest, counted. Also keeps the redelivery marks of the MQTT side. All
+/// oldest, counted. Also keeps the edge's marks (what it has seen of each
+/// MQTT source, the filter's references), written with the samples. All
 /// members are thread-safe.
 class sample_buffer {
 public:
@@ -73,11 +85,12 @@ public:
   sample_buffer(const sample_buffer&) = delete;
   sample_buffer& operator=(const sample_buffer&) = delete;
 
-  /// Appends `samples` and stores `marks` (key -> value) in one synced write:
-  /// when it returns "" they survive a crash. Drops the oldest samples first
-  /// when the budget would be exceeded. Returns why on failure.
+  /// Appends `samples` and stores `marks` (the caller's key -> value pairs)
+  /// in one synced write: when it returns "" they survive a crash. Drops the
+  /// oldest samples first when the budget would be exceeded. Returns why on
+  /// failure.
   std::string append(const std::vector<twins::sample>& samples,
-                     const std::vector<std::pair<std::string, uint64_t>>& marks);
+                     const std::vector<std::pair<std::string, std::string>>& marks);
 
   /// Up to `n` of the oldest samples with seq > `after`.
   std::vector<buffered> oldest(uint64_t after, size_t n) const;
@@ -86,7 +99,7 @@ public:
   std::string remove_through(uint64_t seq);
 
   /// Every mark stored by append.
-  std::unordered_map<std::string, uint64_t> marks() const;
+  std::unordered_map<std::string, std::string> marks() const;
 
   uint64_t queued() const;       // samples in the buffer
   uint64_t queued_bytes() const; // their logical size

@@ -19,7 +19,7 @@ std::vector<double> passed(sample_filter& f, const std::string& twin, const std:
                            const std::vector<std::pair<int64_t, double>>& points) {
   std::vector<double> out;
   for (auto& [ts, v] : points)
-    if (f.pass(at(twin, channel, ts, v)))
+    if (f.pass(at(twin, channel, ts, v)) != sample_filter::verdict::drop)
       out.push_back(v);
   return out;
 }
@@ -61,6 +61,22 @@ TEST(EdgeFilter, FirstMatchingRuleWinsAndChannelsAreIndependent) {
   EXPECT_EQ(passed(f, "a/m2", "y", {{1, 1}, {2, 2}}), (std::vector<double>{1}));
 }
 
+TEST(EdgeFilter, SaysWhenTheReferenceMoves) {
+  using v = sample_filter::verdict;
+  sample_filter f({rule{"*", "x", 1, 0, 0}});
+  EXPECT_EQ(f.pass(at("a", "x", 1, 5)), v::new_reference);
+  EXPECT_EQ(f.pass(at("a", "x", 2, 5.5)), v::drop);
+  EXPECT_EQ(f.pass(at("a", "x", 0, 9)), v::forward); // older: a backfill
+  EXPECT_EQ(f.pass(at("a", "x", 3, 7)), v::new_reference);
+  EXPECT_EQ(f.pass(at("a", "y", 3, 7)), v::forward); // no rule
+}
+
+TEST(EdgeFilter, ARestoredReferenceFiltersAsAnUninterruptedRun) {
+  sample_filter f({rule{"*", "x", 1, 0, 0}});
+  f.restore("a", "x", 10, 100);
+  EXPECT_EQ(passed(f, "a", "x", {{101, 10.5}, {102, 11.5}}), (std::vector<double>{11.5}));
+}
+
 TEST(EdgeFilter, AnOlderSampleIsForwardedAndDoesNotMoveTheReference) {
   sample_filter f({rule{"*", "*", 1, 0, 0}});
   EXPECT_EQ(passed(f, "a/m1", "x", {{10, 5}, {5, 5}, {11, 5.5}, {12, 6.5}}),
@@ -92,7 +108,7 @@ protected:
 TEST_F(EdgeBuffer, KeepsSamplesInOrderAcrossAReopen) {
   {
     auto b = open(1 << 20);
-    ASSERT_EQ(b->append(samples(0, 5), {{"k", 7}}), "");
+    ASSERT_EQ(b->append(samples(0, 5), {{"k", "7"}}), "");
     ASSERT_EQ(b->append(samples(5, 5), {}), "");
   }
   auto b = open(1 << 20);
@@ -105,7 +121,7 @@ TEST_F(EdgeBuffer, KeepsSamplesInOrderAcrossAReopen) {
     EXPECT_EQ(got[i].sample.twin, "acme/plant-1/line-1/m1");
     EXPECT_EQ(got[i].sample.channel, "power_kw");
   }
-  EXPECT_EQ(b->marks().at("k"), 7u);
+  EXPECT_EQ(b->marks().at("k"), "7");
   EXPECT_EQ(b->queued(), 10u);
 }
 
