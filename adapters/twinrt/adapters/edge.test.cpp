@@ -1,6 +1,8 @@
 #include "twinrt/adapters/edge.hpp"
 
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -189,6 +191,99 @@ TEST_F(EdgeBuffer, AnUnusableDirectoryIsRefusedWithItsName) {
   auto b = sample_buffer::open("/proc/twinrt-no-such-dir/buffer", 1 << 20, error);
   EXPECT_FALSE(b);
   EXPECT_NE(error.find("/proc/twinrt-no-such-dir/buffer"), std::string::npos) << error;
+}
+
+} // namespace
+} // namespace twinrt::adapters::edge
+
+namespace twinrt::adapters::edge {
+namespace {
+
+class EdgeConfig : public ::testing::Test {
+protected:
+  void TearDown() override { std::filesystem::remove(path_); }
+  std::optional<std::string> load(const std::string& text) {
+    path_ = std::filesystem::temp_directory_path()
+            / ("twinrt-edge-" + std::to_string(std::random_device{}()) + ".toml");
+    std::ofstream(path_) << text;
+    return runtime::load_config_file(path_.string(), cfg_);
+  }
+  std::filesystem::path path_;
+  runtime::node_config cfg_;
+};
+
+TEST_F(EdgeConfig, ReadsTheEdgeSectionAndItsRules) {
+  auto err = load(R"(
+[edge]
+id = "edge-7"
+central = "10.0.0.5:7800"
+token = "w"
+buffer_dir = "/var/lib/edge"
+disk_budget_mb = 64
+forward_batch = 250
+[[edge.channels]]
+twin = "acme/*"
+channel = "temperature_c"
+deadband = 0.5
+[[edge.channels]]
+channel = "power_kw"
+deadband_percent = 2
+min_interval_ms = 1000
+)");
+  ASSERT_FALSE(err) << *err;
+  auto& e = cfg_.edge;
+  EXPECT_TRUE(e.enabled);
+  EXPECT_EQ(e.id, "edge-7");
+  EXPECT_EQ(e.central, "10.0.0.5:7800");
+  EXPECT_EQ(e.token, "w");
+  EXPECT_EQ(e.buffer_dir, "/var/lib/edge");
+  EXPECT_EQ(e.disk_budget_mb, 64u);
+  EXPECT_EQ(e.forward_batch, 250u);
+  ASSERT_EQ(e.channels.size(), 2u);
+  EXPECT_EQ(e.channels[0].twin, "acme/*");
+  EXPECT_EQ(e.channels[0].deadband, 0.5);
+  EXPECT_EQ(e.channels[1].twin, "*");
+  EXPECT_EQ(e.channels[1].deadband_percent, 2);
+  EXPECT_EQ(e.channels[1].min_interval_ms, 1000);
+}
+
+TEST_F(EdgeConfig, RefusesWhatItCannotUseNamingTheLine) {
+  struct probe {
+    const char* text;
+    const char* says;
+  } probes[] = {
+    {"[edge]\ncentral = \"a:1\"\nbogus = 1\n", ":3: unknown key 'bogus' in [edge]"},
+    {"[edge]\nforward_batch = 0\n", "forward_batch and disk_budget_mb of at least 1"},
+    {"[edge]\n[[edge.channels]]\ndeadband = -1\n", ":3: 'edge.channels.deadband' must be a number >= 0"},
+    {"[edge]\n[[edge.channels]]\ndeadband_percent = \"5\"\n", "'edge.channels.deadband_percent' must be a number"},
+    {"[edge]\n[[edge.channels]]\nmin_interval_ms = 1.5\n", "'edge.channels.min_interval_ms' must be a whole number"},
+    {"[edge]\n[[edge.channels]]\ncolour = \"red\"\n", ":3: unknown key 'colour' in [[edge.channels]]"},
+    {"[edge]\n[[edge.channels]]\nchannel = \"\"\n", "'edge.channels.channel' must be a pattern string"},
+    {"[edge]\nchannels = 3\n", "'edge.channels' must be an array of tables"},
+  };
+  for (auto& p : probes) {
+    cfg_ = {};
+    auto err = load(p.text);
+    ASSERT_TRUE(err) << p.text;
+    EXPECT_NE(err->find(p.says), std::string::npos) << p.text << " -> " << *err;
+    EXPECT_NE(err->find(path_.string()), std::string::npos) << *err;
+  }
+}
+
+TEST_F(EdgeConfig, AnEdgeWithoutBrokerRoutesOrCentralDoesNotStart) {
+  ASSERT_FALSE(load("[edge]\ncentral = \"127.0.0.1:1\"\n"));
+  std::string error;
+  EXPECT_FALSE(edge_node::start(cfg_, error));
+  EXPECT_NE(error.find("needs an [mqtt] section"), std::string::npos) << error;
+  cfg_ = {};
+  ASSERT_FALSE(load("[mqtt]\n[[mqtt.routes]]\ntopic = \"a/{m}\"\ntwin = \"x/{m}\"\n[edge]\n"));
+  EXPECT_FALSE(edge_node::start(cfg_, error));
+  EXPECT_NE(error.find("central = \"HOST:PORT\""), std::string::npos) << error;
+  cfg_ = {};
+  ASSERT_FALSE(load("[mqtt]\n[[mqtt.routes]]\ntopic = \"a/{m}\"\ntwin = \"x/{n}\"\n[edge]\n"
+                    "central = \"127.0.0.1:1\"\n"));
+  EXPECT_FALSE(edge_node::start(cfg_, error));
+  EXPECT_NE(error.find("x/{n}"), std::string::npos) << error;
 }
 
 } // namespace
