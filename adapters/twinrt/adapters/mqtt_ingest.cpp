@@ -249,6 +249,9 @@ struct ingest::impl {
   void finish(std::vector<queued>& batch, const std::vector<uint32_t>& owner,
               const caf::expected<twins::ingest_result>& r) {
     std::vector<std::vector<const twins::rejection*>> refused(batch.size());
+    std::vector<uint32_t> first(batch.size(), 0); // batch index of each message's first sample
+    for (uint32_t k = static_cast<uint32_t>(owner.size()); k-- > 0;)
+      first[owner[k]] = k;
     if (r)
       for (auto& rej : r->rejected)
         if (rej.index < owner.size())
@@ -274,7 +277,13 @@ struct ingest::impl {
             first_bad = rej;
           if (!reasons.empty())
             reasons += "; ";
-          reasons += rej->message;
+          // The node numbers samples in the whole batch; the sender knows its message.
+          auto prefix = "sample " + std::to_string(rej->index) + " ";
+          if (rej->message.rfind(prefix, 0) == 0)
+            reasons += "sample " + std::to_string(rej->index - first[i]) + " "
+                       + rej->message.substr(prefix.size());
+          else
+            reasons += rej->message;
         }
         auto ok = static_cast<int64_t>(m.samples.size() - refused[i].size());
         stored += ok;
