@@ -391,49 +391,5 @@ TEST_F(Config, BadMqttSettingsAreRefusedNamingTheLine) {
             path_ + ":2: 'mqtt.routes' must be an array of tables ([[mqtt.routes]])");
 }
 
-TEST_F(Config, MqttSectionAndRoutesAreRead) {
-  auto r = load("[mqtt]\nbroker = \"10.0.0.5:1884\"\nclient_id = \"node-1\"\nusername = \"u\"\n"
-                "password = \"p\"\nqos = 0\nkeep_alive_s = 10\ndead_letter_topic = \"twinrt/dead\"\n"
-                "max_payload_bytes = 1000\nbatch_messages = 50\nlinger_ms = 7\n"
-                "[[mqtt.routes]]\ntopic = \"plants/{plant}/telemetry\"\ntwin = \"acme/{plant}\"\n"
-                "[[mqtt.routes]]\ntopic = \"w/#\"\ntwin = \"acme/warehouse-1\"\n");
-  ASSERT_FALSE(r.has_value()) << *r;
-  EXPECT_TRUE(cfg.mqtt.enabled);
-  EXPECT_EQ(cfg.mqtt.host, "10.0.0.5");
-  EXPECT_EQ(cfg.mqtt.port, 1884);
-  EXPECT_EQ(cfg.mqtt.client_id, "node-1");
-  EXPECT_EQ(cfg.mqtt.username, "u");
-  EXPECT_EQ(cfg.mqtt.password, "p");
-  EXPECT_EQ(cfg.mqtt.qos, 0);
-  EXPECT_EQ(cfg.mqtt.keep_alive_s, 10);
-  EXPECT_EQ(cfg.mqtt.dead_letter_topic, "twinrt/dead");
-  EXPECT_EQ(cfg.mqtt.max_payload_bytes, 1000u);
-  EXPECT_EQ(cfg.mqtt.batch_messages, 50u);
-  EXPECT_EQ(cfg.mqtt.linger_ms, 7);
-  ASSERT_EQ(cfg.mqtt.routes.size(), 2u);
-  EXPECT_EQ(cfg.mqtt.routes[0].topic, "plants/{plant}/telemetry");
-  EXPECT_EQ(cfg.mqtt.routes[1].twin, "acme/warehouse-1");
-  node_config none;
-  EXPECT_FALSE(none.mqtt.enabled) << "no [mqtt] section: no adapter";
-}
-
-TEST_F(Config, BadMqttSettingsAreRefusedNamingTheLine) {
-  EXPECT_EQ(refusal("[mqtt]\nbroker = \"localhost\"\n"),
-            path_ + ":2: 'mqtt.broker' must be HOST:PORT, not 'localhost'");
-  EXPECT_EQ(refusal("[mqtt]\nbroker = \"h:70000\"\n"),
-            path_ + ":2: 'mqtt.broker' must be HOST:PORT, not 'h:70000'");
-  EXPECT_EQ(refusal("[mqtt]\nqos = 2\n"), path_ + ":2: 'mqtt.qos' must be 0 or 1");
-  EXPECT_EQ(refusal("[mqtt]\nclient_id = \"\"\n"), path_ + ":2: 'mqtt.client_id' must not be empty");
-  EXPECT_EQ(refusal("[mqtt]\ndead_letter_topic = \"dead/#\"\n"),
-            path_ + ":2: 'mqtt.dead_letter_topic' must be a topic name, without + or #");
-  EXPECT_EQ(refusal("[mqtt]\nbroker_port = 1\n"), path_ + ":2: unknown key 'broker_port' in [mqtt]");
-  EXPECT_EQ(refusal("[[mqtt.routes]]\ntopic = \"a\"\n"),
-            path_ + ":1: [[mqtt.routes]] needs a topic and a twin");
-  EXPECT_EQ(refusal("[[mqtt.routes]]\ntopic = \"a\"\ntwin = \"b\"\nqos = 1\n"),
-            path_ + ":4: unknown key 'qos' in [[mqtt.routes]]");
-  EXPECT_EQ(refusal("[mqtt]\nroutes = \"a\"\n"),
-            path_ + ":2: 'mqtt.routes' must be an array of tables ([[mqtt.routes]])");
-}
-
 } // namespace
 } // namespace twinrt::runtime
