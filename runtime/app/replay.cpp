@@ -20,6 +20,10 @@ int run_replay(adapters::replay_options opts) {
               static_cast<unsigned long long>(r.rejected),
               static_cast<unsigned long long>(r.bad_lines),
               static_cast<unsigned long long>(r.sent_this_run), r.seconds, rate);
+  if (r.overtaken > 0)
+    std::printf("replay %s: %llu samples were not applied (overtaken after an overloaded "
+                "answer; listed on stderr)\n",
+                opts.file.c_str(), static_cast<unsigned long long>(r.overtaken));
   std::fflush(stdout);
   if (!r.error.empty()) {
     std::fprintf(stderr, "twinrt replay: %s\n", r.error.c_str());
@@ -27,7 +31,7 @@ int run_replay(adapters::replay_options opts) {
   }
   if (!r.complete)
     return 3; // stopped by a signal; the next run continues
-  return r.rejected + r.bad_lines > 0 ? 1 : 0;
+  return r.rejected + r.bad_lines + r.overtaken > 0 ? 1 : 0;
 }
 
 } // namespace twinrt::app

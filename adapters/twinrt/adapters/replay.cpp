@@ -35,7 +35,7 @@ struct replay_state {
   std::string source;
   uint64_t offset = 0; // bytes of the file acknowledged
   uint64_t line = 0;   // lines of the file acknowledged
-  uint64_t accepted = 0, duplicates = 0, rejected = 0, bad_lines = 0;
+  uint64_t accepted = 0, duplicates = 0, rejected = 0, bad_lines = 0, overtaken = 0;
   bool complete = false;
 };
 
@@ -57,6 +57,7 @@ std::string load_state(const std::string& path, replay_state& st, bool& found) {
     st.rejected = j.at("rejected").get<uint64_t>();
     st.bad_lines = j.at("bad_lines").get<uint64_t>();
     st.complete = j.at("complete").get<bool>();
+    st.overtaken = j.value("overtaken", uint64_t{0});
   } catch (const json::exception& e) {
     return "state file " + path + " is incomplete (" + e.what() + "); --restart starts over";
   }
@@ -69,7 +70,8 @@ std::string load_state(const std::string& path, replay_state& st, bool& found) {
 std::string save_state(const std::string& path, const std::string& file, const replay_state& st) {
   json j{{"file", file},           {"source", st.source},         {"offset", st.offset},
          {"line", st.line},        {"accepted", st.accepted},     {"duplicates", st.duplicates},
-         {"rejected", st.rejected}, {"bad_lines", st.bad_lines}, {"complete", st.complete}};
+         {"rejected", st.rejected}, {"bad_lines", st.bad_lines}, {"complete", st.complete},
+         {"overtaken", st.overtaken}};
   auto tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -151,6 +153,8 @@ private:
   uint64_t read_end_offset_ = 0, read_end_line_ = 0; // end of the last batch made
   uint64_t bad_through_ = 0;      // last line reported as bad (lines are read again after a rewind)
   uint64_t rejected_through_ = 0; // last line reported as refused by the node
+  // Lines of the last batch refused whole as overloaded: none of them was applied.
+  uint64_t refused_from_ = 1, refused_to_ = 0;
   uint64_t printed_ = 0;
   // --speed: a sample with timestamp ts is due at wall_base_ + (ts - ts_base_) / speed.
   std::optional<int64_t> ts_base_;
@@ -185,6 +189,7 @@ replay_report replayer::run() {
     r.duplicates = st_.duplicates;
     r.rejected = st_.rejected;
     r.bad_lines = st_.bad_lines;
+    r.overtaken = st_.overtaken;
     r.complete = true;
     return r;
   }
@@ -235,6 +240,8 @@ replay_report replayer::run() {
         while (std::any_of(window_.begin(), window_.end(), [](auto& x) { return !x->result; }))
           wait_event(100);
         window_limit_ = std::max<size_t>(1, window_limit_ / 2);
+        refused_from_ = st_.line + 1;
+        refused_to_ = b.end_line;
         rewind();
         rpc_.sleep_ms(backoff_ms);
         backoff_ms = std::min<int64_t>(backoff_ms * 2, 2'000);
@@ -341,12 +348,24 @@ void replayer::accept(batch& b) {
   auto& r = *b.result;
   st_.accepted += r.accepted;
   for (auto& rej : r.rejected) {
+    auto line = rej.index < b.lines.size() ? b.lines[rej.index] : 0;
     if (rej.reason == "duplicate_sequence") {
-      ++st_.duplicates;
+      if (line < refused_from_ || line > refused_to_) {
+        ++st_.duplicates;
+        continue;
+      }
+      // This line was in a batch the node refused whole, so it was never
+      // applied: a later batch of the same channel got in first.
+      ++st_.overtaken;
+      if (line > rejected_through_) {
+        rejected_through_ = line;
+        if (printed_++ < o_.max_printed)
+          note(o_.file + ":" + std::to_string(line) + ": not applied: after an overloaded answer "
+               "a later sample of its channel got in first (" + rej.message + ")");
+      }
       continue;
     }
     ++st_.rejected;
-    auto line = rej.index < b.lines.size() ? b.lines[rej.index] : 0;
     if (line > rejected_through_) {
       rejected_through_ = line;
       if (printed_++ < o_.max_printed)
@@ -474,6 +493,7 @@ replay_report replayer::finish(std::string error) {
   r.duplicates = st_.duplicates;
   r.rejected = st_.rejected;
   r.bad_lines = st_.bad_lines;
+  r.overtaken = st_.overtaken;
   r.sent_this_run = acked_this_run_;
   r.seconds = seconds_since(started_);
   r.complete = st_.complete;

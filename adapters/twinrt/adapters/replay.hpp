@@ -42,6 +42,8 @@ struct replay_report {
   uint64_t duplicates = 0; // samples the node had already applied (an earlier run)
   uint64_t rejected = 0;   // samples the node refused (unknown twin, out of range, ...)
   uint64_t bad_lines = 0;  // lines that are not samples
+  uint64_t overtaken = 0;  // samples not applied: after an "overloaded" answer a later
+                           // batch of their channel was applied first (see the README)
   uint64_t sent_this_run = 0;
   double seconds = 0;      // this run
   bool complete = false;   // the end of the file was reached and acknowledged
