@@ -157,6 +157,7 @@ protected:
     ASSERT_TRUE(node);
     ASSERT_FALSE(node->create({{"acme", "enterprise", ""}, {"acme/plant-1", "plant", "acme"}}));
 
+    settings = sp;
     adapter = std::make_unique<spb::adapter>(*node, sp);
     ASSERT_FALSE(adapter->start());
     commands = std::make_unique<mqtt::client>(options(broker->port(), "commands"));
@@ -245,6 +246,7 @@ protected:
   temp_dir dir{"sparkplug"};
   std::unique_ptr<mqtt::local_broker> broker;
   std::unique_ptr<twinrt::runtime::node> node;
+  twinrt::runtime::node_config::sparkplug_settings settings;
   std::unique_ptr<spb::adapter> adapter;
   std::unique_ptr<mqtt::client> commands;
   std::unique_ptr<edge_node> edge;
@@ -321,6 +323,28 @@ TEST_F(Sparkplug, DeviceDeathThenNodeDeathMakeTheTwinsStaleAndABirthBringsThemBa
   EXPECT_EQ(status(press), twinrt::twins::health_status::ok);
   EXPECT_EQ(channel(press, "temperature_c"), 71);
   EXPECT_EQ(adapter->stats().offline_marks, 3u); // press-1, then mill-2 and the edge node
+}
+
+TEST_F(Sparkplug, NodeDeathSentWhileTheNodeWasAwayArrivesAfterARestart) {
+  birth();
+  // The adapter goes away; its broker session (clean session off) keeps the
+  // subscription and queues QoS 1 messages, such as an NDEATH will.
+  adapter->stop();
+  spb::payload death;
+  death.metrics.push_back(declared("bdSeq", 0, spb::data_type::int64, uint64_t{1}));
+  mqtt::client will_sender(options(broker->port(), "will-sender"));
+  will_sender.start();
+  ASSERT_TRUE(will_sender.wait_connected(10'000));
+  std::atomic<bool> sent{false};
+  will_sender.publish("spBv1.0/plant-1/NDEATH/edge-1", spb::encode(death), 1, false,
+                      [&](bool ok) { sent = ok; });
+  ASSERT_TRUE(eventually([&] { return sent.load(); }));
+  EXPECT_FALSE(offline(line));
+
+  adapter = std::make_unique<spb::adapter>(*node, settings);
+  ASSERT_FALSE(adapter->start());
+  ASSERT_TRUE(eventually([&] { return offline(line); }));
+  EXPECT_EQ(status(line), twinrt::twins::health_status::stale);
 }
 
 TEST_F(Sparkplug, SequenceGapAsksForARebirthAndTheRebirthBringsDataBack) {
