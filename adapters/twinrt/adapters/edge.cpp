@@ -249,6 +249,8 @@ std::unique_ptr<sample_buffer> sample_buffer::open(const std::string& dir, uint6
   std::string v;
   if (d.db->Get(rocksdb::ReadOptions(), next_key, &v).ok())
     d.next = std::max<uint64_t>(1, value_u64(v));
+  else // a new buffer starts above any seq an earlier one (since wiped) can have used
+    d.next = static_cast<uint64_t>(std::max<int64_t>(1, wall_ms())) * 1000;
   if (d.db->Get(rocksdb::ReadOptions(), dropped_key, &v).ok())
     d.dropped = value_u64(v);
   std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(rocksdb::ReadOptions()));
@@ -408,7 +410,7 @@ struct edge_node::impl {
 
   std::thread writer, forwarder;
   std::atomic<uint64_t> messages{0}, rejected{0}, samples{0}, redelivered{0}, filtered{0},
-    buffered{0}, forwarded{0}, refused{0};
+    buffered{0}, forwarded{0}, refused{0}, already{0};
   std::atomic<bool> central_up{false};
 
   void on_message(const mqtt::message& m) {
@@ -571,11 +573,14 @@ struct edge_node::impl {
       });
       auto r = rpc.send(out).exclusiveJoin(kj::mv(timeout)).wait(rpc.wait_scope());
       if (r.status == batch_status::done) {
-        for (auto& rej : r.rejected)
-          if (rej.reason != "duplicate_sequence") {
-            refused.fetch_add(1, std::memory_order_relaxed);
-            log.line("the central node refused a sample: " + rej.message);
+        for (auto& rej : r.rejected) {
+          if (rej.reason == "duplicate_sequence") {
+            already.fetch_add(1, std::memory_order_relaxed);
+            continue;
           }
+          refused.fetch_add(1, std::memory_order_relaxed);
+          log.line("the central node refused a sample: " + rej.message);
+        }
         forwarded.fetch_add(out.size(), std::memory_order_relaxed);
         if (auto err = buffer->remove_through(batch.back().seq); !err.empty())
           log.line(err);
@@ -673,6 +678,7 @@ edge_stats edge_node::stats() const {
   s.buffered = d.buffered.load();
   s.forwarded = d.forwarded.load();
   s.refused = d.refused.load();
+  s.already_applied = d.already.load();
   s.queued = d.buffer->queued();
   s.queued_bytes = d.buffer->queued_bytes();
   s.dropped = d.buffer->dropped();

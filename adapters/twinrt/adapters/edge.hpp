@@ -123,6 +123,7 @@ struct edge_stats {
   uint64_t buffered = 0;     // samples written to the buffer
   uint64_t forwarded = 0;    // samples the central node acknowledged
   uint64_t refused = 0;      // of those, refused by the central node (unknown twin, range, ...)
+  uint64_t already_applied = 0; // of those, applied before (an answer lost when the central node died)
   uint64_t queued = 0;       // samples in the buffer now
   uint64_t queued_bytes = 0;
   uint64_t dropped = 0;      // dropped for the disk budget, over the buffer's life

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -117,7 +118,7 @@ TEST_F(EdgeBuffer, KeepsSamplesInOrderAcrossAReopen) {
   auto got = b->oldest(0, 100);
   ASSERT_EQ(got.size(), 10u);
   for (size_t i = 0; i < got.size(); ++i) {
-    EXPECT_EQ(got[i].seq, i + 1);
+    EXPECT_EQ(got[i].seq, got[0].seq + i);
     EXPECT_EQ(got[i].sample.value, static_cast<double>(i));
     EXPECT_EQ(got[i].sample.ts_ms, 1000 + static_cast<int64_t>(i));
     EXPECT_EQ(got[i].sample.twin, "acme/plant-1/line-1/m1");
@@ -128,10 +129,12 @@ TEST_F(EdgeBuffer, KeepsSamplesInOrderAcrossAReopen) {
 }
 
 TEST_F(EdgeBuffer, SeqNeverGoesBackAfterEverythingWasForwarded) {
+  uint64_t first = 0;
   {
     auto b = open(1 << 20);
     ASSERT_EQ(b->append(samples(0, 3), {}), "");
-    ASSERT_EQ(b->remove_through(3), "");
+    first = b->oldest(0, 1).at(0).seq;
+    ASSERT_EQ(b->remove_through(first + 2), "");
     EXPECT_EQ(b->queued(), 0u);
     EXPECT_EQ(b->queued_bytes(), 0u);
   }
@@ -140,21 +143,36 @@ TEST_F(EdgeBuffer, SeqNeverGoesBackAfterEverythingWasForwarded) {
   ASSERT_EQ(b->append(samples(3, 2), {}), "");
   auto got = b->oldest(0, 10);
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0].seq, 4u);
-  EXPECT_EQ(got[1].seq, 5u);
+  EXPECT_EQ(got[0].seq, first + 3);
+  EXPECT_EQ(got[1].seq, first + 4);
+}
+
+TEST_F(EdgeBuffer, ANewBufferStartsAboveAWipedOne) {
+  uint64_t last = 0;
+  {
+    auto b = open(1 << 20);
+    ASSERT_EQ(b->append(samples(0, 1000), {}), "");
+    last = b->oldest(0, 1000).back().seq;
+  }
+  fs::remove_all(dir_); // the buffer directory is lost; the central node keeps the old seqs
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  auto b = open(1 << 20);
+  ASSERT_EQ(b->append(samples(0, 1), {}), "");
+  EXPECT_GT(b->oldest(0, 1).at(0).seq, last);
 }
 
 TEST_F(EdgeBuffer, RemoveThroughDeletesOnlyTheAcknowledged) {
   auto b = open(1 << 20);
   ASSERT_EQ(b->append(samples(0, 10), {}), "");
   auto bytes = b->queued_bytes();
-  ASSERT_EQ(b->remove_through(4), "");
+  auto first = b->oldest(0, 1).at(0).seq;
+  ASSERT_EQ(b->remove_through(first + 3), "");
   EXPECT_EQ(b->queued(), 6u);
   EXPECT_EQ(b->queued_bytes(), bytes * 6 / 10);
   auto got = b->oldest(0, 100);
   ASSERT_EQ(got.size(), 6u);
-  EXPECT_EQ(got.front().seq, 5u);
-  EXPECT_EQ(b->oldest(7, 100).size(), 3u);
+  EXPECT_EQ(got.front().seq, first + 4);
+  EXPECT_EQ(b->oldest(first + 6, 100).size(), 3u);
 }
 
 TEST_F(EdgeBuffer, OverTheBudgetTheOldestAreDroppedAndCounted) {
@@ -183,7 +201,7 @@ TEST_F(EdgeBuffer, OverTheBudgetTheOldestAreDroppedAndCounted) {
   ASSERT_EQ(got.size(), 10u);
   EXPECT_EQ(got.front().sample.value, 28); // the newest ten are kept
   EXPECT_EQ(got.back().sample.value, 37);
-  EXPECT_EQ(got.back().seq, 38u);
+  EXPECT_EQ(got.back().seq, got.front().seq + 9);
 }
 
 TEST_F(EdgeBuffer, AnUnusableDirectoryIsRefusedWithItsName) {
