@@ -61,13 +61,16 @@ std::string rpc_ingest::connect() {
   auto& d = *impl_;
   d.drop();
   try {
+    // Bounded, so that an unreachable host (no answer at all) does not hold
+    // the caller for the system's connect timeout of minutes.
+    auto& timer = d.io.provider->getTimer();
     auto addr = d.io.provider->getNetwork().parseAddress(d.address, 7800).wait(d.io.waitScope);
-    d.stream = addr->connect().wait(d.io.waitScope);
+    d.stream = timer.timeoutAfter(10 * kj::SECONDS, addr->connect()).wait(d.io.waitScope);
     d.client = kj::heap<capnp::TwoPartyClient>(*d.stream);
     auto gw = d.client->bootstrap().castAs<rpc::Gateway>();
     auto req = gw.loginRequest();
     req.setToken(d.token);
-    auto res = req.send().wait(d.io.waitScope);
+    auto res = timer.timeoutAfter(10 * kj::SECONDS, req.send()).wait(d.io.waitScope);
     d.writer = res.getSession().getWriter();
     return "";
   } catch (const kj::Exception& e) {
