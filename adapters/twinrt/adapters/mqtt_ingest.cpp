@@ -14,6 +14,7 @@
 
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/adapters/mqtt_json.hpp"
+#include "twinrt/adapters/rate_limited_log.hpp"
 #include "twinrt/runtime/errc.hpp"
 #include "twinrt/runtime/node.hpp"
 
@@ -36,36 +37,6 @@ struct queued {
   std::vector<twins::sample> samples;
 };
 
-// Stderr lines about rejections: at most `burst` per 10 s, then a count of those left out.
-class rate_limited_log {
-public:
-  void line(const std::string& text) {
-    std::lock_guard<std::mutex> g(mtx_);
-    auto now = clock::now();
-    if (now - window_ > std::chrono::seconds(10)) {
-      if (suppressed_ > 0)
-        std::fprintf(stderr, "twinrt mqtt: %llu more rejections not logged\n",
-                     static_cast<unsigned long long>(suppressed_));
-      window_ = now;
-      printed_ = 0;
-      suppressed_ = 0;
-    }
-    if (printed_ < burst) {
-      ++printed_;
-      std::fprintf(stderr, "twinrt mqtt: %s\n", text.c_str());
-    } else {
-      ++suppressed_;
-    }
-  }
-
-private:
-  static constexpr int burst = 20;
-  std::mutex mtx_;
-  clock::time_point window_{};
-  int printed_ = 0;
-  uint64_t suppressed_ = 0;
-};
-
 } // namespace
 
 struct ingest::impl {
@@ -73,7 +44,7 @@ struct ingest::impl {
   runtime::node_config::mqtt_settings cfg;
   router routes;
   std::unique_ptr<client> cl;
-  rate_limited_log log;
+  rate_limited_log log{"twinrt mqtt"};
 
   // Metrics (the node's probe owns the atomics).
   std::atomic<int64_t>* result_accepted;
@@ -87,13 +58,22 @@ struct ingest::impl {
   std::atomic<int64_t>* queued_gauge;
   std::atomic<uint64_t> batches{0};
 
+  // Messages go to one of `lane_count` lanes by topic, each with its own batch thread, so
+  // that two node ingests are in flight while the samples of one topic stay in order (a
+  // topic's samples are one source whose sequence numbers must arrive rising).
+  static constexpr size_t lane_count = 2;
+  struct lane {
+    std::deque<queued> queue;
+    std::condition_variable has_work;
+    std::thread thread;
+  };
   std::mutex mtx;
-  std::condition_variable has_work, has_room;
-  std::deque<queued> queue;
+  std::condition_variable has_room;
+  lane lanes[lane_count];
+  size_t queued_total = 0; // in all lanes
   size_t max_queue;
   bool closing = false;  // stop(): messages from now on are dropped unacknowledged
-  bool stopping = false; // stop(): the batch thread drains the queue and returns
-  std::thread batcher;
+  bool stopping = false; // stop(): the batch threads drain their queues and return
 
   impl(runtime::node& n, runtime::node_config::mqtt_settings s)
     : node(n), cfg(std::move(s)) {
@@ -168,33 +148,36 @@ struct ingest::impl {
     std::unique_lock<std::mutex> g(mtx);
     if (closing)
       return; // not acknowledged: the broker re-delivers it to the next session
-    if (queue.size() >= max_queue) {
+    if (queued_total >= max_queue) {
       if (m.qos == 0) {
         g.unlock();
         reject(m, "overloaded", "topic " + m.topic + ": QoS 0 message dropped, "
                                   + std::to_string(max_queue) + " messages are queued");
         return;
       }
-      has_room.wait(g, [&] { return queue.size() < max_queue || closing; });
+      has_room.wait(g, [&] { return queued_total < max_queue || closing; });
       if (closing)
         return; // not acknowledged: the broker re-delivers it
     }
-    queue.push_back(std::move(q));
-    queued_gauge->store(static_cast<int64_t>(queue.size()), std::memory_order_relaxed);
-    if (queue.size() == 1 || queue.size() >= cfg.batch_messages)
-      has_work.notify_one();
+    auto& l = lanes[std::hash<std::string>{}(m.topic) % lane_count];
+    l.queue.push_back(std::move(q));
+    ++queued_total;
+    queued_gauge->store(static_cast<int64_t>(queued_total), std::memory_order_relaxed);
+    if (l.queue.size() == 1 || l.queue.size() >= cfg.batch_messages)
+      l.has_work.notify_one();
   }
 
   // Takes the next batch: up to batch_messages messages (and max_batch_samples samples),
   // waiting up to linger_ms for more after the first. Empty when stopping and drained.
-  std::vector<queued> take_batch() {
+  std::vector<queued> take_batch(lane& l) {
+    auto& queue = l.queue;
     std::unique_lock<std::mutex> g(mtx);
-    has_work.wait(g, [&] { return !queue.empty() || stopping; });
+    l.has_work.wait(g, [&] { return !queue.empty() || stopping; });
     if (queue.empty())
       return {};
     if (queue.size() < cfg.batch_messages && cfg.linger_ms > 0 && !stopping)
-      has_work.wait_for(g, std::chrono::milliseconds(cfg.linger_ms),
-                        [&] { return queue.size() >= cfg.batch_messages || stopping; });
+      l.has_work.wait_for(g, std::chrono::milliseconds(cfg.linger_ms),
+                          [&] { return queue.size() >= cfg.batch_messages || stopping; });
     std::vector<queued> batch;
     size_t samples = 0;
     auto limit = node.config().max_batch_samples;
@@ -205,15 +188,16 @@ struct ingest::impl {
       samples += n;
       batch.push_back(std::move(queue.front()));
       queue.pop_front();
+      --queued_total;
     }
-    queued_gauge->store(static_cast<int64_t>(queue.size()), std::memory_order_relaxed);
+    queued_gauge->store(static_cast<int64_t>(queued_total), std::memory_order_relaxed);
     has_room.notify_all();
     return batch;
   }
 
-  void run() {
+  void run(lane& l) {
     for (;;) {
-      auto batch = take_batch();
+      auto batch = take_batch(l);
       if (batch.empty())
         return;
       std::vector<twins::sample> samples;
@@ -310,10 +294,12 @@ struct ingest::impl {
       closing = true;
       stopping = true;
     }
-    has_work.notify_all();
+    for (auto& l : lanes)
+      l.has_work.notify_all();
     has_room.notify_all();
-    if (batcher.joinable())
-      batcher.join();
+    for (auto& l : lanes)
+      if (l.thread.joinable())
+        l.thread.join();
     cl->stop();
     connected_gauge->store(0);
     std::fprintf(stderr,
@@ -365,7 +351,8 @@ ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& setti
   });
   for (auto& r : p->routes.routes)
     p->cl->subscribe(r.filter(), settings.qos);
-  p->batcher = std::thread([raw] { raw->run(); });
+  for (auto& l : p->lanes)
+    l.thread = std::thread([raw, &l] { raw->run(l); });
   p->cl->start();
   return std::unique_ptr<ingest>(new ingest(std::move(p)));
 }

@@ -7,8 +7,10 @@
 // published there as JSON {"topic", "reason", "error", "payload"}; it is acknowledged too,
 // so a bad message is never re-delivered forever. The adapter keeps going.
 //
-// Threads: the MQTT client's I/O thread parses and queues; one batch thread of the
-// adapter calls node::ingest_waiting and acknowledges. The queue is bounded (QoS 1
+// Threads: the MQTT client's I/O thread parses and queues each message in one of two
+// lanes, chosen by topic; each lane's batch thread calls node::ingest_waiting and
+// acknowledges, so two batches are in flight while the messages of one topic (one source
+// of sequence numbers) stay in order. The queue is bounded (QoS 1
 // messages wait for room, which slows the broker down; QoS 0 messages beyond it are
 // dropped and counted as `overloaded`).
 
