@@ -17,6 +17,7 @@
 
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/adapters/mqtt_json.hpp"
+#include "twinrt/adapters/rate_limited_log.hpp"
 #include "twinrt/adapters/rpc_ingest.hpp"
 
 namespace twinrt::adapters::edge {
@@ -107,33 +108,6 @@ bool decode(const rocksdb::Slice& in, twins::sample& s) {
   return true;
 }
 
-// Stderr lines about refusals: at most 20 per 10 s, then a count of those left out.
-class rate_limited_log {
-public:
-  void line(const std::string& text) {
-    std::lock_guard<std::mutex> g(mtx_);
-    auto now = steady::now();
-    if (now - window_ > std::chrono::seconds(10)) {
-      if (suppressed_ > 0)
-        std::fprintf(stderr, "twinrt edge: %llu more lines not logged\n",
-                     static_cast<unsigned long long>(suppressed_));
-      window_ = now;
-      printed_ = 0;
-      suppressed_ = 0;
-    }
-    if (printed_ < 20) {
-      ++printed_;
-      std::fprintf(stderr, "twinrt edge: %s\n", text.c_str());
-    } else {
-      ++suppressed_;
-    }
-  }
-
-private:
-  std::mutex mtx_;
-  steady::time_point window_{};
-  uint64_t printed_ = 0, suppressed_ = 0;
-};
 
 } // namespace
 
@@ -394,7 +368,7 @@ struct edge_node::impl {
   mqtt::router routes;
   std::unique_ptr<sample_buffer> buffer;
   std::unique_ptr<mqtt::client> client;
-  rate_limited_log log;
+  rate_limited_log log{"twinrt edge"};
 
   // MQTT I/O thread -> writer thread.
   struct taken {
