@@ -130,6 +130,7 @@ public:
 
 private:
   replay_report finish(std::string error);
+  replay_report totals() const;
   bool fill();
   void accept(batch& b);
   void rewind();
@@ -183,15 +184,7 @@ replay_report replayer::run() {
   if (found && st_.complete) {
     note(o_.file + " was replayed completely already (state in " + state_path_
          + "); --restart replays it again");
-    replay_report r;
-    r.lines = st_.line;
-    r.accepted = st_.accepted;
-    r.duplicates = st_.duplicates;
-    r.rejected = st_.rejected;
-    r.bad_lines = st_.bad_lines;
-    r.overtaken = st_.overtaken;
-    r.complete = true;
-    return r;
+    return totals();
   }
   if (!found)
     st_ = replay_state{source_};
@@ -476,6 +469,19 @@ void replayer::report_progress(bool force) {
   std::fflush(out_);
 }
 
+// The totals of the state: the whole file so far.
+replay_report replayer::totals() const {
+  replay_report r;
+  r.lines = st_.line;
+  r.accepted = st_.accepted;
+  r.duplicates = st_.duplicates;
+  r.rejected = st_.rejected;
+  r.bad_lines = st_.bad_lines;
+  r.overtaken = st_.overtaken;
+  r.complete = st_.complete;
+  return r;
+}
+
 replay_report replayer::finish(std::string error) {
   window_.clear();
   if (!state_path_.empty() && !st_.source.empty()) {
@@ -487,16 +493,9 @@ replay_report replayer::finish(std::string error) {
     std::fprintf(out_, "\n");
     bar_shown_ = false;
   }
-  replay_report r;
-  r.lines = st_.line;
-  r.accepted = st_.accepted;
-  r.duplicates = st_.duplicates;
-  r.rejected = st_.rejected;
-  r.bad_lines = st_.bad_lines;
-  r.overtaken = st_.overtaken;
+  auto r = totals();
   r.sent_this_run = acked_this_run_;
   r.seconds = seconds_since(started_);
-  r.complete = st_.complete;
   r.error = std::move(error);
   if (printed_ > o_.max_printed)
     note(std::to_string(printed_ - o_.max_printed) + " more bad or rejected lines not shown");
