@@ -218,23 +218,44 @@ TEST_F(MqttClient, PublishesWhileTheBrokerIsDownAreSentAfterItReturns) {
   ASSERT_TRUE(eventually([&] { return in.size() == 20; }, std::chrono::seconds(15))) << in.size();
 }
 
-TEST_F(MqttClient, RetainedQoS0MessageAndOversizedPacketDropsTheConnection) {
-  mqtt::client pub(options(broker->port(), "pub-retain"));
+TEST_F(MqttClient, AnOversizedPublishArrivesWithoutItsPayloadAndTheConnectionStays) {
+  mqtt::client pub(options(broker->port(), "pub-big"));
   pub.start();
   ASSERT_TRUE(pub.wait_connected(5000));
-  std::atomic<bool> written{false};
-  pub.publish("big/one", std::string(5000, 'x'), 0, true, [&](bool ok) { written = ok; });
-  ASSERT_TRUE(eventually([&] { return written.load(); }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-
   auto o = options(broker->port(), "sub-small");
-  o.clean_session = true;
   o.max_packet_bytes = 1000;
   mqtt::client sub(o);
-  std::atomic<int> got{0};
-  sub.on_message([&](const mqtt::message&) { ++got; });
-  sub.subscribe("big/#", 0);
+  inbox in;
+  sub.on_message([&](const mqtt::message& m) {
+    {
+      std::lock_guard<std::mutex> g(in.mtx);
+      in.got.push_back(m);
+    }
+    sub.ack(m.packet_id);
+  });
+  sub.subscribe("big/#", 1);
   sub.start();
-  ASSERT_TRUE(eventually([&] { return sub.stats().oversized_packets >= 1; })) ;
-  EXPECT_EQ(got.load(), 0);
+  ASSERT_TRUE(sub.wait_connected(5000));
+  // A retained QoS 0 message, then QoS 1 ones: big, small, big, small.
+  std::atomic<bool> written{false};
+  pub.publish("big/retained", std::string(5000, 'r'), 0, true, [&](bool ok) { written = ok; });
+  ASSERT_TRUE(eventually([&] { return written.load(); }));
+  pub.publish("big/1", std::string(200'000, 'x'), 1);
+  pub.publish("big/2", "small", 1);
+  pub.publish("big/3", std::string(3000, 'y'), 1);
+  pub.publish("big/4", "tiny", 1);
+  ASSERT_TRUE(eventually([&] { return in.size() == 5; })) << in.size();
+  auto got = in.copy();
+  EXPECT_EQ(got[0].topic, "big/retained");
+  EXPECT_EQ(got[0].dropped_bytes, 5000u);
+  EXPECT_EQ(got[1].topic, "big/1");
+  EXPECT_EQ(got[1].dropped_bytes, 200'000u);
+  EXPECT_TRUE(got[1].payload.empty());
+  EXPECT_EQ(got[2].payload, "small");
+  EXPECT_EQ(got[2].dropped_bytes, 0u);
+  EXPECT_EQ(got[3].dropped_bytes, 3000u);
+  EXPECT_EQ(got[4].payload, "tiny");
+  EXPECT_EQ(sub.stats().oversized_packets, 3u);
+  EXPECT_EQ(sub.stats().connects, 1u) << "the connection stays";
+  EXPECT_TRUE(eventually([&] { return sub.stats().acks_sent == 4; }));
 }

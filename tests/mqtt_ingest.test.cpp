@@ -202,3 +202,25 @@ TEST_F(MqttIngest, ManyMessagesShareANodeBatchAndAllAreAcknowledged) {
   EXPECT_LT(adapter->stats().batches, static_cast<uint64_t>(n / 4))
     << "messages are batched into fewer node ingests";
 }
+
+TEST_F(MqttIngest, APayloadFarAboveTheLimitIsRejectedWithoutBeingKeptAndTheConnectionStays) {
+  collector dead(broker->port(), "dead-letter-reader-big", dead_letter_topic);
+  ASSERT_TRUE(dead.client().wait_connected(10'000));
+  start_adapter();
+  mqtt::client pub(collector::options(broker->port(), "big-publisher"));
+  pub.start();
+  ASSERT_TRUE(pub.wait_connected(10'000));
+  auto ts = now_ms();
+  std::string huge = payload(ts, "\"vibration_mm_s\": 1, \"pad\": \"" + std::string(300'000, 'x') + "\"");
+  pub.publish(machine_topic, huge, 1);
+  pub.publish(machine_topic, payload(ts + 1, "\"vibration_mm_s\": 4.5"), 1);
+  ASSERT_TRUE(eventually([&] { return channel(machine_id, "vibration_mm_s") == 4.5; }));
+  ASSERT_TRUE(eventually([&] { return dead.size() == 1; }));
+  auto doc = nlohmann::json::parse(dead.messages().at(0).payload);
+  EXPECT_EQ(doc.at("reason"), "oversized");
+  EXPECT_NE(doc.at("error").get<std::string>().find("payload of " + std::to_string(huge.size()) + " bytes"),
+            std::string::npos)
+    << doc.at("error");
+  EXPECT_EQ(metric("twinrt_mqtt_rejected_total", "reason", "oversized"), 1);
+  EXPECT_EQ(metric("twinrt_mqtt_connects_total", "", ""), 1) << "the connection stays";
+}

@@ -113,6 +113,8 @@ struct client::impl {
   uint16_t next_pid = 1;
   bool is_connected = false;
   int pending_subacks = 0; // SUBSCRIBEs of this connection not yet answered
+  size_t skipping = 0;     // bytes of an oversized PUBLISH still to read and drop (I/O thread)
+  size_t dropping = 0;     // payload bytes dropped from the PUBLISH being handled (I/O thread)
   std::vector<std::pair<std::function<void(bool)>, bool>> qos0_done; // run by the I/O thread after a write
   client_stats st;
 
@@ -343,6 +345,7 @@ struct client::impl {
           return false;
       }
       m.payload.assign(body + off, len - off);
+      m.dropped_bytes = dropping;
       {
         std::lock_guard<std::mutex> g(mtx);
         ++st.messages_in;
@@ -393,6 +396,7 @@ struct client::impl {
   // Runs one connection until it breaks or stop() is called.
   void session(int fd) {
     std::string in;
+    skipping = 0;
     std::string sending;
     size_t sent = 0;
     auto last_out = clock::now(), last_in = clock::now();
@@ -487,6 +491,13 @@ struct client::impl {
     size_t pos = 0;
     bool ok = true;
     while (ok) {
+      if (skipping > 0) { // the rest of an oversized PUBLISH
+        auto n = std::min(skipping, in.size() - pos);
+        pos += n;
+        skipping -= n;
+        if (skipping > 0)
+          break;
+      }
       if (in.size() - pos < 2)
         break;
       size_t len = 0, mult = 1, i = pos + 1;
@@ -509,9 +520,33 @@ struct client::impl {
       if (!complete)
         break;
       if (len > opts.max_packet_bytes) {
-        std::lock_guard<std::mutex> g(mtx);
-        ++st.oversized_packets;
-        return false;
+        auto first = static_cast<uint8_t>(in[pos]);
+        {
+          std::lock_guard<std::mutex> g(mtx);
+          ++st.oversized_packets;
+        }
+        if ((first & 0xF0) != publish_type)
+          return false; // only a PUBLISH may be large; anything else is broken
+        // Deliver the message without its payload (so that it can be refused and
+        // acknowledged), and read the payload past without keeping it.
+        if (in.size() - i < 2)
+          break;
+        size_t tlen = (static_cast<uint8_t>(in[i]) << 8) | static_cast<uint8_t>(in[i + 1]);
+        size_t header = 2 + tlen + (((first >> 1) & 0x03) > 0 ? 2 : 0);
+        if (header > len)
+          return false;
+        if (in.size() - i < header)
+          break;
+        dropping = len - header;
+        ok = handle(first, in.data() + i, header);
+        dropping = 0;
+        if (!ok) {
+          std::lock_guard<std::mutex> g(mtx);
+          ++st.protocol_errors;
+        }
+        pos = i + header;
+        skipping = len - header;
+        continue;
       }
       if (in.size() - i < len)
         break;

@@ -35,7 +35,10 @@ struct client_options {
   std::string username, password;   // empty: none
   std::optional<will> last_will;
   int64_t reconnect_min_ms = 100, reconnect_max_ms = 5'000;  // backoff between connection attempts
-  size_t max_packet_bytes = 1 << 20; // larger incoming packets: the connection is dropped and counted
+  /// Larger incoming packets are counted (oversized_packets). A PUBLISH is still delivered, with
+  /// its payload read past and dropped (message::dropped_bytes says how much), so that the
+  /// receiver can refuse and acknowledge it; any other packet that large drops the connection.
+  size_t max_packet_bytes = 1 << 20;
 };
 
 struct message {
@@ -45,6 +48,7 @@ struct message {
   bool retain = false;
   bool dup = false;
   uint16_t packet_id = 0;  // 0 for QoS 0
+  size_t dropped_bytes = 0; // > 0: the payload was this long, above max_packet_bytes; `payload` is empty
 };
 
 /// Counters of one client, for metrics and tests.
@@ -55,7 +59,7 @@ struct client_stats {
   uint64_t acks_sent = 0;           // PUBACK sent
   uint64_t published = 0;           // PUBLISH sent (first sends, not re-sends)
   uint64_t resent = 0;              // QoS 1 PUBLISH re-sent with DUP after a reconnect
-  uint64_t oversized_packets = 0;   // incoming packets above max_packet_bytes (connection dropped)
+  uint64_t oversized_packets = 0;   // incoming packets above max_packet_bytes
   uint64_t protocol_errors = 0;     // malformed packets from the broker (connection dropped)
   uint64_t subscribe_refusals = 0;  // subscription filters the broker refused (SUBACK 0x80)
 };

@@ -126,9 +126,10 @@ struct ingest::impl {
 
   // On the client's I/O thread.
   void on_message(const message& m) {
-    if (m.payload.size() > cfg.max_payload_bytes) {
+    auto bytes = m.dropped_bytes > 0 ? m.dropped_bytes : m.payload.size();
+    if (bytes > cfg.max_payload_bytes) {
       reject(m, "oversized",
-             "topic " + m.topic + ": payload of " + std::to_string(m.payload.size())
+             "topic " + m.topic + ": payload of " + std::to_string(bytes)
                + " bytes is above max_payload_bytes " + std::to_string(cfg.max_payload_bytes));
       return;
     }
@@ -336,9 +337,9 @@ ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& setti
   o.keep_alive_s = settings.keep_alive_s;
   o.username = settings.username;
   o.password = settings.password;
-  // Room for the topic and header above the largest payload the adapter will read, so an
-  // oversized payload is rejected (and acknowledged) instead of dropping the connection.
-  o.max_packet_bytes = std::max<size_t>(size_t{settings.max_payload_bytes} * 2 + 65'536, 1 << 20);
+  // Room for the topic and header above the largest payload the adapter reads; a larger
+  // PUBLISH arrives without its payload (dropped_bytes) and is rejected as oversized.
+  o.max_packet_bytes = size_t{settings.max_payload_bytes} + 65'536 + 4;
   p->cl = std::make_unique<client>(o);
   auto raw = p.get();
   p->cl->on_message([raw](const message& m) { raw->on_message(m); });
