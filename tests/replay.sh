@@ -4,7 +4,8 @@
 # the replay is killed with SIGKILL part-way and resumed; afterwards every
 # line is in the history exactly once, the rollups and stock are exact, the
 # newer live value of a channel was not replaced by the backfill, a second
-# run changes nothing, and --speed spaces samples by their timestamps.
+# run changes nothing, --speed spaces samples by their timestamps, and a node
+# killed and restarted mid-replay loses and repeats nothing.
 #   usage: replay.sh TWINRT TWINCTL
 set -uo pipefail
 twinrt=$1
@@ -259,6 +260,48 @@ elapsed_ms=$(( ($(date +%s%N) - t_start) / 1000000 ))
 # 3 s of timestamps at twice real time: at least 1.5 s.
 [ "$elapsed_ms" -ge 1400 ] || fail "--speed 2 replayed 3 s of samples in $elapsed_ms ms"
 grep -q "11 accepted" "$dir/out" || fail "paced replay did not apply its 11 samples"
+
+# -- the node killed mid-replay and restarted on the same data and address -------------------
+python3 - "$dir" "$line" "$now" <<'EOF2'
+import sys
+d, line, now = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = now - 86400 * 1000
+with open(f"{d}/day.csv", "w") as f:
+    for step in range(1500):
+        for m in (5, 6, 7, 8):
+            f.write(f"{line}/m{m:02d},power_kw,{t0 + step * 1000},{(step * 7 + m) % 40}\n")
+            f.write(f"{line}/m{m:02d},temperature_c,{t0 + step * 1000},{20 + (step + m) % 50}\n")
+EOF2
+# 1500 s of timestamps at 300 times real time: 5 s.
+"$twinrt" replay "$dir/day.csv" --connect "$addr" --speed 300 > "$dir/day.out" 2> "$dir/day.err" &
+replay_pid=$!
+sleep 1.5
+kill -9 "$node_pid"
+{ wait "$node_pid"; } 2>/dev/null
+sleep 1
+"$twinrt" node --config "$dir/node.toml" --rpc-address "$addr" >> "$dir/node.log" 2>&1 &
+node_pid=$!
+wait "$replay_pid"
+rc=$?
+replay_pid=""
+cp "$dir/day.out" "$dir/out"; cp "$dir/day.err" "$dir/err"
+[ "$rc" = 0 ] || fail "the replay across a node restart exited $rc"
+grep -q "reconnected to $addr" "$dir/err" || fail "the replay did not reconnect"
+grep -qE "complete after line 12000; [0-9]+ accepted" "$dir/out" || fail "the replay did not finish"
+python3 - "$dir" "$twinctl" "$addr" "$line" <<'EOF2' || fail "history after the node restart"
+import subprocess, sys, json
+d, twinctl, addr, line = sys.argv[1:]
+want = {}
+for l in open(f"{d}/day.csv"):
+    twin, ch, ts, v = l.strip().split(",")
+    want.setdefault((twin, ch), []).append((int(ts), float(v)))
+for (twin, ch), pts in want.items():
+    r = subprocess.run([twinctl, "--address", addr, "--token", "viewer", "--json", "history", twin, ch,
+                        "--since", "25h", "--until", "23h", "--limit", "100000"],
+                       capture_output=True, text=True, check=True)
+    got = [(p["timestamp_ms"], p["value"]) for p in json.loads(r.stdout)]
+    assert got == pts, f"{twin}.{ch}: {len(got)} points, expected {len(pts)}"
+EOF2
 
 kill -0 "$node_pid" 2>/dev/null || fail "the node is gone"
 echo "replay: ok ($lines lines, $samples samples; resumed run $rate)"
