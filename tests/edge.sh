@@ -118,11 +118,11 @@ start_edge() {
   fail "the edge did not connect to the broker"
 }
 start_edge 0
-for _ in $(seq 1 50); do
-  grep -q "connected to the central" "$dir/edge.log" && break
+for _ in $(seq 1 100); do # subscribed (the broker acknowledged) and forwarding
+  grep -q "broker up, central up" "$dir/edge.log" && break
   sleep 0.1
 done
-sleep 0.5 # the subscription reaches the broker
+grep -q "broker up, central up" "$dir/edge.log" || fail "the edge did not get ready"
 
 # -- the stream: 4 machines, 50 messages/s each, ~14 s ----------------------------------------
 python3 - "$dir" "$mqtt_port" > "$dir/pub.log" 2>&1 <<'EOF' &

@@ -656,7 +656,7 @@ edge_stats edge_node::stats() const {
   s.queued = d.buffer->queued();
   s.queued_bytes = d.buffer->queued_bytes();
   s.dropped = d.buffer->dropped();
-  s.broker_connected = d.client->connected();
+  s.broker_connected = d.client->wait_connected(0); // connected, and subscribed
   s.central_connected = d.central_up.load();
   return s;
 }

@@ -127,7 +127,7 @@ struct edge_stats {
   uint64_t queued = 0;       // samples in the buffer now
   uint64_t queued_bytes = 0;
   uint64_t dropped = 0;      // dropped for the disk budget, over the buffer's life
-  bool broker_connected = false;
+  bool broker_connected = false; // connected, and every subscription acknowledged
   bool central_connected = false;
 };
 
