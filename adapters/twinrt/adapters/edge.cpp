@@ -421,6 +421,8 @@ struct edge_node::impl {
     sample_filter filter(cfg.channels);
     std::unordered_map<std::string, uint64_t> seen;
     for (auto& [k, v] : buffer->marks()) {
+      if (k.empty())
+        continue;
       if (k[0] == 's' && v.size() == 8) {
         seen[k.substr(1)] = value_u64(v);
       } else if (k[0] == 'f' && v.size() == 16) {
