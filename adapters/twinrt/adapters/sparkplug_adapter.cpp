@@ -393,6 +393,7 @@ void adapter::stop() {
   d.queue_cv.notify_all();
   if (d.client)
     d.client->stop();
+  d.connected_gauge->store(0, std::memory_order_relaxed);
   if (d.worker.joinable())
     d.worker.join();
 }
