@@ -42,6 +42,7 @@ struct Contribution {
   scoreCount @6 :Int64;
   worstId @7 :Text;
   worstStatus @8 :UInt8; # 0 ok, 1 warning, 2 alarm, 3 stale
+  latestTsMs @9 :Int64;  # newest sample time of any twin folded in
 }
 
 struct TwinState {
@@ -62,6 +63,79 @@ struct TwinState {
   lastDataMs @13 :Int64;      # wall clock of the last accepted sample
   contribution @14 :Contribution;
   offline @15 :Bool;          # marked offline by its adapter (device gone): health stale
+  alerts @16 :List(AlertTrack); # per alert rule that is pending, raised or acknowledged
+  analytics @17 :Analytics;   # trends, baselines and derived values
+}
+
+struct Trend {
+  # Exponentially weighted least-squares sums of one degradation channel;
+  # time in hours relative to lastMs.
+  channel @0 :Text;
+  lastMs @1 :Int64;
+  firstMs @2 :Int64;
+  s0 @3 :Float64;
+  st @4 :Float64;
+  sy @5 :Float64;
+  stt @6 :Float64;
+  sty @7 :Float64;
+  syy @8 :Float64;
+  sww @9 :Float64;
+  resets @10 :UInt32;
+  held @11 :List(ChannelValue); # samples held back as suspect (name unused)
+}
+
+struct BaselineBucket {
+  bucket @0 :UInt32;          # hour of day or of week; unused for the overall mean
+  mean @1 :Float64;
+  count @2 :UInt32;
+  firstCycle @3 :Int64;
+}
+
+struct Baseline {
+  buckets @0 :List(BaselineBucket);
+  overall @1 :BaselineBucket;
+}
+
+struct ProductionReport {
+  # One closed window; NaN marks a value not known.
+  throughputPerH @0 :Float64;
+  throughputBaselinePerH @1 :Float64;
+  throughputDeviationPct @2 :Float64;
+  energyPerUnitKwh @3 :Float64;
+  energyPerUnitBaselineKwh @4 :Float64;
+  idleEnergyKwhPerH @5 :Float64;
+  idleEnergyBaselineKwhPerH @6 :Float64;
+  energyWastePct @7 :Float64;
+}
+
+struct Contributor {
+  # A production unit's child: where its open window started, and its rates
+  # over its last closed window.
+  id @0 :Text;
+  anchorMs @1 :Int64;
+  anchorParts @2 :Float64;
+  anchorEnergyKwh @3 :Float64;
+  anchorIdleEnergyKwh @4 :Float64;
+  hasRate @5 :Bool;
+  partsPerH @6 :Float64;
+  energyKwhPerH @7 :Float64;
+  idleEnergyKwhPerH @8 :Float64;
+}
+
+struct Analytics {
+  trends @0 :List(Trend);
+  windowStartMs @1 :Int64;    # where the open production window started
+  contributors @2 :List(Contributor);
+  throughput @3 :Baseline;
+  busyEnergy @4 :Baseline;
+  idleEnergy @5 :Baseline;
+  hasLast @6 :Bool;
+  last @7 :ProductionReport;
+  parts @8 :Float64;
+  lastPartsCounter @9 :Float64 = -1; # -1: no reading yet
+  idleEnergyKwh @10 :Float64;
+  derived @11 :List(Sum);     # rul_hours, throughput_deviation_pct ...
+  warnings @12 :List(Text);
 }
 
 struct HistoryPoint {
@@ -78,4 +152,16 @@ struct ModelText {
   version @1 :UInt32;
   text @2 :Text;
   loadedMs @3 :Int64;
+}
+
+struct AlertTrack {
+  # One alert rule's state on one twin (part of TwinState).
+  rule @0 :Text;
+  phase @1 :UInt8;            # 1 pending, 2 raised, 3 acknowledged
+  sinceMs @2 :Int64;          # pending: breach start; otherwise raise time
+  alertId @3 :UInt64;
+  value @4 :Float64;          # the value when raised
+  ackedMs @5 :Int64;
+  ackedBy @6 :Text;           # token name of who acknowledged
+  note @7 :Text;
 }

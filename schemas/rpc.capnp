@@ -79,6 +79,9 @@ struct Twin {
   stock @11 :List(Sum);     # own stock per SKU (warehouses)
   energyKwh @12 :Float64;
   energyTodayKwh @13 :Float64;
+  derived @14 :List(Sum);   # analytics: rul_hours, rul_confidence, throughput_deviation_pct,
+                            # energy_waste_pct, low_stock_skus ...; a value not known is absent
+  warnings @15 :List(Text); # analytics findings behind a warning ("low stock: SKU-0007 has 3 units, minimum 10")
 }
 
 struct Query {
@@ -86,7 +89,7 @@ struct Query {
   kind @1 :Text;           # "" = any
   health @2 :List(Health); # empty = any
   where @3 :Text;          # e.g. "vibration_mm_s > 4.5 and score < 80"; "" = all
-  sortBy @4 :Text;         # "id" (default), "score", a channel or a rollup sum
+  sortBy @4 :Text;         # "id" (default), "score", a channel, a rollup sum or a derived value
   descending @5 :Bool;
   limit @6 :UInt32;        # page size; 0 = 100; at most 1000
   pageToken @7 :Text;      # from the previous page's nextPageToken

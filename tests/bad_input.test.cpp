@@ -483,9 +483,9 @@ TEST_F(BadInput, ReloadWithABrokenFileKeepsTheModelsInForce) {
   for (auto& m : schemas::builtin_models())
     if (m.file_name == "machine.toml")
       v2 = m.text;
-  auto at = v2.find("version = 1");
+  auto at = v2.find("version = 2");
   ASSERT_NE(at, std::string::npos);
-  v2.replace(at, 11, "version = 2");
+  v2.replace(at, 11, "version = 3");
   v2 += "\n[channels.current_a]\nunit = \"A\"\ntype = \"gauge\"\nmin = 0\nmax = 1000\n";
   write_file(models.path() / "machine.toml", v2);
   write_file(models.path() / "press.toml", broken_model);
@@ -498,7 +498,7 @@ TEST_F(BadInput, ReloadWithABrokenFileKeepsTheModelsInForce) {
   for (auto& m : node->models())
     after[m->kind] = {m->version, m->text};
   EXPECT_EQ(after, before);
-  // The live twin still works under version 1.
+  // The live twin still works under version 2.
   auto r = node->ingest({{machine, "current_a", t0, 5, "", 0}});
   ASSERT_TRUE(r);
   ASSERT_EQ(r->rejected.size(), 1u);

@@ -32,11 +32,11 @@ void replace_once(std::string& text, const std::string& from, const std::string&
   text.replace(at, from.size(), to);
 }
 
-// The built-in machine model (version 1) as version 2: a `current_a` channel
+// The built-in machine model (version 2) as version 3: a `current_a` channel
 // more, and vibration warns above 3.0 instead of 4.5.
 std::string machine_v2() {
   auto text = builtin_text("machine.toml");
-  replace_once(text, "version = 1\n", "version = 2\n");
+  replace_once(text, "version = 2\n", "version = 3\n");
   replace_once(text, "warning_above = 4.5\n", "warning_above = 3.0\n");
   replace_once(text, "[[health]]\nchannel = \"vibration_mm_s\"",
                "[channels.current_a]\nunit = \"A\"\ntype = \"gauge\"\nmin = 0.0\nmax = 500.0\n\n"
@@ -61,7 +61,7 @@ protected:
       std::ofstream(models_dir.path() / m.file_name) << m.text;
     node = testing::start_node(cfg);
     ASSERT_TRUE(node);
-    ASSERT_EQ(machine_model()->version, 1u);
+    ASSERT_EQ(machine_model()->version, 2u);
     ASSERT_FALSE(node->create({{"acme", "enterprise", ""},
                                {"acme/plant-1", "plant", "acme"},
                                {"acme/plant-1/line-1", "line", "acme/plant-1"},
@@ -90,7 +90,7 @@ protected:
   void load_v2() {
     auto refusals = node->reload_model_texts({{"machine.toml", machine_v2()}});
     ASSERT_TRUE(refusals.empty()) << refusals.front();
-    ASSERT_EQ(machine_model()->version, 2u);
+    ASSERT_EQ(machine_model()->version, 3u);
   }
 
   health_status status() {
@@ -118,7 +118,7 @@ TEST_F(ModelEvolution, LowerThresholdTurnsALiveTwinWarningWithoutRestart) {
   ASSERT_NO_FATAL_FAILURE(load_v2());
   EXPECT_TRUE(testing::eventually([&] { return status() == health_status::warning; }))
     << "status " << twins::to_string(status());
-  EXPECT_EQ(node->get(machine)->state.model_version, 2u);
+  EXPECT_EQ(node->get(machine)->state.model_version, 3u);
   // Its line counts it as warning too.
   auto warning = static_cast<size_t>(health_status::warning);
   EXPECT_TRUE(testing::eventually([&] {
@@ -157,7 +157,7 @@ TEST_F(ModelEvolution, RestartAppliesTheNewVersionToTwinsThatNeverWokeUp) {
   // through the storage-only path: write v2 into the models directory.
   std::ofstream(models_dir.path() / "machine.toml") << machine_v2();
   restart();
-  ASSERT_EQ(machine_model()->version, 2u);
+  ASSERT_EQ(machine_model()->version, 3u);
   auto warning = static_cast<size_t>(health_status::warning);
   auto stored = node->stored("acme/plant-1/line-1", "line");
   ASSERT_EQ(stored.size(), 1u);
@@ -178,7 +178,7 @@ TEST_F(ModelEvolution, ChannelAddedByANewVersionIsAcceptedAtOnce) {
   auto h = history("current_a");
   ASSERT_EQ(h.size(), 1u);
   EXPECT_EQ(h[0].value, 42.5);
-  EXPECT_EQ(h[0].model_version, 2u);
+  EXPECT_EQ(h[0].model_version, 3u);
 }
 
 TEST_F(ModelEvolution, HistoryRecordedUnderTheOldVersionReadsBackUnchanged) {
@@ -186,8 +186,8 @@ TEST_F(ModelEvolution, HistoryRecordedUnderTheOldVersionReadsBackUnchanged) {
              {machine, "vibration_mm_s", t0 + 100, 5.0, "plc-1", 2}});
   auto old = history("vibration_mm_s");
   ASSERT_EQ(old.size(), 2u);
-  EXPECT_EQ(old[0].model_version, 1u);
-  EXPECT_EQ(old[1].model_version, 1u);
+  EXPECT_EQ(old[0].model_version, 2u);
+  EXPECT_EQ(old[1].model_version, 2u);
   ASSERT_NO_FATAL_FAILURE(load_v2());
   ingest_ok({{machine, "vibration_mm_s", t0 + 200, 3.2, "plc-1", 3}});
   auto h = history("vibration_mm_s");
@@ -195,13 +195,13 @@ TEST_F(ModelEvolution, HistoryRecordedUnderTheOldVersionReadsBackUnchanged) {
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(h[i].ts_ms, old[i].ts_ms) << i;
     EXPECT_EQ(h[i].value, old[i].value) << i;
-    EXPECT_EQ(h[i].model_version, 1u) << i;
+    EXPECT_EQ(h[i].model_version, 2u) << i;
     EXPECT_EQ(h[i].source, "plc-1") << i;
     EXPECT_EQ(h[i].seq, old[i].seq) << i;
   }
   EXPECT_EQ(h[2].ts_ms, t0 + 200);
   EXPECT_EQ(h[2].value, 3.2);
-  EXPECT_EQ(h[2].model_version, 2u);
+  EXPECT_EQ(h[2].model_version, 3u);
 }
 
 TEST_F(ModelEvolution, ReloadFromADirectoryAppliesTheNewVersion) {
@@ -210,7 +210,7 @@ TEST_F(ModelEvolution, ReloadFromADirectoryAppliesTheNewVersion) {
   std::ofstream(v2_dir.path() / "machine.toml") << machine_v2();
   auto refusals = node->reload_models(v2_dir.str());
   ASSERT_TRUE(refusals.empty()) << refusals.front();
-  EXPECT_EQ(machine_model()->version, 2u);
+  EXPECT_EQ(machine_model()->version, 3u);
   EXPECT_TRUE(testing::eventually([&] { return status() == health_status::warning; }));
 }
 
@@ -222,7 +222,7 @@ TEST_F(ModelEvolution, NewVersionStaysInForceAfterRestart) {
   // The models directory still holds version 1: the stored version 2 wins.
   ASSERT_NO_FATAL_FAILURE(restart());
   auto m = machine_model();
-  EXPECT_EQ(m->version, 2u);
+  EXPECT_EQ(m->version, 3u);
   EXPECT_EQ(m->text, machine_v2());
   EXPECT_EQ(status(), health_status::warning);
   ingest_ok({{machine, "current_a", t0 + 200, 8, "", 0}});
@@ -232,11 +232,11 @@ TEST_F(ModelEvolution, NewVersionStaysInForceAfterRestart) {
   EXPECT_EQ(h[1].value, 8);
   auto v = history("vibration_mm_s");
   ASSERT_EQ(v.size(), 1u);
-  EXPECT_EQ(v[0].model_version, 1u);
+  EXPECT_EQ(v[0].model_version, 2u);
   // Other kinds are unchanged.
   for (auto& pm : node->models()) {
     if (pm->kind != "machine") {
-      EXPECT_EQ(pm->version, 1u) << pm->kind;
+      EXPECT_EQ(pm->text, builtin_text(pm->kind + ".toml")) << pm->kind;
     }
   }
 }
@@ -248,12 +248,12 @@ TEST_F(ModelEvolution, OlderVersionIsRefusedOnceANewerOneIsInForce) {
   auto refusals = node->reload_model_texts({{"machine.toml", v1}});
   ASSERT_EQ(refusals.size(), 1u);
   EXPECT_EQ(refusals[0].rfind("machine.toml:", 0), 0u) << refusals[0];
-  EXPECT_NE(refusals[0].find("older than version 2"), std::string::npos) << refusals[0];
+  EXPECT_NE(refusals[0].find("older than version 3"), std::string::npos) << refusals[0];
   // The same through the directory the node started with.
   refusals = node->reload_models(models_dir.str());
   ASSERT_EQ(refusals.size(), 1u);
-  EXPECT_NE(refusals[0].find("older than version 2"), std::string::npos) << refusals[0];
-  EXPECT_EQ(machine_model()->version, 2u);
+  EXPECT_NE(refusals[0].find("older than version 3"), std::string::npos) << refusals[0];
+  EXPECT_EQ(machine_model()->version, 3u);
   EXPECT_EQ(machine_model()->text, machine_v2());
 }
 

@@ -349,7 +349,7 @@ TEST_F(Rpc, GetShowsKindParentChildrenChannelsWithUnitsHealthAndRollups) {
   EXPECT_EQ(text(t.getKind()), "machine");
   EXPECT_EQ(text(t.getParent()), p1_line);
   EXPECT_EQ(t.getChildren(), 0u);
-  EXPECT_EQ(t.getModelVersion(), 1u);
+  EXPECT_EQ(t.getModelVersion(), 2u);
   EXPECT_EQ(t.getHealth(), rpc::Health::WARNING);
   std::map<std::string, std::pair<double, std::string>> channels;
   for (auto c : t.getChannels()) {
@@ -576,7 +576,7 @@ TEST_F(Rpc, HistoryReturnsRawPointsAndExactDownsampledSteps) {
     EXPECT_EQ(p.getTimestampMs(), t0 + i * 1000);
     EXPECT_EQ(p.getValue(), values[i]);
     EXPECT_EQ(p.getCount(), 1u);
-    EXPECT_EQ(p.getModelVersion(), 1u);
+    EXPECT_EQ(p.getModelVersion(), 2u);
   }
 
   // The range is half-open: the point at t0 + 9 s is out of [t0, t0 + 9 s).
@@ -736,7 +736,7 @@ TEST_F(Rpc, ModelsListEveryKindWithItsVersionChannelsAndParents) {
     EXPECT_EQ(by_kind.count(kind), 1u) << kind;
   ASSERT_EQ(by_kind.count("machine"), 1u);
   auto m = by_kind.at("machine");
-  EXPECT_EQ(m.getVersion(), 1u);
+  EXPECT_EQ(m.getVersion(), 2u);
   EXPECT_FALSE(text(m.getDescription()).empty());
   std::set<std::string> channels;
   for (auto c : m.getChannels())

@@ -64,6 +64,13 @@ for attempt in 1 2 3 4 5; do
 done
 [ -n "$addr" ] || fail "the demo never served RPC"
 grep -q "created 137 twins" "$dir/demo.log" || fail "the demo did not create its enterprise"
+# A new demo first simulates the last hours at high speed.
+for _ in $(seq 1 900); do
+  grep -q "now running in real time" "$dir/demo.log" && break
+  kill -0 "$demo_pid" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q "now running in real time" "$dir/demo.log" || fail "the demo did not finish its history"
 export TWINRT_TOKEN=demo-viewer
 # Wait until telemetry has reached the machines and their lines.
 for _ in $(seq 1 100); do
@@ -77,7 +84,7 @@ machine=$line/machine-07
 
 # -- get --------------------------------------------------------------------------
 ok get "$line"
-has out "$line  (line, model v1)"
+has out "$line  (line, model v2)"
 has out "parent    acme/plant-1"
 has out "children  10"
 has out "health    "
@@ -228,12 +235,12 @@ refused "no twin acme/plant-9" watch acme/plant-9 --seconds 1
 
 # -- models -------------------------------------------------------------------------
 ok models
-grep -qE '^machine +1 +parts_total,power_kw,state,temperature_c,vibration_mm_s$' "$dir/out" \
-  || fail "models does not list machine v1 with its channels"
+grep -qE '^machine +2 +parts_total,power_kw,state,temperature_c,vibration_mm_s$' "$dir/out" \
+  || fail "models does not list machine v2 with its channels"
 ok --json models
 json "m = {x['kind']: x for x in d}
 assert {'enterprise', 'plant', 'line', 'machine', 'warehouse'} <= set(m)
-assert m['machine']['version'] == 1 and 'vibration_mm_s' in m['machine']['channels']"
+assert m['machine']['version'] == 2 and 'vibration_mm_s' in m['machine']['channels']"
 
 # -- errors and access --------------------------------------------------------------
 refused "no twin acme/plant-9" get acme/plant-9
@@ -255,6 +262,25 @@ refused "permission denied: token 'plant-1-viewer' may not write" --token plant-
 printf 'twin,channel,ts,value\nacme,power_kw,yesterday,1\n' > "$dir/bad.csv"
 if run --token demo-writer ingest "$dir/bad.csv"; then fail "a malformed file was accepted"; fi
 has err "bad.csv:2"
+
+# -- analytics: the demo's simulated history has an answer for each question ---------
+ok query --kind machine --where 'rul_hours < 72' --sort rul_hours
+grep -qE '^acme/plant-1/line-1/machine-03 +machine +[a-z]+ +[0-9]+ +[0-9.]+' "$dir/out" \
+  || fail "the wearing machine-03 is not among the machines failing within 72 h"
+ok --json query --kind machine --where 'rul_hours < 72' --sort rul_hours
+json "r = [t['derived']['rul_hours'] for t in d['twins']]
+assert r == sorted(r) and all(x < 72 for x in r), r"
+ok query --kind line --where 'throughput_deviation_pct < -25'
+has out "acme/plant-2/line-3"
+has out "throughput_deviation_pct"
+ok query --kind line --where 'energy_waste_pct > 25'
+has out "acme/plant-1/line-2"
+ok get acme/plant-1/line-2
+has out "warning: energy waste"
+ok query --kind warehouse --where 'low_stock_skus > 0'
+has out "acme/warehouse-2"
+ok get acme/warehouse-2
+has out "warning: low stock: SKU-0007 has"
 
 # The node kept serving through all of it.
 ok get acme

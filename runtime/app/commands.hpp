@@ -13,6 +13,7 @@ struct demo_options {
   runtime::node_config node;
   double duration_s = 0; // 0: until Ctrl-C
   int tick_ms = 200;
+  int history_h = 12;    // a new demo first simulates this many hours up to now
 };
 
 struct bench_options {

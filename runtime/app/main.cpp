@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
   demo_flags.add(demo_cmd, true);
   demo_cmd->add_option("--duration", demo.duration_s, "stop after this many seconds (default: Ctrl-C)");
   demo_cmd->add_option("--tick-ms", demo.tick_ms, "simulator tick in milliseconds (default 200)");
+  demo_cmd->add_option("--history-hours", demo.history_h,
+                       "on a new data directory, first simulate this many hours up to now at "
+                       "high speed, so the analytics have history (default 12; 0: none)")
+    ->check(CLI::Range(0, 24 * 7));
 
   runtime::node_config node_cfg;
   node_flags node_fl;

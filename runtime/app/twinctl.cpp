@@ -1,6 +1,8 @@
 // twinctl: the operator's command line for a twinrt node, over Cap'n Proto
 // RPC (schemas/rpc.capnp).
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -189,9 +191,68 @@ void print_twin(twinrt::rpc::Twin::Reader t) {
   if (r.getSums().size() > 0) {
     std::vector<std::vector<std::string>> rows;
     for (auto s : r.getSums())
+  json derived = json::object();
+  for (auto d : t.getDerived())
+    derived[d.getKey().cStr()] = d.getValue();
+  j["derived"] = derived;
+  json warnings = json::array();
+  for (auto w : t.getWarnings())
+    warnings.push_back(w.cStr());
+  j["warnings"] = warnings;
       rows.push_back({s.getKey().cStr(), num(s.getValue())});
     print_table({"SUM", "VALUE"}, rows);
   }
+// A twin's value called `name` as the query sees it: a channel, a rollup
+// sum or a derived value; "-" when it has none.
+std::string value_text(twinrt::rpc::Twin::Reader t, const std::string& name) {
+  if (name == "score")
+    return num(t.getScore());
+  for (auto d : t.getDerived())
+    if (name == d.getKey().cStr())
+      return num(d.getValue());
+  for (auto ch : t.getChannels())
+    if (name == ch.getName().cStr())
+      return num(ch.getValue());
+  for (auto s : t.getRollup().getSums())
+    if (name == s.getKey().cStr())
+      return num(s.getValue());
+  return "-";
+}
+
+// The names a --where text compares ("a > 1 and b < 2": a, b), so that a
+// query shows the numbers it selected on.
+std::vector<std::string> names_in(const std::string& where) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  auto is_name = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '/' || c == '-' || c == '.';
+  };
+  bool expect_name = true;
+  while (i < where.size()) {
+    if (std::isspace(static_cast<unsigned char>(where[i]))) {
+      ++i;
+      continue;
+    }
+    size_t start = i;
+    while (i < where.size() && !std::isspace(static_cast<unsigned char>(where[i])) && is_name(where[i]))
+      ++i;
+    if (i == start) {
+      ++i; // an operator
+      expect_name = false;
+      continue;
+    }
+    auto word = where.substr(start, i - start);
+    if (word == "and" || word == "AND") {
+      expect_name = true;
+    } else if (expect_name) {
+      if (std::find(out.begin(), out.end(), word) == out.end())
+        out.push_back(word);
+      expect_name = false;
+    }
+  }
+  return out;
+}
+
 }
 
 // One connection, logged in.
@@ -218,6 +279,15 @@ public:
 
   kj::Promise<void> update(UpdateContext ctx) override {
     auto p = ctx.getParams();
+  if (t.getDerived().size() > 0) {
+    std::printf("\n");
+    std::vector<std::vector<std::string>> rows;
+    for (auto d : t.getDerived())
+      rows.push_back({d.getKey().cStr(), num(d.getValue())});
+    print_table({"DERIVED", "VALUE"}, rows);
+  }
+  for (auto w : t.getWarnings())
+    std::printf("warning: %s\n", w.cStr());
     if (limit_ > 0 && seen_ >= limit_)
       return kj::READY_NOW; // --count reached: print nothing more
     if (p.getCoalesced() > 0 && !as_json_)
@@ -298,7 +368,7 @@ int main(int argc, char** argv) {
     c->add_option("--kind", kind, "only twins of this kind");
     c->add_option("--health", health, "only twins in this health (ok, warning, alarm, stale); repeatable");
     c->add_option("--where", where, "predicate, e.g. 'vibration_mm_s > 4.5 and score < 80'");
-    c->add_option("--sort", sort_by, "sort by id (default), score, a channel or a rollup sum");
+    c->add_option("--sort", sort_by, "sort by id (default), score, a channel, a rollup sum or a derived value");
     c->add_flag("--desc", desc, "sort descending");
     c->add_option("--limit", limit, "page size (default 100, at most 1000)");
     c->add_option("--page", page, "page token printed by the previous page");
@@ -386,25 +456,22 @@ int main(int argc, char** argv) {
         std::printf("%s\n", j.dump(2).c_str());
       } else {
         std::vector<std::vector<std::string>> rows;
-        bool extra = !sort_by.empty() && sort_by != "id" && sort_by != "score";
+        // Extra columns: the sort key and every value the predicate names.
+        std::vector<std::string> extra;
+        if (!sort_by.empty() && sort_by != "id" && sort_by != "score")
+          extra.push_back(sort_by);
+        for (auto& name : names_in(where))
+          if (name != "score" && std::find(extra.begin(), extra.end(), name) == extra.end())
+            extra.push_back(name);
         for (auto t : res.getTwins()) {
           std::vector<std::string> row{t.getId().cStr(), t.getKind().cStr(),
                                        health_name(t.getHealth()), num(t.getScore())};
-          if (extra) {
-            std::string v = "-";
-            for (auto ch : t.getChannels())
-              if (sort_by == ch.getName().cStr())
-                v = num(ch.getValue());
-            for (auto s : t.getRollup().getSums())
-              if (sort_by == s.getKey().cStr())
-                v = num(s.getValue());
-            row.push_back(v);
-          }
+          for (auto& name : extra)
+            row.push_back(value_text(t, name));
           rows.push_back(row);
         }
         std::vector<std::string> head{"ID", "KIND", "HEALTH", "SCORE"};
-        if (extra)
-          head.push_back(sort_by);
+        head.insert(head.end(), extra.begin(), extra.end());
         print_table(head, rows);
         std::printf("(%zu of %u)", rows.size(), res.getTotal());
         if (res.getNextPageToken().size() > 0)

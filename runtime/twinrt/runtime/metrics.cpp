@@ -149,6 +149,9 @@ MetricFamily make_family(const family_spec& s) {
   f.help = s.help;
   f.type = s.type;
   return f;
+  {"twinrt_asset_derived", MetricType::Gauge,
+   "Derived values of an exported twin's analytics by name (throughput_deviation_pct, "
+   "energy_waste_pct, low_stock_skus ...); absent while not known."},
 }
 
 // Families by name, so that collect_* can fill them in any order.
@@ -425,6 +428,8 @@ metrics_server::start(const std::string& address,
                       "metrics address '" + address + "' must be HOST:PORT, e.g. 127.0.0.1:9464");
   std::unique_ptr<metrics_server> s(new metrics_server());
   try {
+    for (auto& [name, value] : st.analytics.derived)
+      add("twinrt_asset_derived", {{"kind", kind}, {"name", name}, {"twin", id}}, value);
     // The HTTP server (civetweb) reports a port it cannot bind by throwing.
     s->exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
   } catch (const std::exception& e) {

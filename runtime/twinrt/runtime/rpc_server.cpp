@@ -158,6 +158,16 @@ void fill_twin(rpc::Twin::Builder b, const twin_view& v, unit_map& units) {
   }
   b.setEnergyKwh(st.energy_kwh);
   b.setEnergyTodayKwh(st.energy_today_kwh);
+  auto derived = b.initDerived(static_cast<unsigned>(st.analytics.derived.size()));
+  i = 0;
+  for (auto& [name, val] : st.analytics.derived) {
+    derived[i].setKey(name);
+    derived[i].setValue(val);
+    ++i;
+  }
+  auto warnings = b.initWarnings(static_cast<unsigned>(st.analytics.warnings.size()));
+  for (i = 0; i < st.analytics.warnings.size(); ++i)
+    warnings.set(i, st.analytics.warnings[i]);
 }
 
 // Runs blocking work off the event loop and brings the result back to it.

@@ -1,8 +1,10 @@
 #include "twinrt/runtime/storage.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 
 #include <capnp/message.h>
@@ -98,6 +100,7 @@ void write_contribution(records::Contribution::Builder b, const twins::contribut
   b.setScoreCount(c.score_count);
   b.setWorstId(c.worst_id);
   b.setWorstStatus(static_cast<uint8_t>(c.worst_status));
+  b.setLatestTsMs(c.latest_ts_ms);
 }
 
 twins::contribution read_contribution(records::Contribution::Reader r) {
@@ -109,7 +112,162 @@ twins::contribution read_contribution(records::Contribution::Reader r) {
   c.score_count = r.getScoreCount();
   c.worst_id = r.getWorstId().cStr();
   c.worst_status = static_cast<twins::health_status>(std::min<uint8_t>(r.getWorstStatus(), 3));
+  c.latest_ts_ms = r.getLatestTsMs();
   return c;
+}
+
+void write_baseline(records::Baseline::Builder b, const twins::seasonal_baseline& v) {
+  auto list = b.initBuckets(static_cast<unsigned>(v.buckets.size()));
+  unsigned i = 0;
+  for (auto& [bucket, m] : v.buckets) {
+    list[i].setBucket(bucket);
+    list[i].setMean(m.mean);
+    list[i].setCount(m.count);
+    list[i].setFirstCycle(m.first_cycle);
+    ++i;
+  }
+  auto o = b.initOverall();
+  o.setMean(v.overall.mean);
+  o.setCount(v.overall.count);
+  o.setFirstCycle(v.overall.first_cycle);
+}
+
+twins::seasonal_baseline read_baseline(records::Baseline::Reader r) {
+  twins::seasonal_baseline v;
+  for (auto b : r.getBuckets())
+    v.buckets[b.getBucket()] = {b.getMean(), b.getCount(), b.getFirstCycle()};
+  auto o = r.getOverall();
+  v.overall = {o.getMean(), o.getCount(), o.getFirstCycle()};
+  return v;
+}
+
+// Optional report values travel as NaN when absent.
+double or_nan(const std::optional<double>& v) {
+  return v ? *v : std::numeric_limits<double>::quiet_NaN();
+}
+
+std::optional<double> unless_nan(double v) {
+  return std::isnan(v) ? std::nullopt : std::optional<double>(v);
+}
+
+void write_analytics(records::Analytics::Builder b, const twins::analytics_state& a) {
+  auto trends = b.initTrends(static_cast<unsigned>(a.trends.size()));
+  unsigned i = 0;
+  for (auto& [channel, trend] : a.trends) {
+    auto s = trend.save();
+    auto t = trends[i++];
+    t.setChannel(channel);
+    t.setLastMs(s.last_ms);
+    t.setFirstMs(s.first_ms);
+    t.setS0(s.s0);
+    t.setSt(s.st);
+    t.setSy(s.sy);
+    t.setStt(s.stt);
+    t.setSty(s.sty);
+    t.setSyy(s.syy);
+    t.setSww(s.sww);
+    t.setResets(s.resets);
+    auto held = t.initHeld(static_cast<unsigned>(s.held.size()));
+    for (unsigned h = 0; h < s.held.size(); ++h) {
+      held[h].setTimestampMs(s.held[h].first);
+      held[h].setValue(s.held[h].second);
+    }
+  }
+  auto& p = a.production;
+  b.setWindowStartMs(p.window_start_ms);
+  auto contributors = b.initContributors(static_cast<unsigned>(p.contributors.size()));
+  i = 0;
+  for (auto& [id, c] : p.contributors) {
+    auto t = contributors[i++];
+    t.setId(id);
+    t.setAnchorMs(c.anchor.ts_ms);
+    t.setAnchorParts(c.anchor.parts);
+    t.setAnchorEnergyKwh(c.anchor.energy_kwh);
+    t.setAnchorIdleEnergyKwh(c.anchor.idle_energy_kwh);
+    t.setHasRate(c.has_rate);
+    t.setPartsPerH(c.parts_per_h);
+    t.setEnergyKwhPerH(c.energy_kwh_per_h);
+    t.setIdleEnergyKwhPerH(c.idle_energy_kwh_per_h);
+  }
+  write_baseline(b.initThroughput(), p.throughput);
+  write_baseline(b.initBusyEnergy(), p.busy_energy);
+  write_baseline(b.initIdleEnergy(), p.idle_energy);
+  if (p.last) {
+    b.setHasLast(true);
+    auto r = b.initLast();
+    r.setThroughputPerH(p.last->throughput_per_h);
+    r.setThroughputBaselinePerH(or_nan(p.last->throughput_baseline_per_h));
+    r.setThroughputDeviationPct(or_nan(p.last->throughput_deviation_pct));
+    r.setEnergyPerUnitKwh(or_nan(p.last->energy_per_unit_kwh));
+    r.setEnergyPerUnitBaselineKwh(or_nan(p.last->energy_per_unit_baseline_kwh));
+    r.setIdleEnergyKwhPerH(p.last->idle_energy_kwh_per_h);
+    r.setIdleEnergyBaselineKwhPerH(or_nan(p.last->idle_energy_baseline_kwh_per_h));
+    r.setEnergyWastePct(or_nan(p.last->energy_waste_pct));
+  }
+  b.setParts(a.parts);
+  b.setLastPartsCounter(a.last_parts_counter);
+  b.setIdleEnergyKwh(a.idle_energy_kwh);
+  auto derived = b.initDerived(static_cast<unsigned>(a.derived.size()));
+  i = 0;
+  for (auto& [name, v] : a.derived) {
+    derived[i].setKey(name);
+    derived[i].setValue(v);
+    ++i;
+  }
+  auto warnings = b.initWarnings(static_cast<unsigned>(a.warnings.size()));
+  for (i = 0; i < a.warnings.size(); ++i)
+    warnings.set(i, a.warnings[i]);
+}
+
+twins::analytics_state read_analytics(records::Analytics::Reader r) {
+  twins::analytics_state a;
+  for (auto t : r.getTrends()) {
+    twins::degradation_trend::sums s;
+    s.last_ms = t.getLastMs();
+    s.first_ms = t.getFirstMs();
+    s.s0 = t.getS0(), s.st = t.getSt(), s.sy = t.getSy();
+    s.stt = t.getStt(), s.sty = t.getSty(), s.syy = t.getSyy(), s.sww = t.getSww();
+    s.resets = t.getResets();
+    for (auto h : t.getHeld())
+      s.held.emplace_back(h.getTimestampMs(), h.getValue());
+    a.trends.emplace(t.getChannel().cStr(), twins::degradation_trend::restore(s));
+  }
+  auto& p = a.production;
+  p.window_start_ms = r.getWindowStartMs();
+  for (auto t : r.getContributors()) {
+    twins::contributor_track c;
+    c.anchor = {t.getAnchorMs(), t.getAnchorParts(), t.getAnchorEnergyKwh(),
+                t.getAnchorIdleEnergyKwh()};
+    c.has_rate = t.getHasRate();
+    c.parts_per_h = t.getPartsPerH();
+    c.energy_kwh_per_h = t.getEnergyKwhPerH();
+    c.idle_energy_kwh_per_h = t.getIdleEnergyKwhPerH();
+    p.contributors.emplace(t.getId().cStr(), c);
+  }
+  p.throughput = read_baseline(r.getThroughput());
+  p.busy_energy = read_baseline(r.getBusyEnergy());
+  p.idle_energy = read_baseline(r.getIdleEnergy());
+  if (r.getHasLast()) {
+    auto l = r.getLast();
+    twins::production_report rep;
+    rep.throughput_per_h = l.getThroughputPerH();
+    rep.throughput_baseline_per_h = unless_nan(l.getThroughputBaselinePerH());
+    rep.throughput_deviation_pct = unless_nan(l.getThroughputDeviationPct());
+    rep.energy_per_unit_kwh = unless_nan(l.getEnergyPerUnitKwh());
+    rep.energy_per_unit_baseline_kwh = unless_nan(l.getEnergyPerUnitBaselineKwh());
+    rep.idle_energy_kwh_per_h = l.getIdleEnergyKwhPerH();
+    rep.idle_energy_baseline_kwh_per_h = unless_nan(l.getIdleEnergyBaselineKwhPerH());
+    rep.energy_waste_pct = unless_nan(l.getEnergyWastePct());
+    p.last = rep;
+  }
+  a.parts = r.getParts();
+  a.last_parts_counter = r.getLastPartsCounter();
+  a.idle_energy_kwh = r.getIdleEnergyKwh();
+  for (auto d : r.getDerived())
+    a.derived.emplace(d.getKey().cStr(), d.getValue());
+  for (auto w : r.getWarnings())
+    a.warnings.emplace_back(w.cStr());
+  return a;
 }
 
 } // namespace
@@ -270,6 +428,7 @@ std::string storage::encode_state(const twins::twin_state& st) {
   b.setLastDataMs(st.last_data_ms);
   b.setOffline(st.offline);
   write_contribution(b.initContribution(), st.own);
+  write_analytics(b.initAnalytics(), st.analytics);
   return to_bytes(msg);
 }
 
@@ -298,6 +457,7 @@ twins::twin_state storage::decode_state(const std::string& bytes) {
   st.last_data_ms = s.getLastDataMs();
   st.offline = s.getOffline();
   st.own = read_contribution(s.getContribution());
+  st.analytics = read_analytics(s.getAnalytics());
   return st;
 }
 

@@ -123,9 +123,115 @@ const channel_spec& need_channel(const model& m, const toml::table& t,
   return i->second;
 }
 
+double positive(const toml::table& t, std::string_view key, double fallback) {
+  auto v = opt_number(t, key);
+  if (!v)
+    return fallback;
+  if (*v <= 0)
+    refuse(*t.get(key), "'" + std::string(key) + "' must be above 0");
+  return *v;
+}
+
+// [analytics]: degradation channels (trended towards their [[health]] alarm
+// threshold), the parts counter and idle state handed to the parent, and
+// production baselines kept from the rollup; [low_stock]: SKU -> minimum.
+void parse_analytics(model& m, const toml::table& doc) {
+  auto& a = m.analytics;
+  if (auto an = doc.get("analytics")) {
+    auto t = an->as_table();
+    if (!t)
+      refuse(*an, "'analytics' must be a table");
+    only_keys(*t, {"degradation_channels", "trend_half_life_h", "min_history_h",
+                   "min_confidence", "max_rul_h", "parts_channel", "idle_channel", "idle_equals",
+                   "baseline", "window_s", "energy_waste_warning_pct"},
+              "[analytics]");
+    if (auto d = t->get("degradation_channels")) {
+      auto arr = d->as_array();
+      if (!arr)
+        refuse(*d, "'degradation_channels' must be an array of channel names");
+      for (auto&& e : *arr) {
+        auto name = e.value<std::string>();
+        if (!name)
+          refuse(e, "'degradation_channels' must hold strings");
+        auto c = m.channels.find(*name);
+        if (c == m.channels.end() || c->second.type != channel_type::gauge)
+          refuse(e, "degradation channel '" + *name + "' is not a gauge channel of this kind");
+        bool has_alarm = std::any_of(m.health.begin(), m.health.end(), [&](const health_rule& r) {
+          return r.channel == *name && (r.alarm_above || r.alarm_below);
+        });
+        if (!has_alarm)
+          refuse(e, "degradation channel '" + *name
+                      + "' needs a [[health]] rule with alarm_above or alarm_below");
+        a.degradation_channels.push_back(*name);
+      }
+    }
+    a.trend_half_life_h = positive(*t, "trend_half_life_h", a.trend_half_life_h);
+    a.rul.min_history_h = positive(*t, "min_history_h", a.rul.min_history_h);
+    a.rul.max_hours = positive(*t, "max_rul_h", a.rul.max_hours);
+    if (auto c = opt_number(*t, "min_confidence")) {
+      if (*c < 0 || *c > 1)
+        refuse(*t->get("min_confidence"), "'min_confidence' must be from 0 to 1");
+      a.rul.min_confidence = *c;
+    }
+    if (t->get("parts_channel")) {
+      auto& c = need_channel(m, *t, "parts_channel", *an);
+      if (c.type != channel_type::counter)
+        refuse(*t->get("parts_channel"), "parts_channel '" + c.name + "' must be a counter");
+      a.parts_channel = c.name;
+    }
+    if (t->get("idle_channel")) {
+      auto& c = need_channel(m, *t, "idle_channel", *an);
+      if (c.type != channel_type::state)
+        refuse(*t->get("idle_channel"), "idle_channel '" + c.name + "' must be a state channel");
+      auto eq = opt_number(*t, "idle_equals");
+      if (!eq)
+        refuse(*an, "[analytics] idle_channel needs idle_equals");
+      a.idle_channel = c.name;
+      a.idle_equals = *eq;
+    }
+    if (t->get("baseline")) {
+      auto b = need_string(*t, "baseline", *an);
+      auto p = parse_baseline_period(b);
+      if (!p)
+        refuse(*t->get("baseline"),
+               "baseline '" + b + "' is not overall, hour_of_day or hour_of_week");
+      a.baseline = *p;
+      a.production = true;
+    }
+    if (t->get("window_s")) {
+      if (!a.production)
+        refuse(*t->get("window_s"), "'window_s' needs 'baseline'");
+      a.window_ms = static_cast<int64_t>(positive(*t, "window_s", 900) * 1000);
+    }
+    if (t->get("energy_waste_warning_pct")) {
+      if (!a.production)
+        refuse(*t->get("energy_waste_warning_pct"), "'energy_waste_warning_pct' needs 'baseline'");
+      a.energy_waste_warning_pct = positive(*t, "energy_waste_warning_pct", 0);
+    }
+  }
+  if (auto ls = doc.get("low_stock")) {
+    auto t = ls->as_table();
+    if (!t)
+      refuse(*ls, "'low_stock' must be a table of SKU = minimum units");
+    bool movements = std::any_of(m.channels.begin(), m.channels.end(), [](auto& c) {
+      return c.second.type == channel_type::movement;
+    });
+    if (!movements)
+      refuse(*ls, "[low_stock] needs a movement channel (a kind that keeps stock)");
+    for (auto&& [k, v] : *t) {
+      auto units = v.value_exact<int64_t>();
+      if (!units || *units < 0)
+        refuse(v, "[low_stock] minimum for '" + std::string(k.str())
+                    + "' must be a whole number of units, 0 or more");
+      a.low_stock[std::string(k.str())] = *units;
+    }
+  }
+}
+
 model parse_document(const toml::table& doc) {
   only_keys(doc, {"kind", "version", "description", "parents", "stale_after_s",
-                  "export_metrics", "channels", "health", "energy", "counts"},
+                  "export_metrics", "channels", "health", "energy", "counts",
+                  "analytics", "low_stock"},
             "model");
   model m;
   m.kind = need_string(doc, "kind", doc);
@@ -241,6 +347,7 @@ model parse_document(const toml::table& doc) {
       m.counts.push_back(std::move(r));
     }
   }
+  parse_analytics(m, doc);
   return m;
 }
 

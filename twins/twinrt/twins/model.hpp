@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "twinrt/twins/analytics.hpp"
+
 namespace twinrt::twins {
 
 enum class channel_type { gauge, counter, state, movement };
@@ -41,6 +43,21 @@ struct count_rule {
 };
 
 /// A twin kind, parsed from a versioned model file under schemas/models/.
+/// What a kind estimates (`[analytics]` and `[low_stock]` of its model).
+struct analytics_spec {
+  std::vector<std::string> degradation_channels; // trended; thresholds from [[health]] alarms
+  double trend_half_life_h = 12;
+  rul_settings rul;
+  std::string parts_channel;  // counter of parts made, handed up as sum `parts`
+  std::string idle_channel;   // state channel; energy drawn while it equals
+  double idle_equals = 0;     // idle_equals is handed up as sum `idle_energy_kwh`
+  bool production = false;    // keeps production baselines from its rollup
+  baseline_period baseline = baseline_period::hour_of_week;
+  int64_t window_ms = 15 * 60 * 1000;
+  std::optional<double> energy_waste_warning_pct;
+  std::map<std::string, int64_t> low_stock; // SKU -> minimum units
+};
+
 struct model {
   std::string kind;
   uint32_t version = 0;
@@ -54,6 +71,7 @@ struct model {
   std::string energy_channel;  // or take kWh from a counter
   std::vector<count_rule> counts;
   std::string file_name;
+  analytics_spec analytics;
   std::string text;
 
   /// The spec for a channel name as sent in a sample ("receipt/SKU-1" finds

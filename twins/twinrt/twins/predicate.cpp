@@ -9,6 +9,8 @@ namespace twinrt::twins {
 std::optional<double> value_of(const twin_state& st, std::string_view name) {
   if (auto c = st.channels.find(name); c != st.channels.end())
     return c->second.value;
+  if (auto d = st.analytics.derived.find(name); d != st.analytics.derived.end())
+    return d->second;
   if (name == "score")
     return st.score;
   if (name == "health")

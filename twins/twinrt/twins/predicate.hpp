@@ -12,8 +12,9 @@ namespace twinrt::twins {
 
 /// The value called `name` on a twin: a channel's latest value, `score`,
 /// `health` (0 ok .. 3 stale), `energy_kwh`, `energy_today_kwh`, or a rollup
-/// sum (`power_kw`, `stock/SKU-1`, `count/on_road`). nullopt when the twin has
-/// no such value.
+/// sum (`power_kw`, `stock/SKU-1`, `count/on_road`), or a derived value of
+/// its analytics (`rul_hours`, `throughput_deviation_pct` ...). nullopt when
+/// the twin has no such value.
 std::optional<double> value_of(const twin_state& st, std::string_view name);
 
 /// A filter such as `vibration_mm_s > 4.5 and score < 80`: clauses

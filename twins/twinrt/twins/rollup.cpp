@@ -1,5 +1,7 @@
 #include "twinrt/twins/rollup.hpp"
 
+#include <algorithm>
+
 namespace twinrt::twins {
 
 const char* to_string(health_status s) {
@@ -33,7 +35,7 @@ double status_score(health_status s) {
 bool contribution::operator==(const contribution& o) const {
   return sums == o.sums && counts == o.counts && score_sum == o.score_sum
          && score_count == o.score_count && worst_id == o.worst_id
-         && worst_status == o.worst_status;
+         && worst_status == o.worst_status && latest_ts_ms == o.latest_ts_ms;
 }
 
 void fold_into(contribution& acc, const contribution& child) {
@@ -47,6 +49,7 @@ void fold_into(contribution& acc, const contribution& child) {
     acc.counts[i] += child.counts[i];
   acc.score_sum += child.score_sum;
   acc.score_count += child.score_count;
+  acc.latest_ts_ms = std::max(acc.latest_ts_ms, child.latest_ts_ms);
   if (!child.worst_id.empty()) {
     if (acc.worst_id.empty() || child.worst_status > acc.worst_status
         || (child.worst_status == acc.worst_status && child.worst_id < acc.worst_id)) {

@@ -26,6 +26,7 @@ struct contribution {
   int64_t score_count = 0;
   std::string worst_id; // the worst twin below, empty when none
   health_status worst_status = health_status::ok;
+  int64_t latest_ts_ms = 0; // newest sample time of any twin folded in (data time)
 
   /// Mean score of the twins counted, 100 when none.
   double score() const {

@@ -81,7 +81,8 @@ bool twin_state::operator==(const twin_state& o) const {
          && last_power_ms == o.last_power_ms && last_counter_kwh == o.last_counter_kwh
          && stock == o.stock && status == o.status && score == o.score
          && offline == o.offline
-         && last_data_ms == o.last_data_ms && own == o.own;
+         && last_data_ms == o.last_data_ms && own == o.own
+         && analytics == o.analytics;
 }
 
 std::vector<rejection> apply_samples(twin_state& st, const model& m,
@@ -174,12 +175,16 @@ std::vector<rejection> apply_samples(twin_state& st, const model& m,
     if (!newer)
       continue; // out of order: kept in history, does not move the latest value
     latest->second = {s.value, s.ts_ms};
+    observe_sample(st.analytics, m, spec->name, s.ts_ms, s.value);
     if (spec->name == m.power_channel) {
       roll_day(st, s.ts_ms);
       if (st.last_power_ms != 0) {
         auto gap = s.ts_ms - st.last_power_ms;
-        if (gap > 0 && gap <= max_integration_gap_ms)
-          add_energy(st, s.ts_ms, st.last_power_kw * static_cast<double>(gap) / 3'600'000.0);
+        if (gap > 0 && gap <= max_integration_gap_ms) {
+          auto kwh = st.last_power_kw * static_cast<double>(gap) / 3'600'000.0;
+          add_energy(st, s.ts_ms, kwh);
+          observe_energy(st, m, kwh);
+        }
       }
       st.last_power_kw = s.value;
       st.last_power_ms = s.ts_ms;
@@ -188,12 +193,14 @@ std::vector<rejection> apply_samples(twin_state& st, const model& m,
       if (st.last_counter_kwh >= 0) {
         auto delta = s.value - st.last_counter_kwh;
         add_energy(st, s.ts_ms, delta >= 0 ? delta : s.value); // a drop is a reset
+        observe_energy(st, m, delta >= 0 ? delta : s.value);
       }
       st.last_counter_kwh = s.value;
     }
   }
   if (changed) {
     st.model_version = m.version;
+    refresh_analytics(st, m, nullptr);
     evaluate_health(st, m, now_ms);
     st.own = own_contribution(st, m, twin_id);
     ++st.version;
@@ -213,6 +220,8 @@ bool evaluate_health(twin_state& st, const model& m, int64_t now_ms) {
     else if (matches(rule, i->second.value, false))
       s = std::max(s, health_status::warning);
   }
+  if (!st.analytics.warnings.empty())
+    s = std::max(s, health_status::warning); // low stock, energy waste
   if (m.stale_after_ms > 0 && !m.channels.empty() && st.last_data_ms != 0
       && now_ms - st.last_data_ms > m.stale_after_ms)
     s = health_status::stale;
@@ -244,6 +253,12 @@ contribution own_contribution(const twin_state& st, const model& m,
     if (i != st.channels.end() && i->second.value == rule.equals)
       c.sums["count/" + rule.name] = 1;
   }
+  if (!m.analytics.parts_channel.empty() && st.analytics.parts != 0)
+    c.sums["parts"] = st.analytics.parts;
+  if (!m.analytics.idle_channel.empty() && st.analytics.idle_energy_kwh != 0)
+    c.sums["idle_energy_kwh"] = st.analytics.idle_energy_kwh;
+  for (auto& [name, v] : st.channels)
+    c.latest_ts_ms = std::max(c.latest_ts_ms, v.ts_ms);
   if (!m.channels.empty()) {
     c.counts[static_cast<size_t>(st.status)] = 1;
     c.score_sum = st.score;
@@ -263,12 +278,20 @@ bool refold(twin_state& st, const model& m, std::string_view twin_id,
   auto before_status = st.status;
   auto before_score = st.score;
   evaluate_health(st, m, now_ms);
-  auto c = own_contribution(st, m, twin_id);
-  for (auto& [id, child] : children)
-    fold_into(c, child);
+  auto fold = [&] {
+    auto c = own_contribution(st, m, twin_id);
+    for (auto& [id, child] : children)
+      fold_into(c, child);
+    return c;
+  };
+  auto c = fold();
+  bool analytics_changed = refresh_analytics(st, m, &children);
+  if (analytics_changed && evaluate_health(st, m, now_ms))
+    c = fold(); // an analytics warning changed the twin's own status
   st.status = std::max(st.status, c.worst_status);
   st.score = c.score();
-  if (c == st.own && st.status == before_status && st.score == before_score)
+  if (c == st.own && st.status == before_status && st.score == before_score
+      && !analytics_changed)
     return false;
   st.own = std::move(c);
   ++st.version;

@@ -662,6 +662,7 @@ TEST_F(TwinState, MachineContributesPowerEnergyCountAndItsHealth) {
   expected.score_count = 1;
   expected.worst_id = std::string(twin);
   expected.worst_status = health_status::ok;
+  expected.latest_ts_ms = noon + minute;
   EXPECT_TRUE(st.own == expected);
   EXPECT_TRUE(own_contribution(st, machine, twin) == expected);
 }

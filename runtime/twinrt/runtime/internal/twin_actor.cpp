@@ -170,6 +170,7 @@ struct twin_actor_state {
   void apply_model() {
     model = ctx->model_of(meta.kind);
     auto before = st;
+    twins::refresh_analytics(st, *model, nullptr); // new thresholds, rules, minimums
     twins::evaluate_health(st, *model, now_ms());
     st.own = twins::own_contribution(st, *model, meta.id);
     st.model_version = model->version;
