@@ -130,8 +130,8 @@ TEST(MqttAtLeastOnce, EveryAcknowledgedMessageSurvivesAKillAndNoneIsAppliedTwice
                       acked.insert(i);
                     }
                   });
-      if (i % 500 == 499)
-        std::this_thread::sleep_for(5ms); // a stream, faster than the node ingests it
+      if (i % 100 == 99)
+        std::this_thread::sleep_for(5ms); // a stream (at least 0.2 s), about as fast as the node
     }
   };
   // The publisher streams on its own thread; the node is killed while messages flow.

@@ -259,3 +259,24 @@ TEST_F(MqttClient, AnOversizedPublishArrivesWithoutItsPayloadAndTheConnectionSta
   EXPECT_EQ(sub.stats().connects, 1u) << "the connection stays";
   EXPECT_TRUE(eventually([&] { return sub.stats().acks_sent == 4; }));
 }
+
+TEST_F(MqttClient, KeepAliveHoldsAnIdleAndASendOnlyConnection) {
+  auto o = options(broker->port(), "idle");
+  o.keep_alive_s = 1;
+  mqtt::client idle(o);
+  idle.start();
+  o.client_id = "sender";
+  mqtt::client sender(o); // QoS 0 only: the broker never answers it
+  sender.start();
+  ASSERT_TRUE(idle.wait_connected(5000));
+  ASSERT_TRUE(sender.wait_connected(5000));
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(3500);
+  while (std::chrono::steady_clock::now() < until) {
+    sender.publish("nobody/listens", "x", 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(idle.connected());
+  EXPECT_TRUE(sender.connected());
+  EXPECT_EQ(idle.stats().connects, 1u) << "PINGREQ kept the idle connection";
+  EXPECT_EQ(sender.stats().connects, 1u) << "PINGREQ kept the send-only connection";
+}

@@ -401,7 +401,11 @@ struct client::impl {
     size_t sent = 0;
     auto last_out = clock::now(), last_in = clock::now();
     bool ping_waiting = false;
-    const auto keep = std::chrono::seconds(opts.keep_alive_s);
+    clock::time_point ping_sent;
+    const auto keep = std::chrono::milliseconds(int64_t{opts.keep_alive_s} * 1000);
+    // Wake often enough to ping well inside the broker's 1.5 periods.
+    const int timeout = opts.keep_alive_s > 0 ? static_cast<int>(std::min<int64_t>(500, keep.count() / 4))
+                                              : 1000;
     while (!stopping.load()) {
       std::vector<std::pair<std::function<void(bool)>, bool>> finished;
       if (sent == sending.size()) {
@@ -416,18 +420,19 @@ struct client::impl {
           f(ok);
       auto now = clock::now();
       if (opts.keep_alive_s > 0) {
-        if (now - last_in > keep + keep / 2) {
-          break; // the broker is silent past 1.5 keep-alive periods: the connection is dead
-        }
-        if (now - last_out >= keep && !ping_waiting && sending.size() == sent) {
+        if (ping_waiting && now - ping_sent > keep)
+          break; // no answer to a PINGREQ within a period: the connection is dead
+        // A PINGREQ when we were silent for a period (the broker's rule), or the broker was
+        // (a publisher of QoS 0 hears nothing back, and silence would look like death).
+        if ((now - last_out >= keep || now - last_in >= keep) && !ping_waiting) {
           sending.push_back(static_cast<char>(pingreq_type));
           sending.push_back(0);
           ping_waiting = true;
+          ping_sent = now;
         }
       }
       pollfd p[2] = {{fd, static_cast<short>(POLLIN | (sent < sending.size() ? POLLOUT : 0)), 0},
                      {wake_fd, POLLIN, 0}};
-      int timeout = opts.keep_alive_s > 0 ? 500 : 1000;
       if (::poll(p, 2, timeout) < 0 && errno != EINTR)
         break;
       if (p[1].revents & POLLIN)
