@@ -165,3 +165,37 @@ struct AlertTrack {
   ackedBy @6 :Text;           # token name of who acknowledged
   note @7 :Text;
 }
+
+struct Alert {
+  # An alert as listed to operators. Key: 'A' + id (8 bytes, big-endian).
+  # Written in the same batch as the twin state that raised, acknowledged or
+  # cleared it.
+  id @0 :UInt64;
+  twin @1 :Text;
+  kind @2 :Text;
+  rule @3 :Text;
+  value @4 :Text;             # the named value the rule watches
+  severity @5 :UInt8;         # 0 info, 1 warning, 2 critical
+  state @6 :UInt8;            # 0 cleared, 2 raised, 3 acknowledged
+  raisedMs @7 :Int64;
+  raisedValue @8 :Float64;
+  ackedMs @9 :Int64;
+  ackedBy @10 :Text;
+  note @11 :Text;
+  clearedMs @12 :Int64;
+  clearedValue @13 :Float64;
+  message @14 :Text;
+  event @15 :Text;            # alert | prediction
+}
+
+struct Event {
+  # One routed event. Key: 'E' + id (8 bytes, big-endian); the id is given by
+  # the committer, so ids grow in the order events became durable.
+  id @0 :UInt64;
+  type @1 :Text;              # alert.raised, prediction.cleared, health.changed ...
+  twin @2 :Text;
+  kind @3 :Text;
+  severity @4 :UInt8;         # 0 info, 1 warning, 2 critical
+  timeMs @5 :Int64;
+  details @6 :Text;           # JSON object
+}

@@ -129,6 +129,37 @@ struct ModelInfo {
   parents @4 :List(Text);
 }
 
+enum Severity {
+  info @0;
+  warning @1;
+  critical @2;
+}
+
+enum AlertState {
+  raised @0;
+  acknowledged @1;
+  cleared @2;
+}
+
+struct Alert {
+  id @0 :UInt64;
+  twin @1 :Text;
+  kind @2 :Text;
+  rule @3 :Text;            # the model's [[alerts]] name ("stale": built in)
+  value @4 :Text;           # the named value the rule watches
+  severity @5 :Severity;
+  state @6 :AlertState;
+  raisedMs @7 :Int64;
+  raisedValue @8 :Float64;
+  ackedMs @9 :Int64;        # 0: not acknowledged
+  ackedBy @10 :Text;        # token name
+  note @11 :Text;
+  clearedMs @12 :Int64;     # 0: not cleared
+  clearedValue @13 :Float64;
+  message @14 :Text;
+  event @15 :Text;          # alert | prediction
+}
+
 struct Change {
   twin @0 :Twin;            # the twin as it is now
 }
@@ -162,6 +193,9 @@ interface Reader {
   models @4 () -> (models :List(ModelInfo));
   echo @5 (value :UInt64) -> (value :UInt64);
   # Does nothing: the ceiling for benchmarks.
+  alerts @6 (subtree :Text, states :List(AlertState), limit :UInt32) -> (alerts :List(Alert));
+  # Alerts of twins in the subtree ("" = the token's scope), newest first;
+  # states empty = any; limit 0 = 1000.
 }
 
 interface Writer {
@@ -169,6 +203,9 @@ interface Writer {
   createTwin @1 (id :Text, kind :Text, parent :Text) -> ();
   deleteTwin @2 (id :Text) -> ();
   reparent @3 (id :Text, parent :Text) -> ();
+  ackAlert @4 (id :UInt64, note :Text) -> (alert :Alert);
+  # Acknowledges an open alert; records the token's name as who did. Refused
+  # for an alert outside the token's scope ("no alert 12") or already cleared.
 }
 
 interface Admin {

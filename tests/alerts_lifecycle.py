@@ -135,6 +135,12 @@ def main():
         check(node.ctl_json("alerts", "s1", "--state", "cleared")[0]["rule"] == "stale",
               "fresh data clears the stale alert")
 
+        # Deleting a twin clears its open alerts.
+        node.ctl("twin", "delete", "b/p2")
+        gone = [a for a in node.ctl_json("alerts") if a["id"] == a2["id"]]
+        check(len(gone) == 1 and gone[0]["state"] == "cleared"
+              and "twin deleted" in gone[0]["note"], f"alert of a deleted twin: {gone}")
+
         table = node.ctl("alerts").stdout
         check("ID" in table and "overheat" in table and "stale" in table, table)
         print(table)

@@ -6,11 +6,15 @@ restarted. At the end every receiver holds every event (duplicates dropped by
 id), in order per twin, and the fast one got each event before the down one was
 even up, and mostly before the slow one.
 
-usage: event_routing.py TWINRT TWINCTL"""
+A fourth sink publishes the same events to a real Mosquitto broker (QoS 1);
+a subscriber must see every one of them too.
+
+usage: event_routing.py TWINRT TWINCTL [MOSQUITTO]"""
 
 import http.server
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -108,7 +112,17 @@ def fail(msg):
 
 def main():
     twinrt, twinctl = sys.argv[1], sys.argv[2]
+    mosquitto = sys.argv[3] if len(sys.argv) > 3 else "/usr/sbin/mosquitto"
     work = tempfile.mkdtemp(prefix="twinrt-routing-")
+    broker_port = free_port()
+    with open(os.path.join(work, "mosquitto.conf"), "w") as f:
+        f.write(f"listener {broker_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen([mosquitto, "-c", os.path.join(work, "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bus_out = open(os.path.join(work, "bus.jsonl"), "w")
+    time.sleep(0.3)
+    subscriber = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker_port),
+                                   "-q", "1", "-t", "plant/events"], stdout=bus_out)
     os.makedirs(os.path.join(work, "models"))
     with open(os.path.join(work, "models", "press.toml"), "w") as f:
         f.write(MODEL)
@@ -119,6 +133,8 @@ def main():
                   f'url = "http://127.0.0.1:{r.port}/events"\ntimeout_ms = 3000\n'
                   f'backoff_min_ms = 100\nbackoff_max_ms = 800\nmax_batch = 4\n'
                   f'[[routes]]\nsink = "{r.name}"\ntypes = ["alert"]\n')
+    sinks += (f'[[sinks]]\nname = "bus"\ntype = "mqtt"\nurl = "mqtt://127.0.0.1:{broker_port}"\n'
+              f'topic = "plant/events"\n[[routes]]\nsink = "bus"\ntypes = ["alert"]\n')
     node = Node(twinrt, twinctl, work, "[twins]\nsweep_interval_ms = 200\n" + sinks,
                 [("writer", "w", "write", "")])
     fast.start()
@@ -196,10 +212,33 @@ def main():
               f"{len(early)} events produced while 'down' was down, all at 'fast' before it came up")
         if lag(sfirst) <= lag(ffirst):
             fail("the slow receiver did not lag behind the fast one: the test proves nothing")
+
+        # The MQTT sink: every event published (QoS 1), in order per twin.
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            bus_out.flush()
+            with open(bus_out.name) as f:
+                bus = [json.loads(line) for line in f if line.strip()]
+            if len({e["id"] for e in bus}) >= expected:
+                break
+            time.sleep(0.2)
+        ids = sorted({e["id"] for e in bus})
+        if ids != list(range(1, expected + 1)):
+            fail(f"mqtt subscriber got {len(ids)} of {expected} events")
+        seen, per_twin = set(), {}
+        for e in bus:
+            if e["id"] not in seen:
+                seen.add(e["id"])
+                per_twin.setdefault(e["twin"], []).append(e["id"])
+        if any(v != sorted(v) for v in per_twin.values()):
+            fail("mqtt: events of a twin out of order")
+        print(f"mqtt: {len(ids)} events, {len(bus) - len(ids)} duplicates dropped")
     finally:
         node.stop()
         for r in (fast, slow, down):
             r.stop()
+        subscriber.terminate()
+        broker.terminate()
     print("PASS")
 
 

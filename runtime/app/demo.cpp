@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "twinrt/adapters/event_sinks.hpp"
 #include "twinrt/adapters/mqtt_ingest.hpp"
 #include "twinrt/adapters/simulator.hpp"
 #include "twinrt/adapters/sparkplug_adapter.hpp"
@@ -134,6 +135,10 @@ int run_demo(const demo_options& given) {
     return 1;
   }
   auto& n = **started;
+  if (auto why = adapters::start_event_sinks(n, opts.node)) {
+    std::cerr << "twinrt demo: " << *why << "\n";
+    return 1;
+  }
   std::unique_ptr<adapters::mqtt::ingest> mqtt; // stops before the node
   if (!start_mqtt(n, opts.node, "twinrt demo", mqtt))
     return 1;
@@ -146,12 +151,12 @@ int run_demo(const demo_options& given) {
   for (auto& t : all)
     if (!n.get(t.id))
       missing.push_back(t);
+  bool fresh = missing.size() == all.size();
   if (!missing.empty()) {
     if (auto err = n.create(missing)) {
       std::cerr << "twinrt demo: " << runtime::describe(err) << "\n";
       return 1;
     }
-  bool fresh = missing.size() == all.size();
     std::printf("twinrt demo: created %zu twins in %s\n", missing.size(),
                 opts.node.data_dir.c_str());
   } else {
@@ -176,11 +181,6 @@ int run_demo(const demo_options& given) {
       for (auto& [sku, units] : v->state.stock)
         sim.seed_stock(id, sku, units);
   }
-  auto begin = std::chrono::steady_clock::now();
-  auto next_print = begin + std::chrono::seconds(1);
-  uint64_t since_print = 0;
-  auto last_tick = wall_ms();
-  while (!stop_requested()) {
   // A new demo first simulates the last hours at high speed, so that the
   // analytics have a history to learn from; the anomalies start two hours
   // before now (on a restart they start again from now).
@@ -213,6 +213,11 @@ int run_demo(const demo_options& given) {
                 static_cast<unsigned long long>(*r));
     std::fflush(stdout);
   }
+  auto begin = std::chrono::steady_clock::now();
+  auto next_print = begin + std::chrono::seconds(1);
+  uint64_t since_print = 0;
+  auto last_tick = wall_ms();
+  while (!stop_requested()) {
     auto now = std::chrono::steady_clock::now();
     double elapsed = std::chrono::duration<double>(now - begin).count();
     if (opts.duration_s > 0 && elapsed >= opts.duration_s)
@@ -246,6 +251,10 @@ int run_node(const runtime::node_config& cfg, double duration_s) {
     return 1;
   }
   auto& n = **started;
+  if (auto why = adapters::start_event_sinks(n, cfg)) {
+    std::cerr << "twinrt node: " << *why << "\n";
+    return 1;
+  }
   std::unique_ptr<adapters::mqtt::ingest> mqtt; // stops before the node
   if (!start_mqtt(n, cfg, "twinrt node", mqtt))
     return 1;

@@ -107,6 +107,32 @@ std::string iso_time(int64_t ms) {
   return buf;
 }
 
+json alert_json(twinrt::rpc::Alert::Reader a) {
+  using twinrt::rpc::AlertState;
+  using twinrt::rpc::Severity;
+  auto state = a.getState() == AlertState::ACKNOWLEDGED ? "acknowledged"
+               : a.getState() == AlertState::CLEARED    ? "cleared"
+                                                        : "raised";
+  auto sev = a.getSeverity() == Severity::CRITICAL ? "critical"
+             : a.getSeverity() == Severity::INFO   ? "info"
+                                                   : "warning";
+  json j{{"id", a.getId()},         {"twin", a.getTwin().cStr()},   {"kind", a.getKind().cStr()},
+         {"rule", a.getRule().cStr()}, {"value", a.getValue().cStr()}, {"severity", sev},
+         {"state", state},          {"event", a.getEvent().cStr()}, {"message", a.getMessage().cStr()},
+         {"raised_ms", a.getRaisedMs()}, {"raised_value", a.getRaisedValue()}};
+  if (a.getAckedMs() != 0) {
+    j["acked_ms"] = a.getAckedMs();
+    j["acked_by"] = a.getAckedBy().cStr();
+  }
+  if (a.getAckedMs() != 0 || a.getNote().size() > 0)
+    j["note"] = a.getNote().cStr();
+  if (a.getClearedMs() != 0) {
+    j["cleared_ms"] = a.getClearedMs();
+    j["cleared_value"] = a.getClearedValue();
+  }
+  return j;
+}
+
 // A plain aligned table.
 void print_table(const std::vector<std::string>& head,
                  const std::vector<std::vector<std::string>>& rows) {
@@ -165,32 +191,6 @@ json twin_json(twinrt::rpc::Twin::Reader t) {
     j["stock"] = stock;
   j["energy_kwh"] = t.getEnergyKwh();
   j["energy_today_kwh"] = t.getEnergyTodayKwh();
-  return j;
-}
-
-void print_twin(twinrt::rpc::Twin::Reader t) {
-  auto r = t.getRollup();
-  std::printf("%s  (%s, model v%u)\n", t.getId().cStr(), t.getKind().cStr(), t.getModelVersion());
-  std::printf("  parent    %s\n", t.getParent().size() ? t.getParent().cStr() : "-");
-  std::printf("  children  %u\n", t.getChildren());
-  std::printf("  health    %s, score %.0f\n", health_name(t.getHealth()), t.getScore());
-  if (t.getChannels().size() > 0) {
-    std::printf("\n");
-    std::vector<std::vector<std::string>> rows;
-    for (auto c : t.getChannels())
-      rows.push_back({c.getName().cStr(), num(c.getValue()), c.getUnit().cStr(), age(c.getTimestampMs())});
-    print_table({"CHANNEL", "VALUE", "UNIT", "AGE"}, rows);
-  }
-  std::printf("\nrollup: ok %lld, warning %lld, alarm %lld, stale %lld; score %.1f",
-              static_cast<long long>(r.getOk()), static_cast<long long>(r.getWarning()),
-              static_cast<long long>(r.getAlarm()), static_cast<long long>(r.getStale()),
-              r.getScore());
-  if (r.getWorstId().size() > 0)
-    std::printf("; worst %s (%s)", r.getWorstId().cStr(), health_name(r.getWorstHealth()));
-  std::printf("\n");
-  if (r.getSums().size() > 0) {
-    std::vector<std::vector<std::string>> rows;
-    for (auto s : r.getSums())
   json derived = json::object();
   for (auto d : t.getDerived())
     derived[d.getKey().cStr()] = d.getValue();
@@ -199,9 +199,9 @@ void print_twin(twinrt::rpc::Twin::Reader t) {
   for (auto w : t.getWarnings())
     warnings.push_back(w.cStr());
   j["warnings"] = warnings;
-      rows.push_back({s.getKey().cStr(), num(s.getValue())});
-    print_table({"SUM", "VALUE"}, rows);
-  }
+  return j;
+}
+
 // A twin's value called `name` as the query sees it: a channel, a rollup
 // sum or a derived value; "-" when it has none.
 std::string value_text(twinrt::rpc::Twin::Reader t, const std::string& name) {
@@ -253,6 +253,41 @@ std::vector<std::string> names_in(const std::string& where) {
   return out;
 }
 
+void print_twin(twinrt::rpc::Twin::Reader t) {
+  auto r = t.getRollup();
+  std::printf("%s  (%s, model v%u)\n", t.getId().cStr(), t.getKind().cStr(), t.getModelVersion());
+  std::printf("  parent    %s\n", t.getParent().size() ? t.getParent().cStr() : "-");
+  std::printf("  children  %u\n", t.getChildren());
+  std::printf("  health    %s, score %.0f\n", health_name(t.getHealth()), t.getScore());
+  if (t.getChannels().size() > 0) {
+    std::printf("\n");
+    std::vector<std::vector<std::string>> rows;
+    for (auto c : t.getChannels())
+      rows.push_back({c.getName().cStr(), num(c.getValue()), c.getUnit().cStr(), age(c.getTimestampMs())});
+    print_table({"CHANNEL", "VALUE", "UNIT", "AGE"}, rows);
+  }
+  std::printf("\nrollup: ok %lld, warning %lld, alarm %lld, stale %lld; score %.1f",
+              static_cast<long long>(r.getOk()), static_cast<long long>(r.getWarning()),
+              static_cast<long long>(r.getAlarm()), static_cast<long long>(r.getStale()),
+              r.getScore());
+  if (r.getWorstId().size() > 0)
+    std::printf("; worst %s (%s)", r.getWorstId().cStr(), health_name(r.getWorstHealth()));
+  std::printf("\n");
+  if (r.getSums().size() > 0) {
+    std::vector<std::vector<std::string>> rows;
+    for (auto s : r.getSums())
+      rows.push_back({s.getKey().cStr(), num(s.getValue())});
+    print_table({"SUM", "VALUE"}, rows);
+  }
+  if (t.getDerived().size() > 0) {
+    std::printf("\n");
+    std::vector<std::vector<std::string>> rows;
+    for (auto d : t.getDerived())
+      rows.push_back({d.getKey().cStr(), num(d.getValue())});
+    print_table({"DERIVED", "VALUE"}, rows);
+  }
+  for (auto w : t.getWarnings())
+    std::printf("warning: %s\n", w.cStr());
 }
 
 // One connection, logged in.
@@ -279,15 +314,6 @@ public:
 
   kj::Promise<void> update(UpdateContext ctx) override {
     auto p = ctx.getParams();
-  if (t.getDerived().size() > 0) {
-    std::printf("\n");
-    std::vector<std::vector<std::string>> rows;
-    for (auto d : t.getDerived())
-      rows.push_back({d.getKey().cStr(), num(d.getValue())});
-    print_table({"DERIVED", "VALUE"}, rows);
-  }
-  for (auto w : t.getWarnings())
-    std::printf("warning: %s\n", w.cStr());
     if (limit_ > 0 && seen_ >= limit_)
       return kj::READY_NOW; // --count reached: print nothing more
     if (p.getCoalesced() > 0 && !as_json_)
@@ -413,6 +439,19 @@ int main(int argc, char** argv) {
   reparent_cmd->add_option("parent", parent, "new parent")->required();
 
   auto models_cmd = cli.add_subcommand("models", "list the models in force and their versions");
+
+  std::vector<std::string> alert_states;
+  uint64_t alert_id = 0;
+  std::string note;
+  auto alerts_cmd = cli.add_subcommand("alerts", "list alerts, newest first; 'alerts ack ID' acknowledges one");
+  alerts_cmd->add_option("subtree", subtree, "subtree (default: the token's scope)");
+  alerts_cmd->add_option("--state", alert_states, "raised, acknowledged or cleared; repeatable (default: all)");
+  alerts_cmd->add_option("--limit", limit, "at most this many (default 1000)");
+  auto ack_cmd = alerts_cmd->add_subcommand("ack", "acknowledge an open alert (needs a write token)");
+  ack_cmd->add_option("id", alert_id, "alert id")->required();
+  ack_cmd->add_option("--note", note, "why, or what is being done");
+  alerts_cmd->fallthrough(); // --json after the subcommand too
+  ack_cmd->fallthrough();
 
   CLI11_PARSE(cli, argc, argv);
 
@@ -595,6 +634,51 @@ int main(int argc, char** argv) {
       req.setParent(parent);
       req.send().wait(ws);
       std::printf("moved %s under %s\n", id.c_str(), parent.c_str());
+    } else if (*ack_cmd) {
+      auto req = c.session.getWriter().ackAlertRequest();
+      req.setId(alert_id);
+      req.setNote(note);
+      auto res = req.send().wait(ws);
+      if (o.as_json)
+        std::printf("%s\n", alert_json(res.getAlert()).dump(2).c_str());
+      else
+        std::printf("acknowledged alert %llu on %s (%s) as %s\n",
+                    static_cast<unsigned long long>(alert_id), res.getAlert().getTwin().cStr(),
+                    res.getAlert().getRule().cStr(), res.getAlert().getAckedBy().cStr());
+    } else if (*alerts_cmd) {
+      auto req = reader.alertsRequest();
+      req.setSubtree(subtree);
+      auto states = req.initStates(static_cast<unsigned>(alert_states.size()));
+      for (unsigned i = 0; i < alert_states.size(); ++i) {
+        auto& st = alert_states[i];
+        if (st == "raised")
+          states.set(i, twinrt::rpc::AlertState::RAISED);
+        else if (st == "acknowledged")
+          states.set(i, twinrt::rpc::AlertState::ACKNOWLEDGED);
+        else if (st == "cleared")
+          states.set(i, twinrt::rpc::AlertState::CLEARED);
+        else
+          throw user_error{"unknown alert state '" + st
+                           + "': use raised, acknowledged or cleared"};
+      }
+      req.setLimit(limit);
+      auto res = req.send().wait(ws);
+      if (o.as_json) {
+        json j = json::array();
+        for (auto a : res.getAlerts())
+          j.push_back(alert_json(a));
+        std::printf("%s\n", j.dump(2).c_str());
+      } else {
+        std::vector<std::vector<std::string>> rows;
+        for (auto a : res.getAlerts()) {
+          auto j = alert_json(a);
+          rows.push_back({std::to_string(a.getId()), j["state"], j["severity"], a.getTwin().cStr(),
+                          a.getRule().cStr(), a.getValue().cStr(), num(a.getRaisedValue()),
+                          age(a.getRaisedMs()), a.getAckedBy().cStr()});
+        }
+        print_table({"ID", "STATE", "SEVERITY", "TWIN", "RULE", "VALUE", "OBSERVED", "AGE", "ACKED BY"},
+                    rows);
+      }
     } else if (*models_cmd) {
       auto res = reader.modelsRequest().send().wait(ws);
       if (o.as_json) {

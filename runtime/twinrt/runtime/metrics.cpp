@@ -66,6 +66,18 @@ const family_spec specs[] = {
    "RPC calls answered, by method and result (ok or the error class)."},
   {"twinrt_rpc_request_duration_seconds", MetricType::Histogram,
    "RPC call latency, by method and result."},
+  // -- alerts and event routing
+  {"twinrt_alerts_active", MetricType::Gauge,
+   "Alerts raised or acknowledged and not yet cleared, by severity (info, warning, critical)."},
+  {"twinrt_events_total", MetricType::Counter,
+   "Events (alerts raised, acknowledged, cleared; health changes) written to the event log."},
+  {"twinrt_events_routed_total", MetricType::Counter,
+   "Events a sink confirmed (webhook 2xx, MQTT PUBACK) since start, by sink."},
+  {"twinrt_event_delivery_failures_total", MetricType::Counter,
+   "Failed deliveries (error, non-2xx, timeout) since start, by sink; each is retried with "
+   "backoff."},
+  {"twinrt_event_sink_lag_events", MetricType::Gauge,
+   "Events in the log past a sink's cursor (not yet delivered or skipped by its routes), by sink."},
   // -- MQTT JSON adapter (present once a node has an [mqtt] section)
   {"twinrt_mqtt_messages_total", MetricType::Counter,
    "MQTT messages handled by the JSON adapter, by result (accepted: every sample stored; "
@@ -137,6 +149,9 @@ const family_spec specs[] = {
    "running; count=on_road: vehicles on the road)."},
   {"twinrt_asset_stock_units", MetricType::Gauge,
    "Units in stock per SKU at or below an exported twin (warehouses, the enterprise)."},
+  {"twinrt_asset_derived", MetricType::Gauge,
+   "Derived values of an exported twin's analytics by name (throughput_deviation_pct, "
+   "energy_waste_pct, low_stock_skus ...); absent while not known."},
   {"twinrt_asset_series", MetricType::Gauge,
    "Asset series in the last scrape (at most [metrics] max_asset_series)."},
   {"twinrt_asset_series_dropped_total", MetricType::Counter,
@@ -149,9 +164,6 @@ MetricFamily make_family(const family_spec& s) {
   f.help = s.help;
   f.type = s.type;
   return f;
-  {"twinrt_asset_derived", MetricType::Gauge,
-   "Derived values of an exported twin's analytics by name (throughput_deviation_pct, "
-   "energy_waste_pct, low_stock_skus ...); absent while not known."},
 }
 
 // Families by name, so that collect_* can fill them in any order.
@@ -317,6 +329,18 @@ void node_collector::collect_runtime(std::vector<MetricFamily>& out) const {
     add_value(set["twinrt_rpc_requests_total"], l, static_cast<double>(r.requests));
     add_histogram(set["twinrt_rpc_request_duration_seconds"], l, r.latency);
   }
+  for (size_t sev = 0; sev < 3; ++sev)
+    add_value(set["twinrt_alerts_active"],
+              {{"severity", std::string(twins::to_string(static_cast<twins::severity>(sev)))}},
+              static_cast<double>(std::max<int64_t>(0, p.alerts_active(sev))));
+  add_value(set["twinrt_events_total"], {},
+            static_cast<double>(node_.store().durable_event_id()));
+  for (auto& s : node_.event_sinks()) {
+    labels l{{"sink", s.name}};
+    add_value(set["twinrt_events_routed_total"], l, static_cast<double>(s.delivered));
+    add_value(set["twinrt_event_delivery_failures_total"], l, static_cast<double>(s.failures));
+    add_value(set["twinrt_event_sink_lag_events"], l, static_cast<double>(s.lag));
+  }
   for (auto& a : p.adapter_values()) {
     if (!set.has(a.family))
       continue;
@@ -404,6 +428,8 @@ void node_collector::collect_assets(std::vector<MetricFamily>& out) const {
         add("twinrt_asset_stock_units", {{"kind", kind}, {"sku", key.substr(6)}, {"twin", id}},
             value);
     }
+    for (auto& [name, value] : st.analytics.derived)
+      add("twinrt_asset_derived", {{"kind", kind}, {"name", name}, {"twin", id}}, value);
   }
   uint64_t dropped_total;
   {
@@ -428,8 +454,6 @@ metrics_server::start(const std::string& address,
                       "metrics address '" + address + "' must be HOST:PORT, e.g. 127.0.0.1:9464");
   std::unique_ptr<metrics_server> s(new metrics_server());
   try {
-    for (auto& [name, value] : st.analytics.derived)
-      add("twinrt_asset_derived", {{"kind", kind}, {"name", name}, {"twin", id}}, value);
     // The HTTP server (civetweb) reports a port it cannot bind by throwing.
     s->exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
   } catch (const std::exception& e) {

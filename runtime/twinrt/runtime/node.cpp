@@ -524,7 +524,23 @@ caf::error node::remove(const std::string& id) {
   rocksdb::WriteBatch wb;
   storage::delete_meta(wb, id);
   storage::delete_twin_data(wb, m->number);
-  ctx.db->commit_and_wait(std::move(wb));
+  // Its open alerts clear with it (and say so to the sinks).
+  std::vector<event> events;
+  auto now = now_ms();
+  for (auto& a : ctx.db->load_alerts()) {
+    if (a.twin != id || a.state == twins::alert_phase::idle)
+      continue;
+    a.state = twins::alert_phase::idle;
+    a.cleared_ms = now;
+    a.cleared_value = a.raised_value;
+    a.note = a.note.empty() ? "twin deleted" : a.note + "; twin deleted";
+    impl_->probe.alert_changed(a.sev, -1);
+    events.push_back(make_alert_event(a, "cleared", a.raised_value, now));
+    storage::put_alert(wb, a);
+  }
+  std::promise<void> durable;
+  ctx.db->commit(std::move(wb), std::move(events), [&durable] { durable.set_value(); });
+  durable.get_future().wait();
   return {};
 }
 

@@ -270,6 +270,103 @@ twins::analytics_state read_analytics(records::Analytics::Reader r) {
   return a;
 }
 
+void write_alert_tracks(records::TwinState::Builder b, const twins::alert_tracks& tracks) {
+  if (tracks.empty())
+    return;
+  auto l = b.initAlerts(static_cast<unsigned>(tracks.size()));
+  unsigned i = 0;
+  for (auto& [rule, t] : tracks) {
+    auto a = l[i++];
+    a.setRule(rule);
+    a.setPhase(static_cast<uint8_t>(t.phase));
+    a.setSinceMs(t.since_ms);
+    a.setAlertId(t.alert_id);
+    a.setValue(t.value);
+    a.setAckedMs(t.acked_ms);
+    a.setAckedBy(t.acked_by);
+    a.setNote(t.note);
+  }
+}
+
+twins::alert_tracks read_alert_tracks(records::TwinState::Reader r) {
+  twins::alert_tracks out;
+  for (auto a : r.getAlerts()) {
+    twins::alert_track t;
+    t.phase = static_cast<twins::alert_phase>(std::min<uint8_t>(a.getPhase(), 3));
+    t.since_ms = a.getSinceMs();
+    t.alert_id = a.getAlertId();
+    t.value = a.getValue();
+    t.acked_ms = a.getAckedMs();
+    t.acked_by = a.getAckedBy().cStr();
+    t.note = a.getNote().cStr();
+    out.emplace(a.getRule().cStr(), std::move(t));
+  }
+  return out;
+}
+
+std::string id_key(char prefix, uint64_t id) {
+  std::string k(1, prefix);
+  append_be64(k, id);
+  return k;
+}
+
+twins::severity read_severity(uint8_t v) {
+  return static_cast<twins::severity>(std::min<uint8_t>(v, 2));
+}
+
+std::string encode_event(const event& e) {
+  capnp::MallocMessageBuilder msg(64);
+  auto b = msg.initRoot<records::Event>();
+  b.setId(e.id);
+  b.setType(e.type);
+  b.setTwin(e.twin);
+  b.setKind(e.kind);
+  b.setSeverity(static_cast<uint8_t>(e.sev));
+  b.setTimeMs(e.ts_ms);
+  b.setDetails(e.details);
+  return to_bytes(msg);
+}
+
+event decode_event(const std::string& bytes) {
+  aligned_reader r(bytes);
+  auto e = r.root<records::Event>();
+  return event{e.getId(),       e.getType().cStr(), e.getTwin().cStr(),
+               e.getKind().cStr(), read_severity(e.getSeverity()), e.getTimeMs(),
+               e.getDetails().cStr()};
+}
+
+alert_record decode_alert(const std::string& bytes) {
+  aligned_reader r(bytes);
+  auto a = r.root<records::Alert>();
+  alert_record out;
+  out.id = a.getId();
+  out.twin = a.getTwin().cStr();
+  out.kind = a.getKind().cStr();
+  out.rule = a.getRule().cStr();
+  out.value = a.getValue().cStr();
+  out.message = a.getMessage().cStr();
+  out.event = a.getEvent().cStr();
+  out.sev = read_severity(a.getSeverity());
+  out.state = static_cast<twins::alert_phase>(std::min<uint8_t>(a.getState(), 3));
+  out.raised_ms = a.getRaisedMs();
+  out.raised_value = a.getRaisedValue();
+  out.acked_ms = a.getAckedMs();
+  out.acked_by = a.getAckedBy().cStr();
+  out.note = a.getNote().cStr();
+  out.cleared_ms = a.getClearedMs();
+  out.cleared_value = a.getClearedValue();
+  return out;
+}
+
+// The highest id under a one-letter prefix of 8-byte ids; 0 when none.
+uint64_t last_id(rocksdb::DB& db, char prefix) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(id_key(prefix, ~uint64_t{0}));
+  if (!it->Valid() || it->key().size() != 9 || it->key()[0] != prefix)
+    return 0;
+  return read_be64(it->key().data() + 1);
+}
+
 } // namespace
 
 std::unique_ptr<storage> storage::open(const storage_options& opts, std::string& error) {
@@ -296,6 +393,8 @@ std::unique_ptr<storage> storage::open(const storage_options& opts, std::string&
   std::unique_ptr<storage> st(new storage());
   st->db_.reset(raw);
   st->sync_wal_ = opts.sync_wal;
+  st->last_event_id_ = last_id(*st->db_, 'E');
+  st->durable_event_id_ = st->last_event_id_;
   st->committer_ = std::thread([p = st.get()] { p->run_committer(); });
   return st;
 }
@@ -327,6 +426,10 @@ void storage::run_committer() {
     rocksdb::WriteOptions wo;
     wo.sync = false;
     for (auto& p : work) {
+      for (auto& e : p.events) {
+        e.id = ++last_event_id_;
+        p.batch.Put(id_key('E', e.id), encode_event(e));
+      }
       auto s = db_->Write(wo, &p.batch);
       if (!s.ok())
         fatal("write", s);
@@ -338,6 +441,13 @@ void storage::run_committer() {
       wal_syncs_.fetch_add(1, std::memory_order_relaxed);
     }
     commit_groups_.fetch_add(1, std::memory_order_relaxed);
+    if (durable_event_id_.load() != last_event_id_) {
+      {
+        std::lock_guard<std::mutex> g(events_mtx_);
+        durable_event_id_ = last_event_id_;
+      }
+      events_cv_.notify_all();
+    }
     for (auto& p : work)
       if (p.done)
         p.done();
@@ -346,9 +456,14 @@ void storage::run_committer() {
 }
 
 void storage::commit(rocksdb::WriteBatch wb, std::function<void()> done) {
+  commit(std::move(wb), {}, std::move(done));
+}
+
+void storage::commit(rocksdb::WriteBatch wb, std::vector<event> events,
+                     std::function<void()> done) {
   {
     std::lock_guard<std::mutex> g(mtx_);
-    queue_.push_back({std::move(wb), std::move(done)});
+    queue_.push_back({std::move(wb), std::move(done), std::move(events)});
   }
   cv_.notify_one();
 }
@@ -428,6 +543,7 @@ std::string storage::encode_state(const twins::twin_state& st) {
   b.setLastDataMs(st.last_data_ms);
   b.setOffline(st.offline);
   write_contribution(b.initContribution(), st.own);
+  write_alert_tracks(b, st.alerts);
   write_analytics(b.initAnalytics(), st.analytics);
   return to_bytes(msg);
 }
@@ -457,6 +573,7 @@ twins::twin_state storage::decode_state(const std::string& bytes) {
   st.last_data_ms = s.getLastDataMs();
   st.offline = s.getOffline();
   st.own = read_contribution(s.getContribution());
+  st.alerts = read_alert_tracks(s);
   st.analytics = read_analytics(s.getAnalytics());
   return st;
 }
@@ -558,6 +675,102 @@ std::vector<stored_model> storage::load_models() const {
     out.push_back({m.getKind().cStr(), m.getVersion(), m.getText().cStr()});
   }
   return out;
+}
+
+void storage::put_alert(rocksdb::WriteBatch& wb, const alert_record& a) {
+  capnp::MallocMessageBuilder msg(64);
+  auto b = msg.initRoot<records::Alert>();
+  b.setId(a.id);
+  b.setTwin(a.twin);
+  b.setKind(a.kind);
+  b.setRule(a.rule);
+  b.setValue(a.value);
+  b.setSeverity(static_cast<uint8_t>(a.sev));
+  b.setState(static_cast<uint8_t>(a.state));
+  b.setRaisedMs(a.raised_ms);
+  b.setRaisedValue(a.raised_value);
+  b.setAckedMs(a.acked_ms);
+  b.setAckedBy(a.acked_by);
+  b.setNote(a.note);
+  b.setClearedMs(a.cleared_ms);
+  b.setClearedValue(a.cleared_value);
+  b.setMessage(a.message);
+  b.setEvent(a.event);
+  wb.Put(id_key('A', a.id), to_bytes(msg));
+}
+
+void storage::put_cursor(rocksdb::WriteBatch& wb, const std::string& sink, uint64_t event_id) {
+  std::string v;
+  append_be64(v, event_id);
+  wb.Put("C" + sink, v);
+}
+
+std::optional<alert_record> storage::load_alert(uint64_t id) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), id_key('A', id), &value);
+  if (s.IsNotFound())
+    return std::nullopt;
+  if (!s.ok())
+    fatal("alert read", s);
+  return decode_alert(value);
+}
+
+std::vector<alert_record> storage::load_alerts() const {
+  std::vector<alert_record> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("A"); it->Valid() && it->key().starts_with("A"); it->Next())
+    out.push_back(decode_alert(it->value().ToString()));
+  return out;
+}
+
+uint64_t storage::last_alert_id() const {
+  return last_id(*db_, 'A');
+}
+
+std::vector<event> storage::read_events(uint64_t after, size_t limit) const {
+  std::vector<event> out;
+  auto durable = durable_event_id_.load();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(id_key('E', after + 1)); it->Valid() && out.size() < limit; it->Next()) {
+    auto k = it->key();
+    if (k.size() != 9 || k[0] != 'E' || read_be64(k.data() + 1) > durable)
+      break;
+    out.push_back(decode_event(it->value().ToString()));
+  }
+  return out;
+}
+
+bool storage::wait_for_events(uint64_t after, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> g(events_mtx_);
+  return events_cv_.wait_for(g, timeout, [&] {
+    return waiters_stopped_ || durable_event_id_.load() > after;
+  }) && durable_event_id_.load() > after;
+}
+
+void storage::stop_waiters() {
+  {
+    std::lock_guard<std::mutex> g(events_mtx_);
+    waiters_stopped_ = true;
+  }
+  events_cv_.notify_all();
+}
+
+uint64_t storage::load_cursor(const std::string& sink) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), "C" + sink, &value);
+  if (s.IsNotFound() || value.size() != 8)
+    return 0;
+  if (!s.ok())
+    fatal("cursor read", s);
+  return read_be64(value.data());
+}
+
+void storage::trim_events(uint64_t below) {
+  if (below <= 1)
+    return;
+  rocksdb::WriteBatch wb;
+  wb.DeleteRange(id_key('E', 0), id_key('E', below));
+  commit(std::move(wb), {});
 }
 
 uint64_t storage::int_property(const std::string& name) const {

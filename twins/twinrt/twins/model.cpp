@@ -123,6 +123,79 @@ const channel_spec& need_channel(const model& m, const toml::table& t,
   return i->second;
 }
 
+// [[alerts]]: threshold rules on any named value, with hysteresis and a hold
+// time; a kind that turns stale gets the built-in rule "stale" on data_age_s.
+void parse_alerts(model& m, const toml::table& doc) {
+  if (auto al = doc.get("alerts")) {
+    auto arr = al->as_array();
+    if (!arr)
+      refuse(*al, "'alerts' must be an array of tables ([[alerts]])");
+    for (auto&& e : *arr) {
+      auto t = e.as_table();
+      if (!t)
+        refuse(e, "each [[alerts]] entry must be a table");
+      only_keys(*t, {"name", "value", "above", "below", "clear_at", "for_s", "severity",
+                     "event", "message"},
+                "[[alerts]]");
+      alert_rule r;
+      r.name = need_string(*t, "name", e);
+      if (!valid_name(r.name))
+        refuse(e, "alert name '" + r.name + "' must be lower-case letters, digits and _");
+      for (auto& other : m.alerts)
+        if (other.name == r.name)
+          refuse(e, "alert '" + r.name + "' is declared twice");
+      r.value = need_string(*t, "value", e);
+      if (r.value.empty() || r.value.find_first_of(" \t\n") != std::string::npos)
+        refuse(*t->get("value"), "alert '" + r.name + "': 'value' must name a channel or derived value");
+      r.above = opt_number(*t, "above");
+      r.below = opt_number(*t, "below");
+      if (r.above.has_value() == r.below.has_value())
+        refuse(e, "alert '" + r.name + "' needs exactly one of 'above' and 'below'");
+      double threshold = r.above ? *r.above : *r.below;
+      r.clear_at = opt_number(*t, "clear_at").value_or(threshold);
+      if (r.above && r.clear_at > threshold)
+        refuse(*t->get("clear_at"), "alert '" + r.name + "': clear_at is above 'above'");
+      if (r.below && r.clear_at < threshold)
+        refuse(*t->get("clear_at"), "alert '" + r.name + "': clear_at is below 'below'");
+      if (auto f = opt_number(*t, "for_s")) {
+        if (*f < 0)
+          refuse(*t->get("for_s"), "alert '" + r.name + "': 'for_s' must not be negative");
+        r.hold_ms = static_cast<int64_t>(*f * 1000);
+      }
+      if (t->get("severity")) {
+        auto sv = need_string(*t, "severity", e);
+        auto parsed = parse_severity(sv);
+        if (!parsed)
+          refuse(*t->get("severity"), "alert '" + r.name + "': severity '" + sv
+                                        + "' is not info, warning or critical");
+        r.sev = *parsed;
+      }
+      if (t->get("event")) {
+        r.event = need_string(*t, "event", e);
+        if (r.event != "alert" && r.event != "prediction")
+          refuse(*t->get("event"), "alert '" + r.name + "': event '" + r.event
+                                     + "' is not alert or prediction");
+      }
+      if (t->get("message"))
+        r.message = need_string(*t, "message", e);
+      m.alerts.push_back(std::move(r));
+    }
+  }
+  bool has_stale = std::any_of(m.alerts.begin(), m.alerts.end(),
+                               [](const alert_rule& r) { return r.name == "stale"; });
+  if (m.stale_after_ms > 0 && !has_stale) {
+    alert_rule r;
+    r.name = "stale";
+    r.value = "data_age_s";
+    r.above = static_cast<double>(m.stale_after_ms) / 1000.0;
+    r.clear_at = *r.above;
+    r.sev = severity::warning;
+    r.message = "no data for longer than stale_after_s";
+    r.built_in = true;
+    m.alerts.push_back(std::move(r));
+  }
+}
+
 double positive(const toml::table& t, std::string_view key, double fallback) {
   auto v = opt_number(t, key);
   if (!v)
@@ -230,7 +303,7 @@ void parse_analytics(model& m, const toml::table& doc) {
 
 model parse_document(const toml::table& doc) {
   only_keys(doc, {"kind", "version", "description", "parents", "stale_after_s",
-                  "export_metrics", "channels", "health", "energy", "counts",
+                  "export_metrics", "channels", "health", "energy", "counts", "alerts",
                   "analytics", "low_stock"},
             "model");
   model m;
@@ -347,6 +420,7 @@ model parse_document(const toml::table& doc) {
       m.counts.push_back(std::move(r));
     }
   }
+  parse_alerts(m, doc);
   parse_analytics(m, doc);
   return m;
 }

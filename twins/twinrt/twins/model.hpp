@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "twinrt/twins/alerts.hpp"
 #include "twinrt/twins/analytics.hpp"
 
 namespace twinrt::twins {
@@ -42,7 +43,6 @@ struct count_rule {
   double equals = 0;
 };
 
-/// A twin kind, parsed from a versioned model file under schemas/models/.
 /// What a kind estimates (`[analytics]` and `[low_stock]` of its model).
 struct analytics_spec {
   std::vector<std::string> degradation_channels; // trended; thresholds from [[health]] alarms
@@ -58,6 +58,7 @@ struct analytics_spec {
   std::map<std::string, int64_t> low_stock; // SKU -> minimum units
 };
 
+/// A twin kind, parsed from a versioned model file under schemas/models/.
 struct model {
   std::string kind;
   uint32_t version = 0;
@@ -70,8 +71,9 @@ struct model {
   std::string power_channel;   // integrate kW into kWh
   std::string energy_channel;  // or take kWh from a counter
   std::vector<count_rule> counts;
-  std::string file_name;
+  std::vector<alert_rule> alerts; // [[alerts]], plus the built-in "stale" rule
   analytics_spec analytics;
+  std::string file_name;
   std::string text;
 
   /// The spec for a channel name as sent in a sample ("receipt/SKU-1" finds

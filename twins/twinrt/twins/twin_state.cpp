@@ -81,7 +81,7 @@ bool twin_state::operator==(const twin_state& o) const {
          && last_power_ms == o.last_power_ms && last_counter_kwh == o.last_counter_kwh
          && stock == o.stock && status == o.status && score == o.score
          && offline == o.offline
-         && last_data_ms == o.last_data_ms && own == o.own
+         && last_data_ms == o.last_data_ms && own == o.own && alerts == o.alerts
          && analytics == o.analytics;
 }
 

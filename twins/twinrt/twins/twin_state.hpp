@@ -40,6 +40,7 @@ struct twin_state {
   int64_t last_data_ms = 0;    // wall clock of the last accepted sample
   contribution own;            // what this twin hands its parent
   bool offline = false;        // set through offline_channel: health is stale
+  alert_tracks alerts;         // per alert rule: pending, raised, acknowledged
   analytics_state analytics;  // trends, baselines, derived values (analytics.hpp)
 
   bool operator==(const twin_state& o) const;

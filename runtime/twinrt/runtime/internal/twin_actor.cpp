@@ -6,8 +6,10 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "twinrt/runtime/events.hpp"
 #include "twinrt/runtime/internal/actors.hpp"
 #include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/twins/predicate.hpp"
 
 namespace twinrt::runtime::internal {
 
@@ -31,6 +33,8 @@ struct twin_actor_state {
   uint64_t published_version = 0; // last version handed to watchers
   uint64_t viewed_version = 0;    // version last compared with the view cache
   std::string viewed_parent;
+  twin_outbox outbox;               // events and alerts for the next write
+  int64_t alert_check_at = no_pending; // a delayed alert_atom is on its way for then
 
   static inline const char* name = "twin";
 
@@ -87,6 +91,7 @@ struct twin_actor_state {
 
   apply_reply apply(const apply_request& req) {
     model = ctx->model_of(meta.kind);
+    auto before = st.status;
     apply_reply r;
     r.number = meta.number;
     twins::sample_limits limits{ctx->cfg.future_skew_ms};
@@ -99,7 +104,10 @@ struct twin_actor_state {
         fold_needed = true;
       push_needed = true;
       schedule_flush();
+      run_alerts(before, req.now_ms);
       r.state_bytes = storage::encode_state(st);
+      r.out = std::move(outbox);
+      outbox = {};
     }
     r.model_version = model->version;
     r.last_data_ms = st.last_data_ms;
@@ -129,10 +137,97 @@ struct twin_actor_state {
     }
   }
 
-  void persist() {
-    self->send(ctx->shard_for(meta.id), persist_atom::value,
-               persist_msg{meta.id, meta.number, storage::encode_state(st),
-                           st.last_data_ms, st.status});
+  void persist(std::function<void()> durable = {}) {
+    persist_msg m{meta.id, meta.number, storage::encode_state(st), st.last_data_ms, st.status,
+                  std::move(outbox), std::move(durable)};
+    outbox = {};
+    self->send(ctx->shard_for(meta.id), persist_atom::value, std::move(m));
+  }
+
+  // -- alerts and events ---------------------------------------------------------
+
+  std::optional<double> value_named(std::string_view name, int64_t now) const {
+    if (name == "data_age_s")
+      return static_cast<double>(now - st.last_data_ms) / 1000.0;
+    return twins::value_of(st, name);
+  }
+
+  const twins::alert_rule* rule_named(std::string_view name) const {
+    for (auto& r : model->alerts)
+      if (r.name == name)
+        return &r;
+    return nullptr;
+  }
+
+  // After a change: notes a health transition and runs the alert rules,
+  // queueing events and alert records in the outbox. Returns true when the
+  // alert tracks changed.
+  bool run_alerts(twins::health_status before, int64_t now) {
+    if (st.status != before)
+      outbox.events.push_back(
+        make_health_event(meta.id, meta.kind, before, st.status, st.score, now));
+    auto old = st.alerts;
+    auto changes = twins::evaluate_alerts(
+      st.alerts, model->alerts, [&](std::string_view n) { return value_named(n, now); }, now,
+      [&] { return ctx->next_alert_id.fetch_add(1); });
+    for (auto& c : changes) {
+      bool raised = c.kind == twins::alert_transition::what::raised;
+      alert_record rec;
+      if (auto* rule = rule_named(c.rule)) {
+        rec = make_alert_record(meta.id, meta.kind, *rule, c.track,
+                                raised ? twins::alert_phase::raised : twins::alert_phase::idle);
+      } else if (auto stored = ctx->db->load_alert(c.track.alert_id)) {
+        rec = std::move(*stored); // its rule left the model
+        rec.state = twins::alert_phase::idle;
+      } else {
+        continue;
+      }
+      if (!raised)
+        rec.cleared_ms = now, rec.cleared_value = c.value;
+      ctx->probe->alert_changed(rec.sev, raised ? 1 : -1);
+      outbox.events.push_back(make_alert_event(rec, raised ? "raised" : "cleared", c.value, now));
+      outbox.alerts.push_back(std::move(rec));
+    }
+    schedule_alert_check(now);
+    return !(old == st.alerts);
+  }
+
+  // A rule waiting out its hold time is checked again when the hold ends,
+  // new data or not.
+  void schedule_alert_check(int64_t now) {
+    auto at = twins::next_alert_check(st.alerts, model->alerts);
+    if (at == std::numeric_limits<int64_t>::max() || at >= alert_check_at)
+      return;
+    alert_check_at = at;
+    self->delayed_send(self, std::chrono::milliseconds(std::max<int64_t>(0, at - now) + 1),
+                       alert_atom::value);
+  }
+
+  void check_alerts() {
+    alert_check_at = no_pending;
+    model = ctx->model_of(meta.kind);
+    if (run_alerts(st.status, now_ms()) || !outbox.empty()) {
+      ++st.version;
+      persist();
+    }
+  }
+
+  void acknowledge(uint64_t alert_id, const std::string& by, const std::string& note,
+                   const ack_done_ptr& done) {
+    auto now = now_ms();
+    model = ctx->model_of(meta.kind);
+    auto rule_name = twins::acknowledge_alert(st.alerts, alert_id, by, note, now);
+    const twins::alert_rule* rule = rule_name ? rule_named(*rule_name) : nullptr;
+    if (!rule)
+      return (*done)(make_error(errc::conflict, "alert " + std::to_string(alert_id)
+                                                   + " is not open on " + meta.id));
+    auto& t = st.alerts[*rule_name];
+    auto rec = make_alert_record(meta.id, meta.kind, *rule, t, twins::alert_phase::acknowledged);
+    outbox.events.push_back(make_alert_event(
+      rec, "acknowledged", value_named(rule->value, now).value_or(t.value), now));
+    outbox.alerts.push_back(rec);
+    ++st.version;
+    persist([done, rec] { (*done)(rec); });
   }
 
   void flush() {
@@ -141,7 +236,9 @@ struct twin_actor_state {
     if (fold_needed) {
       fold_needed = false;
       model = ctx->model_of(meta.kind);
+      auto before = st.status;
       if (twins::refold(st, *model, meta.id, children, now)) {
+        run_alerts(before, now);
         persist();
         push_needed = true;
       }
@@ -170,10 +267,12 @@ struct twin_actor_state {
   void apply_model() {
     model = ctx->model_of(meta.kind);
     auto before = st;
+    auto now = now_ms();
     twins::refresh_analytics(st, *model, nullptr); // new thresholds, rules, minimums
-    twins::evaluate_health(st, *model, now_ms());
+    twins::evaluate_health(st, *model, now);
     st.own = twins::own_contribution(st, *model, meta.id);
     st.model_version = model->version;
+    run_alerts(before.status, now);
     if (has_children())
       fold_needed = true;
     if (!(st == before)) {
@@ -186,14 +285,19 @@ struct twin_actor_state {
 
   void check_stale(int64_t now) {
     model = ctx->model_of(meta.kind);
+    auto before = st.status;
     if (twins::evaluate_health(st, *model, now)) {
       st.own = twins::own_contribution(st, *model, meta.id);
       ++st.version;
       if (has_children())
         fold_needed = true;
+      run_alerts(before, now);
       persist();
       push_needed = true;
       schedule_flush();
+    } else if (run_alerts(before, now)) {
+      ++st.version;
+      persist();
     }
   }
 
@@ -235,7 +339,8 @@ struct twin_actor_state {
   }
 
   passivate_reply passivate() {
-    if (flush_scheduled || fold_needed || push_needed || has_children())
+    if (flush_scheduled || fold_needed || push_needed || has_children()
+        || twins::any_pending(st.alerts))
       return {false, {}};
     ctx->probe->twin_passivated(meta.kind);
     self->quit();
@@ -279,6 +384,15 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
       self->state.sync_view();
     },
     [=](passivate_atom) { return self->state.passivate(); },
+    [=](alert_atom) {
+      self->state.check_alerts();
+      self->state.sync_view();
+    },
+    [=](ack_atom, uint64_t alert, const std::string& by, const std::string& note,
+        const ack_done_ptr& done) {
+      self->state.acknowledge(alert, by, note, done);
+      self->state.sync_view();
+    },
   };
 }
 
