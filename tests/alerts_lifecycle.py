@@ -7,6 +7,7 @@ step surviving a SIGKILL of the node.
 usage: alerts_lifecycle.py TWINRT TWINCTL"""
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +43,12 @@ stale_after_s = 1
 type = "gauge"
 min = 0
 max = 10
+
+[[alerts]]
+name = "high_level"
+value = "level"
+above = 8
+for_s = 1
 """
 
 
@@ -141,11 +148,24 @@ def main():
         check(len(gone) == 1 and gone[0]["state"] == "cleared"
               and "twin deleted" in gone[0]["note"], f"alert of a deleted twin: {gone}")
 
+        # A hold time (for_s) ends without new data: the twin raises it by itself.
+        node.ingest([sample("s1", "level", 9)])
+        check(not [a for a in node.ctl_json("alerts", "s1", "--state", "raised")
+                   if a["rule"] == "high_level"], "raised before its hold time")
+        deadline = time.time() + 15
+        high = []
+        while time.time() < deadline and not high:
+            high = [a for a in node.ctl_json("alerts", "s1", "--state", "raised")
+                    if a["rule"] == "high_level"]
+            time.sleep(0.2)
+        check(len(high) == 1 and high[0]["raised_value"] == 9, f"held alert: {high}")
+
         table = node.ctl("alerts").stdout
         check("ID" in table and "overheat" in table and "stale" in table, table)
         print(table)
     finally:
         node.stop()
+    shutil.rmtree(work, ignore_errors=True)  # kept when the test fails
     print("PASS")
 
 

@@ -14,6 +14,7 @@ usage: event_routing.py TWINRT TWINCTL [MOSQUITTO]"""
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -239,6 +240,7 @@ def main():
             r.stop()
         subscriber.terminate()
         broker.terminate()
+    shutil.rmtree(work, ignore_errors=True)  # kept when the test fails
     print("PASS")
 
 
