@@ -48,7 +48,7 @@ max = 10
 name = "high_level"
 value = "level"
 above = 8
-for_s = 1
+for_s = 3
 """
 
 
