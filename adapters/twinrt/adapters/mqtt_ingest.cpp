@@ -322,7 +322,7 @@ ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& setti
   auto p = std::make_unique<impl>(n, settings);
   if (settings.routes.empty())
     return runtime::make_error(runtime::errc::bad_request,
-                               "[mqtt] needs at least one [[mqtt.routes]] entry");
+                               "needs at least one [[mqtt.routes]] entry");
   for (auto& r : settings.routes) {
     route compiled;
     if (auto err = route::compile(r.topic, r.twin, compiled))
