@@ -17,6 +17,7 @@ namespace twinrt::adapters::sparkplug {
 namespace {
 
 constexpr size_t max_queued_messages = 1024; // beyond this, the MQTT thread waits
+constexpr size_t max_batch_messages = 256;   // messages whose samples go in one ingest
 constexpr size_t kept_refusals = 100;
 
 int64_t wall_ms() {
@@ -124,20 +125,32 @@ struct adapter::impl {
 
   // -- the worker --------------------------------------------------------------
 
+  // Takes what is queued (up to max_batch_messages), handles the messages in
+  // order, stores all their samples in one ingest, then acknowledges them;
+  // if the node failed to store them, they are not acknowledged and the
+  // broker delivers them again.
   void run() {
+    std::vector<mqtt::message> taken;
     for (;;) {
-      mqtt::message m;
+      taken.clear();
       {
         std::unique_lock<std::mutex> g(queue_mtx);
         queue_cv.wait(g, [&] { return stopping || !queue.empty(); });
         if (stopping)
           return;
-        m = std::move(queue.front());
-        queue.pop_front();
+        while (!queue.empty() && taken.size() < max_batch_messages) {
+          taken.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
         queue_cv.notify_all();
       }
-      bool durable = handle(m);
-      if (m.qos > 0) {
+      std::vector<twins::sample> batch;
+      for (auto& m : taken)
+        handle(m, batch);
+      bool durable = ingest(std::move(batch));
+      for (auto& m : taken) {
+        if (m.qos == 0)
+          continue;
         if (durable)
           client->ack(m.packet_id);
         else
@@ -146,23 +159,23 @@ struct adapter::impl {
     }
   }
 
-  // Returns false when the node failed to store what the message carries
-  // (then it is not acknowledged, and the broker delivers it again).
-  bool handle(const mqtt::message& m) {
+  // Appends the samples the message carries to `batch`; creates or moves the
+  // twins its births name at once.
+  void handle(const mqtt::message& m, std::vector<twins::sample>& batch) {
     count([](adapter_stats& s) { ++s.messages; });
     messages_total->fetch_add(1, std::memory_order_relaxed);
     auto t = parse_topic(m.topic);
     if (!t) {
       refuse(t.error());
-      return true;
+      return;
     }
     if (t->type == message_type::ncmd || t->type == message_type::dcmd
         || t->type == message_type::state)
-      return true; // commands (ours among them) and host states change no twin
+      return; // commands (ours among them) and host states change no twin
     auto p = decode(m.payload, m.topic, settings.max_payload_bytes);
     if (!p) {
       refuse(p.error());
-      return true;
+      return;
     }
     auto now = wall_ms();
     auto key = std::make_pair(t->group, t->edge_node);
@@ -178,7 +191,7 @@ struct adapter::impl {
       count([&](adapter_stats& st) { st.ignored_metrics += out.ignored; });
     if (out.rebirth)
       request_rebirth(*t, now);
-    return apply(*t, out, now);
+    apply(*t, out, now, batch);
   }
 
   void request_rebirth(const topic& t, int64_t now) {
@@ -237,8 +250,7 @@ struct adapter::impl {
     return static_cast<bool>(node.get(id));
   }
 
-  bool apply(const topic& t, const outcome& out, int64_t now) {
-    std::vector<twins::sample> batch;
+  void apply(const topic& t, const outcome& out, int64_t now, std::vector<twins::sample>& batch) {
     std::map<std::string, std::optional<twin_target>> targets; // device -> twin
     auto target_of = [&](const std::string& device) -> const std::optional<twin_target>& {
       auto i = targets.find(device);
@@ -293,9 +305,9 @@ struct adapter::impl {
       s.online_marks += online;
       s.offline_marks += offline;
     });
-    return ingest(std::move(batch));
   }
 
+  // False when the node could not store them.
   bool ingest(std::vector<twins::sample> batch) {
     size_t limit = std::max<size_t>(1, node.config().max_batch_samples);
     for (size_t from = 0; from < batch.size(); from += limit) {

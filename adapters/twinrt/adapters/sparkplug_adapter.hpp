@@ -53,9 +53,9 @@ struct adapter_stats {
 /// repeats the last value, is refused by the twin as a duplicate and counted
 /// as such; a value older than the last one applied for its channel is too.
 ///
-/// Messages are handled one at a time, in arrival order, on the adapter's own
-/// thread; a QoS 1 message is acknowledged once its samples are durable (or
-/// it was refused). Refused input is counted by reason, kept in
+/// Messages are handled in arrival order on the adapter's own thread; those
+/// queued together (up to 256) go to the node as one batch. A QoS 1 message
+/// is acknowledged once its samples are durable (or it was refused). Refused input is counted by reason, kept in
 /// recent_refusals() and given to the on_refusal callback; nothing of it
 /// reaches the node.
 class adapter {
