@@ -466,6 +466,17 @@ def runtime():
         ts("Running compactions",
            target(f"sum by (instance) (twinrt_rocksdb_running_compactions{{{INST}}})",
                   "{{instance}}"), "none"),
+        row("Alerts and events"),
+        ts("Open alerts by severity",
+           target(f"sum by (severity) (twinrt_alerts_active{{{INST}}})", "{{severity}}"),
+           "none", w=12,
+           description="Alerts raised or acknowledged and not yet cleared (twinctl alerts)."),
+        ts("Events per second",
+           target(f"sum by (instance) (rate(twinrt_events_total{{{INST}}}{ri}))", "{{instance}}"),
+           "cps", w=12,
+           description="Alerts raised, acknowledged, cleared and health changes written to the "
+                       "event log; per sink: twinrt_events_routed_total, "
+                       "twinrt_event_sink_lag_events."),
         row("Metrics"),
         ts("Asset series per scrape",
            target(f"twinrt_asset_series{{{INST}}}", "{{instance}}"), "none"),
