@@ -233,8 +233,9 @@ print(f"central history: {kept} of {total} samples after the rules, each once")
 EOF
 
 kill -TERM "$edge_pid"
-wait "$edge_pid"
+wait "$edge_pid" || fail "the edge exited $? on SIGTERM"
 edge_pid=""
+if grep -lE "runtime error|AddressSanitizer" "$dir"/*.log; then fail "a sanitizer report"; fi
 tail -n 3 "$dir/edge.log" | grep -q "0 dropped for the disk budget" || fail "the edge dropped samples"
 tail -n 3 "$dir/edge.log" | grep -q " 0 queued" || fail "the edge still holds samples"
 tail -n 3 "$dir/edge.log" | grep -q "(1 rejected)" || fail "the bad payload was not counted once"

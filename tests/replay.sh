@@ -304,4 +304,5 @@ for (twin, ch), pts in want.items():
 EOF2
 
 kill -0 "$node_pid" 2>/dev/null || fail "the node is gone"
+if grep -lE "runtime error|AddressSanitizer" "$dir"/*.log "$dir"/*.err; then fail "a sanitizer report"; fi
 echo "replay: ok ($lines lines, $samples samples; resumed run $rate)"
