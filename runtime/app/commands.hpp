@@ -38,6 +38,13 @@ struct bench_mqtt_options {
   bool keep = false;
 };
 
+struct bench_sparkplug_options {
+  runtime::node_config node;
+  int messages = 50'000; // DDATA messages of 4 metrics
+  int devices = 100;     // device twins the messages go to
+  bool keep = false;
+};
+
 struct bench_rpc_options {
   runtime::node_config node;
   double seconds = 3;
@@ -46,6 +53,7 @@ struct bench_rpc_options {
 int run_demo(const demo_options& opts);
 int run_bench_rpc(const bench_rpc_options& opts);
 int run_bench_mqtt(const bench_mqtt_options& opts);
+int run_bench_sparkplug(const bench_sparkplug_options& opts);
 int run_node(const runtime::node_config& cfg, double duration_s);
 int run_bench_ingest(const bench_options& opts);
 /// Replays a sample file into a node; exit code 0 when complete and clean, 1

@@ -132,6 +132,17 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 100'000));
   mqtt_cmd->add_flag("--keep", bench_mqtt.keep, "keep the data directories afterwards");
 
+  app::bench_sparkplug_options bench_spb;
+  node_flags bench_spb_flags;
+  auto spb_cmd = bench_cmd->add_subcommand(
+    "sparkplug", "Sparkplug B DDATA through a local Mosquitto, edge node to durable");
+  bench_spb_flags.add(spb_cmd, false);
+  spb_cmd->add_option("--messages", bench_spb.messages, "DDATA messages of 4 metrics (default 50000)")
+    ->check(CLI::Range(1, 10'000'000));
+  spb_cmd->add_option("--devices", bench_spb.devices, "device twins (default 100)")
+    ->check(CLI::Range(1, 100'000));
+  spb_cmd->add_flag("--keep", bench_spb.keep, "keep the data directories afterwards");
+
   adapters::replay_options replay;
   if (auto a = std::getenv("TWINRT_ADDRESS"))
     replay.address = a;
@@ -204,6 +215,11 @@ int main(int argc, char** argv) {
     if (!bench_mqtt_flags.apply(bench_mqtt.node))
       return 2;
     return app::run_bench_mqtt(bench_mqtt);
+  }
+  if (*spb_cmd) {
+    if (!bench_spb_flags.apply(bench_spb.node))
+      return 2;
+    return app::run_bench_sparkplug(bench_spb);
   }
   if (*rpc_cmd) {
     if (!bench_rpc_flags.apply(bench_rpc.node))
