@@ -59,6 +59,14 @@ int run_bench_ingest(const bench_options& opts);
 /// Replays a sample file into a node; exit code 0 when complete and clean, 1
 /// when lines were bad or refused, 3 when it stopped early (continue later).
 int run_replay(adapters::replay_options opts);
+
+struct bench_replay_options {
+  runtime::node_config node;
+  int machines = 100;
+  uint64_t samples = 1'000'000; // per file
+};
+/// Replays generated files into a node of its own and prints samples/s.
+int run_bench_replay(const bench_replay_options& opts);
 /// Runs edge mode from cfg.mqtt and cfg.edge until a signal or `duration_s`;
 /// prints the edge's counters every `report_every_s`.
 int run_edge(const runtime::node_config& cfg, double duration_s, double report_every_s);

@@ -143,6 +143,16 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 100'000));
   spb_cmd->add_flag("--keep", bench_spb.keep, "keep the data directories afterwards");
 
+  app::bench_replay_options bench_replay;
+  auto bench_replay_cmd = bench_cmd->add_subcommand(
+    "replay", "twinrt replay of generated CSV and JSON files into a node of its own over loopback RPC");
+  bench_replay_cmd->add_option("--threads", bench_replay.node.threads, "actor scheduler threads (default 2)");
+  bench_replay_cmd->add_option("--shards", bench_replay.node.shards, "twin shards on this node (default 4)");
+  bench_replay_cmd->add_option("--machines", bench_replay.machines, "machines in the files (default 100)")
+    ->check(CLI::Range(1, 100'000));
+  bench_replay_cmd->add_option("--samples", bench_replay.samples, "samples per file (default 1000000)")
+    ->check(CLI::Range(uint64_t{1'000}, uint64_t{100'000'000}));
+
   adapters::replay_options replay;
   if (auto a = std::getenv("TWINRT_ADDRESS"))
     replay.address = a;
@@ -209,6 +219,8 @@ int main(int argc, char** argv) {
     }
     return app::run_edge(cfg, edge_duration, edge_report);
   }
+  if (*bench_replay_cmd)
+    return app::run_bench_replay(bench_replay);
   if (*replay_cmd)
     return app::run_replay(replay);
   if (*mqtt_cmd) {

@@ -1,9 +1,17 @@
-// twinrt replay: backfills a node's history from a sample file over RPC.
+// twinrt replay: backfills a node's history from a sample file over RPC; and
+// twinrt bench replay, which measures it against a node of its own.
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
 #include <unistd.h>
 
 #include "commands.hpp"
+#include "twinrt/runtime/node.hpp"
 
 namespace twinrt::app {
 
@@ -32,6 +40,115 @@ int run_replay(adapters::replay_options opts) {
   if (!r.complete)
     return 3; // stopped by a signal; the next run continues
   return r.rejected + r.bad_lines + r.overtaken > 0 ? 1 : 0;
+}
+
+namespace {
+
+// `machines` machines, `steps` seconds of four channels each, two days old:
+// CSV or JSON lines. Returns the number of samples.
+uint64_t write_history(const std::string& path, bool json, int machines, int steps) {
+  std::ofstream out(path);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> v(1, 50);
+  auto t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count()
+            - 2 * 86'400'000LL;
+  const char* channels[] = {"power_kw", "temperature_c", "vibration_mm_s", "parts_total"};
+  uint64_t n = 0;
+  char buf[256];
+  for (int step = 0; step < steps; ++step)
+    for (int m = 0; m < machines; ++m)
+      for (int c = 0; c < 4; ++c) {
+        double value = c == 3 ? step : std::round(v(rng) * 1000) / 1000;
+        long long ts = t0 + step * 1000LL;
+        if (json)
+          std::snprintf(buf, sizeof(buf),
+                        "{\"twin\": \"bench/plant/line/m%05d\", \"channel\": \"%s\", \"ts\": %lld, "
+                        "\"value\": %g}\n",
+                        m, channels[c], ts, value);
+        else
+          std::snprintf(buf, sizeof(buf), "bench/plant/line/m%05d,%s,%lld,%g\n", m, channels[c], ts,
+                        value);
+        out << buf;
+        ++n;
+      }
+  return n;
+}
+
+} // namespace
+
+int run_bench_replay(const bench_replay_options& opts) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("twinrt-bench-replay-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto cfg = opts.node;
+  cfg.data_dir = (dir / "data").string();
+  cfg.rpc_address = "127.0.0.1:0";
+  cfg.rpc_tokens = {{"bench", "bench-secret", "write", ""}};
+  int rc = 0;
+  {
+    auto started = runtime::node::start(cfg);
+    if (!started) {
+      std::cerr << "bench: " << runtime::describe(started.error()) << "\n";
+      return 1;
+    }
+    auto& n = **started;
+    std::vector<runtime::twin_spec> twins{{"bench", "enterprise", ""},
+                                          {"bench/plant", "plant", "bench"},
+                                          {"bench/plant/line", "line", "bench/plant"}};
+    for (int m = 0; m < opts.machines; ++m) {
+      char id[64];
+      std::snprintf(id, sizeof(id), "bench/plant/line/m%05d", m);
+      twins.push_back({id, "machine", "bench/plant/line"});
+    }
+    if (auto err = n.create(twins)) {
+      std::cerr << "bench: " << runtime::describe(err) << "\n";
+      return 1;
+    }
+    int steps = static_cast<int>(opts.samples / (4 * static_cast<uint64_t>(opts.machines)));
+    std::printf("replay into a node over loopback RPC: %d machines, %d s of 4 channels each, "
+                "2 days old; sync_wal %s\n",
+                opts.machines, steps, cfg.sync_wal ? "on" : "off");
+    std::printf("  %-28s %10s %10s %12s\n", "file, batch x in flight", "samples", "seconds",
+                "samples/s");
+    struct run {
+      bool json;
+      size_t batch, inflight;
+    };
+    int run_no = 0;
+    for (auto r : {run{false, 5'000, 4}, run{false, 5'000, 1}, run{false, 20'000, 4},
+                   run{true, 5'000, 4}}) {
+      auto file = (dir / (r.json ? "history.jsonl" : "history.csv")).string();
+      if (!fs::exists(file))
+        write_history(file, r.json, opts.machines, steps);
+      adapters::replay_options o;
+      o.file = file;
+      o.address = n.rpc_address();
+      o.token = "bench-secret";
+      o.batch = r.batch;
+      o.inflight = r.inflight;
+      o.restart = true;
+      o.source = "bench-run-" + std::to_string(run_no++); // a new source applies the file again
+      o.report_every_s = 1e9;
+      auto rep = adapters::run_replay(o, stderr);
+      if (!rep.error.empty() || !rep.complete) {
+        std::cerr << "bench: replay failed: " << rep.error << "\n";
+        rc = 1;
+        break;
+      }
+      char what[64];
+      std::snprintf(what, sizeof(what), "%s, %zu x %zu", r.json ? "JSON" : "CSV", r.batch,
+                    r.inflight);
+      std::printf("  %-28s %10llu %10.2f %12.0f\n", what,
+                  static_cast<unsigned long long>(rep.sent_this_run), rep.seconds,
+                  rep.seconds > 0 ? static_cast<double>(rep.sent_this_run) / rep.seconds : 0);
+      std::fflush(stdout);
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return rc;
 }
 
 } // namespace twinrt::app
