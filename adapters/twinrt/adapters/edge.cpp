@@ -395,8 +395,10 @@ struct edge_node::impl {
       if (m.packet_id != 0)
         client->ack(m.packet_id);
     };
-    if (m.payload.size() > mqtt_cfg.max_payload_bytes)
-      return refuse("topic " + m.topic + ": payload of " + std::to_string(m.payload.size())
+    // A payload above the client's packet limit arrives empty, with its size.
+    auto bytes = m.dropped_bytes > 0 ? m.dropped_bytes : m.payload.size();
+    if (bytes > mqtt_cfg.max_payload_bytes)
+      return refuse("topic " + m.topic + ": payload of " + std::to_string(bytes)
                     + " bytes is above max_payload_bytes");
     auto twin = routes.twin_for(m.topic);
     if (!twin)
