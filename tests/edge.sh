@@ -85,6 +85,7 @@ cat > "$dir/edge.toml" <<EOF
 [mqtt]
 broker = "127.0.0.1:$mqtt_port"
 client_id = "edge-test"
+max_payload_bytes = 4096
 [[mqtt.routes]]
 topic = "plant/{machine}/telemetry"
 twin = "$line/{machine}"
@@ -181,10 +182,13 @@ python3 -c "import sys; sys.exit(0 if float(open('$dir/pub.end').read()) > $kill
 grep -q "central node" "$dir/edge.log" || fail "the edge never noticed the central node was gone"
 [ "${queued_at_kill:-0}" -gt 0 ] || fail "the edge was killed with an empty buffer ('$queued_at_kill')"
 
-# Bad input: a payload that is not JSON (refused by the edge), and a sample for a
-# twin the central node does not know (refused there); both are counted, neither
-# blocks what follows.
+# Bad input: a payload that is not JSON and one above max_payload_bytes (both
+# refused by the edge), and a sample for a twin the central node does not know
+# (refused there); each is counted and reported, none blocks what follows.
 mosquitto_pub -h 127.0.0.1 -p "$mqtt_port" -q 1 -t plant/m1/telemetry -m '{"ts": oops' \
+  || fail "mosquitto_pub"
+mosquitto_pub -h 127.0.0.1 -p "$mqtt_port" -q 1 -t plant/m2/telemetry \
+  -m "{\"ts\": 1, \"note_$(head -c 3000 /dev/zero | tr '\0' x)\": 1, \"x_$(head -c 3000 /dev/zero | tr '\0' y)\": 2}" \
   || fail "mosquitto_pub"
 mosquitto_pub -h 127.0.0.1 -p "$mqtt_port" -q 1 -t plant/m9/telemetry \
   -m "{\"ts\": $(( $(date +%s) * 1000 - 1000 )), \"temperature_c\": 50}" || fail "mosquitto_pub"
@@ -238,7 +242,9 @@ edge_pid=""
 if grep -lE "runtime error|AddressSanitizer" "$dir"/*.log; then fail "a sanitizer report"; fi
 tail -n 3 "$dir/edge.log" | grep -q "0 dropped for the disk budget" || fail "the edge dropped samples"
 tail -n 3 "$dir/edge.log" | grep -q " 0 queued" || fail "the edge still holds samples"
-tail -n 3 "$dir/edge.log" | grep -q "(1 rejected)" || fail "the bad payload was not counted once"
+tail -n 3 "$dir/edge.log" | grep -q "(2 rejected)" || fail "the bad and the oversized payload were not counted once each"
+grep -q "topic plant/m2/telemetry: payload of 6[0-9]* bytes is above max_payload_bytes" "$dir/edge.log" \
+  || fail "the oversized payload was not reported"
 tail -n 3 "$dir/edge.log" | grep -q "(1 refused by central," || fail "the unknown twin was not counted once"
 grep -q "topic plant/m1/telemetry" "$dir/edge.log" || fail "the bad payload was not reported with its topic"
 grep -q "no twin $line/m9" "$dir/edge.log" || fail "the central refusal was not reported"
