@@ -94,8 +94,7 @@ address = "0.0.0.0:9464"
 TEST_F(Config, ExampleFileStatesTheDefaults) {
   // twinrt.example.toml at the top of the source tree lists every key with
   // its default.
-  auto example = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".."
-                 / "twinrt.example.toml";
+  auto example = std::filesystem::path(TWINRT_SOURCE_DIR) / "twinrt.example.toml";
   ASSERT_TRUE(std::filesystem::exists(example)) << example;
   // Start from other values: a key the example leaves out keeps one of them.
   cfg.data_dir = "x";
