@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -31,7 +32,7 @@ constexpr uint32_t default_page = 100;
 constexpr uint32_t max_page = 1000;
 constexpr uint32_t max_history_points = 100'000;
 constexpr auto watcher_cutoff = 10 * kj::SECONDS;
-constexpr int watcher_send_buffer = 16 * 1024; // bytes; see accept_loop
+constexpr int stream_window = 32 * 1024; // bytes of Watcher.update in flight; see windowed_stream
 constexpr auto watcher_update_interval = 100 * kj::MILLISECONDS;
 
 // Errors reach the client as kj exceptions whose description is the whole
@@ -95,6 +96,52 @@ void fill_alert(rpc::Alert::Builder b, const alert_record& a) {
 }
 
 // Units of channels come from the twin's model in force.
+// A connection as TwoPartyVatNetwork sees it, except that it reports a
+// small send buffer. Cap'n Proto sizes the flow-control window of streaming
+// calls (Watcher.update) by SO_SNDBUF, which Linux grows to megabytes and
+// which would let a slow watcher fall minutes behind before the node
+// notices; reporting 32 KiB keeps it seconds behind, so coalescing and the
+// cut-off work. The real buffer keeps its size, so large answers (history,
+// query pages, ingest replies) go out at full speed.
+class windowed_stream final : public kj::AsyncIoStream {
+public:
+  explicit windowed_stream(kj::Own<kj::AsyncIoStream> inner) : inner_(kj::mv(inner)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
+    return inner_->tryRead(buffer, min_bytes, max_bytes);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return inner_->write(buffer, size);
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return inner_->write(pieces);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_->shutdownWrite(); }
+  void abortRead() override { inner_->abortRead(); }
+  void getsockopt(int level, int option, void* value, kj::uint* length) override {
+    if (level == SOL_SOCKET && option == SO_SNDBUF && *length >= sizeof(int)) {
+      int window = stream_window;
+      std::memcpy(value, &window, sizeof window);
+      *length = sizeof window;
+      return;
+    }
+    inner_->getsockopt(level, option, value, length);
+  }
+  void setsockopt(int level, int option, const void* value, kj::uint length) override {
+    inner_->setsockopt(level, option, value, length);
+  }
+  void getsockname(struct sockaddr* addr, kj::uint* length) override {
+    inner_->getsockname(addr, length);
+  }
+  void getpeername(struct sockaddr* addr, kj::uint* length) override {
+    inner_->getpeername(addr, length);
+  }
+
+private:
+  kj::Own<kj::AsyncIoStream> inner_;
+};
+
 class unit_map {
 public:
   explicit unit_map(node& n) : n_(n) {}
@@ -916,20 +963,9 @@ rpc_server::start(node& n, const std::string& address, std::vector<rpc_token> to
       capnp::TwoPartyServer server(kj::heap<gateway_impl>(std::move(tokens), shared));
       auto listener = io.provider->getNetwork().parseAddress(host, port).wait(ws)->listen();
       auto bound_port = listener->getPort();
-      // Streaming calls (Watcher.update) are flow-controlled by a window the
-      // size of the socket's send buffer. Linux grows that to megabytes,
-      // which would let a slow watcher fall minutes behind before the node
-      // notices; a small buffer keeps it seconds behind and lets coalescing
-      // and the cut-off work.
       std::function<kj::Promise<void>()> accept_loop = [&]() {
         return listener->accept().then([&](kj::Own<kj::AsyncIoStream>&& stream) {
-          int size = watcher_send_buffer;
-          KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-                        stream->setsockopt(SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-                      })) {
-            (void)e; // not a socket (cannot happen for TCP): keep the default
-          }
-          server.accept(kj::mv(stream));
+          server.accept(kj::heap<windowed_stream>(kj::mv(stream)));
           return accept_loop();
         });
       };
