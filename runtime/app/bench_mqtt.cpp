@@ -134,17 +134,9 @@ int run_bench_mqtt(const bench_mqtt_options& opts) {
   auto o = opts;
   o.machines = std::max(1, o.machines);
   o.samples_per_message = std::clamp(o.samples_per_message, 1, 64);
-  auto base = fs::temp_directory_path() / ("twinrt-bench-mqtt-" + std::to_string(::getpid()));
+  scratch_dir scratch("mqtt", o.keep);
+  const auto& base = scratch.path;
   fs::create_directories(base / "broker");
-  struct cleanup {
-    fs::path p;
-    bool keep;
-    ~cleanup() {
-      std::error_code ec;
-      if (!keep)
-        fs::remove_all(p, ec);
-    }
-  } clean{base, o.keep};
 
   mqtt::broker_options bo;
   bo.dir = (base / "broker").string();

@@ -149,8 +149,8 @@ void print_row(const std::string& what, const figures& f) {
 } // namespace
 
 int run_bench_rpc(const bench_rpc_options& opts) {
-  auto base = fs::temp_directory_path() / ("twinrt-bench-rpc-" + std::to_string(::getpid()));
-  fs::create_directories(base);
+  scratch_dir scratch("rpc");
+  const auto& base = scratch.path;
   auto cfg = opts.node;
   cfg.rpc_address = "127.0.0.1:0";
   cfg.rpc_tokens = {{"bench", "bench-secret", "read", ""}};
@@ -161,7 +161,6 @@ int run_bench_rpc(const bench_rpc_options& opts) {
   cfg.data_dir = (base / "uncached").string();
   cfg.rpc_read_cache = 0;
   auto uncached = cached ? measure_server(cfg, opts.seconds) : std::nullopt;
-  fs::remove_all(base);
   if (!cached || !uncached)
     return 1;
   std::printf("twinrt bench rpc: %zu twins, simulator ingesting every 100 ms, %.0f s per figure, "

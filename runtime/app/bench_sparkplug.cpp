@@ -55,17 +55,9 @@ spb::metric value(uint64_t alias, double v, int64_t ts, const char* name = nullp
 int run_bench_sparkplug(const bench_sparkplug_options& opts) {
   auto o = opts;
   o.devices = std::max(1, o.devices);
-  auto base_dir = fs::temp_directory_path() / ("twinrt-bench-sparkplug-" + std::to_string(::getpid()));
+  scratch_dir scratch("sparkplug", o.keep);
+  const auto& base_dir = scratch.path;
   fs::create_directories(base_dir / "broker");
-  struct cleanup {
-    fs::path p;
-    bool keep;
-    ~cleanup() {
-      std::error_code ec;
-      if (!keep)
-        fs::remove_all(p, ec);
-    }
-  } clean{base_dir, o.keep};
 
   mqtt::broker_options bo;
   bo.dir = (base_dir / "broker").string();

@@ -2,12 +2,38 @@
 
 // The subcommands of the twinrt binary.
 
+#include <filesystem>
 #include <string>
+#include <system_error>
+
+#include <unistd.h>
 
 #include "twinrt/adapters/replay.hpp"
 #include "twinrt/runtime/config.hpp"
 
 namespace twinrt::app {
+
+/// A fresh directory under the system's temporary directory for one
+/// benchmark run ("twinrt-bench-NAME-PID"), removed with everything in it
+/// when it goes out of scope, unless `keep`.
+struct scratch_dir {
+  explicit scratch_dir(const std::string& name, bool keep_it = false)
+    : path(std::filesystem::temp_directory_path()
+           / ("twinrt-bench-" + name + "-" + std::to_string(::getpid()))),
+      keep(keep_it) {
+    std::filesystem::create_directories(path);
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    if (!keep)
+      std::filesystem::remove_all(path, ec);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+
+  std::filesystem::path path;
+  bool keep;
+};
 
 struct demo_options {
   runtime::node_config node;

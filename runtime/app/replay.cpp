@@ -80,8 +80,8 @@ uint64_t write_history(const std::string& path, bool json, int machines, int ste
 
 int run_bench_replay(const bench_replay_options& opts) {
   namespace fs = std::filesystem;
-  auto dir = fs::temp_directory_path() / ("twinrt-bench-replay-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  scratch_dir scratch("replay");
+  const auto& dir = scratch.path;
   auto cfg = opts.node;
   cfg.data_dir = (dir / "data").string();
   cfg.rpc_address = "127.0.0.1:0";
@@ -146,8 +146,6 @@ int run_bench_replay(const bench_replay_options& opts) {
       std::fflush(stdout);
     }
   }
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   return rc;
 }
 

@@ -31,7 +31,8 @@ struct twin_actor_state {
   bool flush_scheduled = false;
   int64_t oldest_pending_ts = no_pending;
   uint64_t published_version = 0; // last version handed to watchers
-  uint64_t viewed_version = 0;    // version last compared with the view cache
+  bool viewed = false;            // a get put our view in the cache (it may since be evicted)
+  uint64_t viewed_version = 0;    // version of the cached view
   std::string viewed_parent;
   twin_outbox outbox;               // events and alerts for the next write
   int64_t alert_check_at = no_pending; // a delayed alert_atom is on its way for then
@@ -323,19 +324,21 @@ struct twin_actor_state {
     auto v = view();
     if (ctx->views.enabled()) {
       ctx->views.put(meta.id, std::make_shared<const twin_view>(v));
-      viewed_version = st.version, viewed_parent = meta.parent;
+      viewed = true, viewed_version = st.version, viewed_parent = meta.parent;
     }
     return v;
   }
 
   // Runs after every message: a changed twin replaces its cached view, if it
-  // has one.
+  // has one. A twin never read costs a flag test, not a lock.
   void sync_view() {
-    if (st.version == viewed_version && meta.parent == viewed_parent)
+    if (!viewed || (st.version == viewed_version && meta.parent == viewed_parent))
       return;
     viewed_version = st.version, viewed_parent = meta.parent;
     if (ctx->views.contains(meta.id))
       ctx->views.put(meta.id, std::make_shared<const twin_view>(view()));
+    else
+      viewed = false; // evicted: the next get puts it back
   }
 
   passivate_reply passivate() {
