@@ -117,7 +117,8 @@ struct Sample {
 struct Rejection {
   index @0 :UInt32;         # position in the submitted list
   reason @1 :Text;          # unknown_twin, unknown_channel, not_finite, out_of_range,
-                            # future_timestamp, duplicate_sequence, not_whole_units
+                            # future_timestamp, duplicate_sequence, not_whole_units,
+                            # invalid_name, bad_timestamp
   message @2 :Text;
 }
 
@@ -209,7 +210,11 @@ interface Writer {
 }
 
 interface Admin {
-  loadModels @0 (files :List(ModelFile)) -> (refused :List(Text));
+  loadModels @0 (files :List(ModelFile)) -> (refused :List(Text), warnings :List(Text));
+  # refused: "file:line: reason"; when there is one, no file is taken.
+  # warnings: what was taken but deserves a look, e.g. a new version whose
+  # narrower range leaves twins holding values outside it.
+  # ("machine v3: acme/plant-1/line-1/m1 temp_c = 130, outside [0, 120] C")
   struct ModelFile {
     name @0 :Text;
     text @1 :Text;

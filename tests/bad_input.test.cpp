@@ -11,6 +11,7 @@
 
 #include "support.hpp"
 #include "twinrt/schemas/builtin_models.hpp"
+#include "twinrt/twins/names.hpp"
 #include "twinrt/twins/twin_state.hpp"
 
 namespace twinrt {
@@ -344,7 +345,10 @@ TEST_F(BadInput, CreateRefusesAnInvalidId) {
                          line + "/press-2/", "/" + line, line + "/press-ü"}) {
     auto e = node->create({{id, "machine", line}});
     EXPECT_EQ(code_of(e), errc::bad_request) << "'" << id << "': " << describe(e);
-    EXPECT_NE(describe(e).find("'" + id + "'"), std::string::npos) << describe(e);
+    EXPECT_NE(describe(e).find(id.empty() ? std::string("twin id is empty")
+                                          : "'" + twins::printable(id) + "'"),
+              std::string::npos)
+      << describe(e);
   }
   EXPECT_EQ(ids(), before);
 }
@@ -432,7 +436,7 @@ TEST_F(BadInput, ReparentRefusesACycle) {
   auto refusals = node->reload_model_texts({{"area.toml", R"(kind = "area"
 version = 1
 parents = ["plant", "area"]
-)"}});
+)"}}).refused;
   ASSERT_TRUE(refusals.empty()) << refusals.front();
   auto a1 = plant + "/area-1";
   auto a2 = a1 + "/area-2";
@@ -495,7 +499,7 @@ TEST_F(BadInput, ReloadWithABrokenFileKeepsTheModelsInForce) {
   write_file(models.path() / "machine.toml", v2);
   write_file(models.path() / "press.toml", broken_model);
 
-  auto refusals = node->reload_models(models.str());
+  auto refusals = node->reload_models(models.str()).refused;
   ASSERT_EQ(refusals.size(), 1u);
   EXPECT_EQ(refusals[0], (models.path() / "press.toml").string() + broken_reason);
 
@@ -508,6 +512,143 @@ TEST_F(BadInput, ReloadWithABrokenFileKeepsTheModelsInForce) {
   ASSERT_TRUE(r);
   ASSERT_EQ(r->rejected.size(), 1u);
   EXPECT_EQ(r->rejected[0].reason, reject_reason::unknown_channel);
+}
+
+// -- found by an outside client: every refusal is answered, nothing is cut ----------
+
+TEST_F(BadInput, BatchWhoseOnlySampleHasAnEmptyTwinIdIsAnswered) {
+  // This batch once went unanswered and held its in-flight slot for ever:
+  // more of them than max_inflight_batches then stopped all ingest.
+  for (uint32_t i = 0; i < 2 * cfg.max_inflight_batches + 1; ++i) {
+    auto r = node->ingest({{"", "temperature_c", t0, 50, "", 0}});
+    ASSERT_TRUE(r) << "batch " << i << ": " << describe(r.error());
+    ASSERT_EQ(r->rejected.size(), 1u);
+    EXPECT_EQ(r->rejected[0].reason, reject_reason::invalid_name);
+    EXPECT_NE(r->rejected[0].message.find("twin id is empty"), std::string::npos)
+      << r->rejected[0].message;
+  }
+  accept_all({{machine, "temperature_c", t0, 50, "", 0}});
+}
+
+TEST_F(BadInput, EmptyTwinIdIsRefusedAlone) {
+  expect_refused_alone({{machine, "temperature_c", t0, 50, "", 0},
+                        {"", "temperature_c", t0 + 1, 51, "", 0},
+                        {warehouse, "power_kw", t0, 12, "", 0}},
+                       1, reject_reason::invalid_name, "twin id is empty");
+}
+
+TEST_F(BadInput, TwinIdWithANulByteIsRefusedNotCutAtTheNul) {
+  auto before = leaf_states();
+  auto evil = warehouse + std::string("\0evil", 5);
+  auto r = node->ingest({{evil, "receipt/SKU-1", t0, 5, "", 0}});
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_EQ(r->rejected.size(), 1u);
+  EXPECT_EQ(r->rejected[0].reason, reject_reason::invalid_name);
+  EXPECT_NE(r->rejected[0].message.find(warehouse + "\\x00evil"), std::string::npos)
+    << r->rejected[0].message;
+  EXPECT_EQ(r->accepted, 0u);
+  EXPECT_EQ(difference(leaf_states()[warehouse], before[warehouse]), "");
+  auto made = node->create({{evil, "machine", line}});
+  EXPECT_EQ(code_of(made), errc::bad_request);
+}
+
+TEST_F(BadInput, TwinIdsWithDotPartsAreNotCreated) {
+  auto before = ids();
+  for (std::string id : {"acme/./wh-9", "acme/../wh-9", "./acme", "acme/..", "acme/plant-1/."}) {
+    SCOPED_TRACE(id);
+    auto e = node->create({{id, "warehouse", enterprise}});
+    ASSERT_EQ(code_of(e), errc::bad_request) << describe(e);
+    EXPECT_NE(describe(e).find("part (parts are names, not paths)"), std::string::npos)
+      << describe(e);
+  }
+  EXPECT_EQ(ids(), before);
+  // A dot inside a part is a name like any other.
+  ASSERT_FALSE(node->create({{"acme/wh-1.5", "warehouse", enterprise}}));
+}
+
+TEST_F(BadInput, TimestampsNotAfterTheEpochAreRefusedAlone) {
+  int64_t k = 0;
+  for (int64_t ts : {int64_t{0}, int64_t{-5}, std::numeric_limits<int64_t>::min()}) {
+    SCOPED_TRACE(ts);
+    ++k;
+    // A receipt at ts -5 once changed the stock.
+    expect_refused_alone({{warehouse, "receipt/SKU-1", t0 + k, 5, "", 0},
+                          {warehouse, "receipt/SKU-1", ts, 7, "", 0},
+                          {machine, "temperature_c", t0 + k, 50, "", 0}},
+                         1, reject_reason::bad_timestamp, "is not after 1970-01-01");
+  }
+}
+
+TEST_F(BadInput, OversizedSkuIsRefusedAndNeverReachesARollup) {
+  auto before = leaf_states();
+  auto sku = std::string(1 << 20, 'S');
+  auto r = node->ingest({{warehouse, "receipt/" + sku, t0, 5, "", 0},
+                         {warehouse, "receipt/SKU-1", t0, 5, "", 0}});
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_EQ(r->rejected.size(), 1u);
+  auto& rej = r->rejected[0];
+  EXPECT_EQ(rej.index, 0u);
+  EXPECT_EQ(rej.reason, reject_reason::invalid_name);
+  EXPECT_NE(rej.message.find("SKU of 1048576 bytes is over the limit of 64"), std::string::npos)
+    << rej.message.substr(0, 300);
+  EXPECT_LT(rej.message.size(), 1000u) << "the answer must not carry the 1 MB name";
+  EXPECT_EQ(r->accepted, 1u);
+  auto wh = node->get(warehouse);
+  ASSERT_TRUE(wh);
+  EXPECT_EQ(wh->state.stock.count(sku), 0u);
+  EXPECT_EQ(wh->state.stock.at("SKU-1"), before[warehouse].stock["SKU-1"] + 5);
+  auto top = node->get(enterprise);
+  ASSERT_TRUE(top);
+  for (auto& [name, units] : top->state.stock)
+    EXPECT_LE(name.size(), twins::max_sku_bytes) << "a rollup holds an oversized SKU";
+}
+
+TEST_F(BadInput, OversizedTwinIdIsRefusedForItsLength) {
+  auto id = "acme/" + std::string(1 << 20, 'x');
+  auto r = node->ingest({{id, "temperature_c", t0, 50, "", 0}});
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_EQ(r->rejected.size(), 1u);
+  EXPECT_EQ(r->rejected[0].reason, reject_reason::invalid_name);
+  EXPECT_NE(r->rejected[0].message.find("twin id of 1048581 bytes is over the limit of 512"),
+            std::string::npos)
+    << r->rejected[0].message.substr(0, 300);
+  EXPECT_LT(r->rejected[0].message.size(), 1000u);
+  auto e = node->create({{id, "machine", line}});
+  ASSERT_EQ(code_of(e), errc::bad_request);
+  EXPECT_NE(describe(e).find("over the limit of 512"), std::string::npos);
+  EXPECT_EQ(describe(e).find("letters"), std::string::npos) << "names the wrong rule";
+}
+
+TEST_F(BadInput, OversizedChannelNameIsRefusedForItsLength) {
+  expect_refused_alone({{machine, "temperature_c", t0, 50, "", 0},
+                        {machine, std::string(65, 'c'), t0, 1, "", 0}},
+                       1, reject_reason::invalid_name, "channel name of 65 bytes is over the limit of 64");
+}
+
+TEST_F(BadInput, ModelThatNarrowsARangeBelowStoredValuesWarnsNamingTheTwins) {
+  accept_all({{machine, "temperature_c", t0, 95, "", 0}});
+  std::string text;
+  for (auto& m : schemas::builtin_models())
+    if (m.file_name == "machine.toml")
+      text = m.text;
+  auto bump = [&](const std::string& from, const std::string& to) {
+    auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  bump("version = 2\n", "version = 3\n");
+  bump("min = -40.0\nmax = 400.0\n", "min = -40.0\nmax = 80.0\n");
+  auto load = node->reload_model_texts({{"machine.toml", text}});
+  ASSERT_TRUE(load.refused.empty()) << load.refused.front();
+  ASSERT_EQ(load.warnings.size(), 1u);
+  EXPECT_EQ(load.warnings[0],
+            "machine v3: " + machine + " temperature_c = 95, outside [-40, 80] degC");
+  // The stored value stays; a new one beyond the range is refused.
+  EXPECT_EQ(node->get(machine)->state.channels.at("temperature_c").value, 95);
+  auto r = node->ingest({{machine, "temperature_c", t0 + 1, 90, "", 0}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->rejected.size(), 1u);
+  EXPECT_EQ(r->rejected[0].reason, reject_reason::out_of_range);
 }
 
 } // namespace

@@ -88,7 +88,7 @@ protected:
   }
 
   void load_v2() {
-    auto refusals = node->reload_model_texts({{"machine.toml", machine_v2()}});
+    auto refusals = node->reload_model_texts({{"machine.toml", machine_v2()}}).refused;
     ASSERT_TRUE(refusals.empty()) << refusals.front();
     ASSERT_EQ(machine_model()->version, 3u);
   }
@@ -208,7 +208,7 @@ TEST_F(ModelEvolution, ReloadFromADirectoryAppliesTheNewVersion) {
   ingest_ok({{machine, "vibration_mm_s", t0, 3.5, "", 0}});
   testing::temp_dir v2_dir{"model-evolution-v2"};
   std::ofstream(v2_dir.path() / "machine.toml") << machine_v2();
-  auto refusals = node->reload_models(v2_dir.str());
+  auto refusals = node->reload_models(v2_dir.str()).refused;
   ASSERT_TRUE(refusals.empty()) << refusals.front();
   EXPECT_EQ(machine_model()->version, 3u);
   EXPECT_TRUE(testing::eventually([&] { return status() == health_status::warning; }));
@@ -245,12 +245,12 @@ TEST_F(ModelEvolution, OlderVersionIsRefusedOnceANewerOneIsInForce) {
   ASSERT_NO_FATAL_FAILURE(load_v2());
   ASSERT_NO_FATAL_FAILURE(restart());
   auto v1 = builtin_text("machine.toml");
-  auto refusals = node->reload_model_texts({{"machine.toml", v1}});
+  auto refusals = node->reload_model_texts({{"machine.toml", v1}}).refused;
   ASSERT_EQ(refusals.size(), 1u);
   EXPECT_EQ(refusals[0].rfind("machine.toml:", 0), 0u) << refusals[0];
   EXPECT_NE(refusals[0].find("older than version 3"), std::string::npos) << refusals[0];
   // The same through the directory the node started with.
-  refusals = node->reload_models(models_dir.str());
+  refusals = node->reload_models(models_dir.str()).refused;
   ASSERT_EQ(refusals.size(), 1u);
   EXPECT_NE(refusals[0].find("older than version 3"), std::string::npos) << refusals[0];
   EXPECT_EQ(machine_model()->version, 3u);
@@ -260,7 +260,7 @@ TEST_F(ModelEvolution, OlderVersionIsRefusedOnceANewerOneIsInForce) {
 TEST_F(ModelEvolution, SameVersionWithOtherTextIsRefused) {
   auto text = builtin_text("machine.toml");
   replace_once(text, "warning_above = 4.5\n", "warning_above = 3.0\n");
-  auto refusals = node->reload_model_texts({{"machine.toml", text}});
+  auto refusals = node->reload_model_texts({{"machine.toml", text}}).refused;
   ASSERT_EQ(refusals.size(), 1u);
   EXPECT_NE(refusals[0].find("without a new version number"), std::string::npos)
     << refusals[0];

@@ -637,6 +637,70 @@ TEST_F(Rpc, IngestNamesTheRefusedSampleAndKeepsTheRest) {
   EXPECT_EQ(channel_of(get(r, press2).getTwin(), "vibration_mm_s"), 3.5);
 }
 
+// Found by an outside client: a batch whose only sample had the twin id ""
+// went unanswered and kept its in-flight slot after its client left; after
+// max_inflight_batches of them every ingest was refused until a restart.
+TEST_F(Rpc, BatchesOfOnlyBadIdsAreAnsweredEvenWhenTheirClientsLeave) {
+  auto address = node_->rpc_address();
+  for (int i = 0; i < 40; ++i) {
+    // A client that sends and goes away without waiting for the answer.
+    capnp::EzRpcClient gone(address);
+    auto req = gone.getMain<rpc::Gateway>().loginRequest();
+    req.setToken(writer_token.secret);
+    auto w = req.send().wait(gone.getWaitScope()).getSession().getWriter();
+    auto batch = w.ingestRequest();
+    batch.initSamples(1)[0].setTwin("");
+    auto pending = batch.send();
+    gone.getIoProvider().getTimer().afterDelay(1 * kj::MILLISECONDS).wait(gone.getWaitScope());
+  }
+  auto w = login(writer_token).writer;
+  auto ts = twinrt::testing::now_ms() - 500;
+  for (int i = 0; i < 40; ++i) {
+    auto res = ingest(w, {{"", "vibration_mm_s", ts, 2.5}});
+    ASSERT_EQ(res.getRejected().size(), 1u);
+    EXPECT_EQ(text(res.getRejected()[0].getReason()), "invalid_name");
+    EXPECT_NE(text(res.getRejected()[0].getMessage()).find("twin id is empty"), std::string::npos);
+  }
+  auto res = ingest(w, {{press1, "vibration_mm_s", ts, 2.5}});
+  EXPECT_EQ(res.getAccepted(), 1u);
+}
+
+// A twin id with a NUL byte was cut at the NUL: ingest into "acme/wh-1\0evil"
+// changed acme/wh-1.
+TEST_F(Rpc, TwinIdWithANulByteIsRefusedNotCut) {
+  auto w = login(writer_token).writer;
+  auto r = login(viewer_token).reader;
+  auto ts = twinrt::testing::now_ms() - 500;
+  ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", ts, 2.5}}).getAccepted(), 1u);
+  auto evil = press1 + std::string("\0evil", 5);
+  auto req = w.ingestRequest();
+  auto s = req.initSamples(1)[0];
+  s.setTwin(capnp::Text::Reader(evil.data(), evil.size()));
+  s.setChannel("vibration_mm_s");
+  s.setTimestampMs(ts + 1);
+  s.setValue(6.5);
+  auto res = req.send().wait(ws());
+  EXPECT_EQ(res.getAccepted(), 0u);
+  ASSERT_EQ(res.getRejected().size(), 1u);
+  EXPECT_EQ(text(res.getRejected()[0].getReason()), "invalid_name");
+  EXPECT_NE(text(res.getRejected()[0].getMessage()).find("\\x00evil"), std::string::npos)
+    << text(res.getRejected()[0].getMessage());
+  EXPECT_EQ(channel_of(get(r, press1).getTwin(), "vibration_mm_s"), 2.5);
+}
+
+TEST_F(Rpc, TimestampsNotAfterTheEpochAreRefused) {
+  auto w = login(writer_token).writer;
+  auto res = ingest(w, {{"acme/warehouse-1", "receipt/SKU-1", 0, 5},
+                        {"acme/warehouse-1", "receipt/SKU-1", -5, 5},
+                        {"acme/warehouse-1", "receipt/SKU-1", std::numeric_limits<int64_t>::min(), 5}});
+  EXPECT_EQ(res.getAccepted(), 0u);
+  ASSERT_EQ(res.getRejected().size(), 3u);
+  for (auto rej : res.getRejected())
+    EXPECT_EQ(text(rej.getReason()), "bad_timestamp") << text(rej.getMessage());
+  auto r = login(viewer_token).reader;
+  EXPECT_EQ(get(r, "acme/warehouse-1").getTwin().getStock().size(), 0u);
+}
+
 // A get is answered from the node's read cache once the twin was read; the
 // cache must never lag behind an acknowledged write, a passivation or a move.
 TEST_F(Rpc, GetAfterAnAcknowledgedIngestAlwaysSeesIt) {

@@ -1,4 +1,5 @@
 #include "twinrt/adapters/mqtt_json.hpp"
+#include "twinrt/adapters/strict_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -185,14 +186,10 @@ std::optional<payload_refusal> parse_json_payload(std::string_view topic, std::s
   auto refuse = [&](payload_error e, const std::string& what) {
     return payload_refusal{e, "topic " + std::string(topic) + ": " + what};
   };
-  json doc;
-  try {
-    doc = json::parse(payload.begin(), payload.end());
-  } catch (const json::exception& e) {
-    // A syntax error (parse_error) or a number beyond a double (out_of_range, "1e999").
-    // The library reports the byte and what it expected; keep that, it names the input.
-    return refuse(payload_error::invalid_json, std::string("invalid JSON: ") + e.what());
-  }
+  auto parsed = parse_strict_json<json>(payload);
+  if (!parsed.refusal.empty())
+    return refuse(payload_error::invalid_json, parsed.refusal);
+  auto& doc = parsed.doc;
   std::vector<twins::sample> samples;
   auto one = [&](const json& obj, const std::string& at) -> std::optional<payload_refusal> {
     if (!obj.is_object())
@@ -206,10 +203,11 @@ std::optional<payload_refusal> parse_json_payload(std::string_view topic, std::s
           return refuse(payload_error::wrong_type,
                         at + "'" + key + "' is " + (v.is_number() ? "a fraction" : type_name(v))
                           + ", expected whole milliseconds since 1970");
-        if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(max_ts_ms)
-                                   : (v.get<int64_t>() < 0 || v.get<int64_t>() > max_ts_ms))
+        if (v.is_number_unsigned() ? (v.get<uint64_t>() == 0
+                                      || v.get<uint64_t>() > static_cast<uint64_t>(max_ts_ms))
+                                   : (v.get<int64_t>() <= 0 || v.get<int64_t>() > max_ts_ms))
           return refuse(payload_error::bad_timestamp,
-                        at + "'" + key + "' " + v.dump() + " is outside 0 .. " + std::to_string(max_ts_ms));
+                        at + "'" + key + "' " + v.dump() + " is outside 1 .. " + std::to_string(max_ts_ms));
         ts = v.get<int64_t>();
       } else if (key == "seq") {
         if (!v.is_number_integer())

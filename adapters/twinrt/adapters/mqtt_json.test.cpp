@@ -123,6 +123,8 @@ TEST(MqttJson, EachMalformedPayloadIsRefusedWithItsReasonAndNothingIsAdded) {
     {R"({"ts": "yesterday", "x": 1})", payload_error::wrong_type, "'ts' is a string"},
     {R"({"ts": 1.5, "x": 1})", payload_error::wrong_type, "'ts' is a fraction"},
     {R"({"ts": -1, "x": 1})", payload_error::bad_timestamp, "outside"},
+    {R"({"ts": 0, "x": 1})", payload_error::bad_timestamp, "outside"},
+    {R"({"x": 1, "x": 2})", payload_error::invalid_json, "key \"x\" appears twice"},
     {R"({"ts": 99999999999999999, "x": 1})", payload_error::bad_timestamp, "outside"},
     {R"({"seq": 0, "x": 1})", payload_error::bad_seq, "outside"},
     {R"({"seq": -3, "x": 1})", payload_error::bad_seq, "not positive"},

@@ -1,4 +1,5 @@
 #include "twinrt/adapters/sample_file.hpp"
+#include "twinrt/adapters/strict_json.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -32,9 +33,10 @@ bool real(std::string_view s, double& out) {
 }
 
 sample_line parse_json(std::string_view line, int64_t now_ms) {
-  auto j = json::parse(line.begin(), line.end(), nullptr, false);
-  if (j.is_discarded())
-    return bad("not valid JSON");
+  auto parsed = parse_strict_json(line);
+  if (!parsed.refusal.empty())
+    return bad(parsed.refusal);
+  auto& j = parsed.doc;
   if (!j.is_object())
     return bad("a JSON line must be an object");
   sample_line out;

@@ -37,7 +37,7 @@ const family_spec specs[] = {
    "Samples accepted and stored durably."},
   {"twinrt_samples_rejected_total", MetricType::Counter,
    "Samples refused, by reason (unknown_twin, unknown_channel, not_finite, out_of_range, "
-   "future_timestamp, duplicate_sequence, not_whole_units)."},
+   "future_timestamp, bad_timestamp, duplicate_sequence, not_whole_units, invalid_name)."},
   {"twinrt_ingest_batch_duration_seconds", MetricType::Histogram,
    "Time from a batch entering the ingest gate to its acknowledgement, once its samples are "
    "durable."},

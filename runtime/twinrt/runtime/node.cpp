@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <thread>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 #include "twinrt/runtime/metrics.hpp"
 #include "twinrt/runtime/rpc_server.hpp"
 #include "twinrt/schemas/builtin_models.hpp"
+#include "twinrt/twins/names.hpp"
 
 namespace twinrt::runtime {
 
@@ -60,21 +62,6 @@ std::string describe(const caf::error& e) {
   return caf::to_string(e);
 }
 
-namespace {
-
-bool valid_id(const std::string& id) {
-  if (id.empty() || id.size() > 512 || id.front() == '/' || id.back() == '/')
-    return false;
-  if (id.find("//") != std::string::npos)
-    return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-           || c == '-' || c == '_' || c == '/' || c == '.';
-  });
-}
-
-} // namespace
-
 struct node::impl {
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -85,6 +72,7 @@ struct node::impl {
   std::unique_ptr<metrics_server> metrics; // reset first: it reads the node
   std::unique_ptr<rpc_server> rpc;         // likewise: it calls the node
   std::unique_ptr<event_router> router;    // reads storage: stops before it closes
+  std::vector<std::string> changed_at_start; // kinds whose version the start changed
 
   ~impl() {
     metrics.reset();
@@ -105,12 +93,13 @@ struct node::impl {
     }
   }
 
-  std::vector<std::string> take_models(const twins::model_files& files, bool at_start) {
-    std::vector<std::string> errors;
+  model_load take_models(const twins::model_files& files, bool at_start) {
+    model_load out;
+    auto& errors = out.refused;
     for (auto& e : files.errors)
       errors.push_back(e.to_string());
     if (!errors.empty())
-      return errors; // all or nothing
+      return out; // all or nothing
     std::vector<std::string> changed;
     rocksdb::WriteBatch wb;
     {
@@ -135,7 +124,33 @@ struct node::impl {
     for (auto& kind : changed)
       for (auto& s : ctx->shards)
         caf::anon_send(s, model_atom::value, kind);
-    return errors;
+    if (at_start) {
+      changed_at_start = std::move(changed); // the catalog is not loaded yet
+    } else {
+      for (auto& kind : changed)
+        warn_out_of_range(kind, out.warnings);
+      for (auto& w : out.warnings)
+        std::fprintf(stderr, "twinrt: model warning: %s\n", w.c_str());
+    }
+    return out;
+  }
+
+  // Twins of `kind` whose stored latest values the model now in force would
+  // refuse: the new version narrowed a range below what they hold.
+  void warn_out_of_range(const std::string& kind, std::vector<std::string>& warnings) {
+    auto model = ctx->model_of(kind);
+    if (!model)
+      return;
+    for (auto& meta : ctx->cat.all()) {
+      if (meta.kind != kind)
+        continue;
+      auto st = ctx->db->load_state(meta.number);
+      if (!st)
+        continue;
+      for (auto& what : twins::values_outside(*st, *model))
+        warnings.push_back(kind + " v" + std::to_string(model->version) + ": " + meta.id + " "
+                           + what);
+    }
   }
 
   // Brings every parent's stored contribution up to date with its children's
@@ -253,7 +268,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   } else {
     files = twins::load_model_dir(cfg.models_dir);
   }
-  auto errors = p->take_models(files, true);
+  auto errors = p->take_models(files, true).refused;
   if (!errors.empty()) {
     std::string all;
     for (auto& e : errors)
@@ -261,6 +276,13 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
     return make_error(errc::bad_model, all);
   }
   ctx.cat.load(ctx.db->load_metas());
+  {
+    std::vector<std::string> warnings;
+    for (auto& kind : p->changed_at_start)
+      p->warn_out_of_range(kind, warnings);
+    for (auto& w : warnings)
+      std::fprintf(stderr, "twinrt: model warning: %s\n", w.c_str());
+  }
   ctx.next_alert_id = ctx.db->last_alert_id() + 1;
   for (auto& a : ctx.db->load_alerts())
     if (a.state != twins::alert_phase::idle)
@@ -308,10 +330,8 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
   auto& ctx = *impl_->ctx;
   std::unordered_map<std::string, std::string> new_kinds; // id -> kind
   for (auto& s : specs) {
-    if (!valid_id(s.id))
-      return make_error(errc::bad_request,
-                        "twin id '" + s.id
-                          + "' must be letters, digits, - _ . and / between parts");
+    if (auto why = twins::twin_id_refusal(s.id))
+      return make_error(errc::bad_request, std::move(*why));
     if (ctx.cat.contains(s.id) || new_kinds.count(s.id))
       return make_error(errc::conflict, "twin " + s.id + " already exists");
     auto model = ctx.model_of(s.kind);
@@ -548,11 +568,11 @@ std::shared_ptr<change_subscription> node::watch(const std::string& subtree) {
   return impl_->ctx->feed.subscribe(subtree);
 }
 
-std::vector<std::string> node::reload_models(const std::string& dir) {
+model_load node::reload_models(const std::string& dir) {
   return impl_->take_models(twins::load_model_dir(dir), false);
 }
 
-std::vector<std::string>
+model_load
 node::reload_model_texts(const std::vector<std::pair<std::string, std::string>>& files) {
   return impl_->take_models(twins::load_model_texts(files), false);
 }

@@ -36,6 +36,12 @@ struct twin_view {
   bool active = false; // was in memory when asked
 };
 
+/// What loading model files did.
+struct model_load {
+  std::vector<std::string> refused;  // "file:line: reason"; none taken when any
+  std::vector<std::string> warnings; // "machine v3: acme/m1 temp_c = 130, outside [0, 120] C"
+};
+
 /// A twin to create.
 struct twin_spec {
   std::string id;
@@ -117,10 +123,11 @@ public:
 
   /// Loads new model versions (from a directory, or from file texts). Live
   /// twins of a changed kind apply the new version at once. Returns the
-  /// refusals (file:line: reason); an empty list means all were taken.
-  std::vector<std::string> reload_models(const std::string& dir);
-  std::vector<std::string>
-  reload_model_texts(const std::vector<std::pair<std::string, std::string>>& files);
+  /// refusals (file:line: reason; nothing is taken when there is one) and
+  /// the warnings about what was taken (twins holding values outside a
+  /// range the new version narrowed).
+  model_load reload_models(const std::string& dir);
+  model_load reload_model_texts(const std::vector<std::pair<std::string, std::string>>& files);
 
   /// The models in force.
   std::vector<twins::model_set::model_ptr> models() const;

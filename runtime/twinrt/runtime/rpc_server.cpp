@@ -862,11 +862,15 @@ public:
     for (auto f : ctx.getParams().getFiles())
       files.emplace_back(text(f.getName()), text(f.getText()));
     return shared_.pool
-      .run<std::vector<std::string>>([&n = shared_.n, files] { return n.reload_model_texts(files); })
-      .then([ctx](std::vector<std::string> refused) mutable {
-        auto list = ctx.getResults().initRefused(static_cast<unsigned>(refused.size()));
-        for (unsigned i = 0; i < refused.size(); ++i)
-          list.set(i, refused[i]);
+      .run<model_load>([&n = shared_.n, files] { return n.reload_model_texts(files); })
+      .then([ctx](model_load load) mutable {
+        auto res = ctx.getResults();
+        auto refused = res.initRefused(static_cast<unsigned>(load.refused.size()));
+        for (unsigned i = 0; i < load.refused.size(); ++i)
+          refused.set(i, load.refused[i]);
+        auto warnings = res.initWarnings(static_cast<unsigned>(load.warnings.size()));
+        for (unsigned i = 0; i < load.warnings.size(); ++i)
+          warnings.set(i, load.warnings[i]);
       });
   }
 

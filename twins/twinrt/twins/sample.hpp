@@ -38,9 +38,11 @@ enum class reject_reason : uint8_t {
   future_timestamp,
   duplicate_sequence,
   not_whole_units,
+  invalid_name,  // twin id, channel or SKU of the wrong form or length (twins/names.hpp)
+  bad_timestamp, // not after the Unix epoch (0, negative)
 };
 
-inline constexpr int reject_reason_count = 7;
+inline constexpr int reject_reason_count = 9;
 
 /// Stable snake_case name, used as the metric label and in JSON.
 const char* to_string(reject_reason reason);

@@ -1,5 +1,7 @@
 #include "twinrt/twins/twin_state.hpp"
 
+#include "twinrt/twins/names.hpp"
+
 #include <cmath>
 #include <sstream>
 
@@ -13,7 +15,7 @@ constexpr int64_t max_integration_gap_ms = 5 * 60 * 1000;
 
 std::string describe(std::string_view twin, const sample& s, uint32_t index) {
   std::ostringstream os;
-  os << "sample " << index << " for " << twin << '.' << s.channel << ": ";
+  os << "sample " << index << " for " << printable(twin) << '.' << printable(s.channel) << ": ";
   return os.str();
 }
 
@@ -69,6 +71,10 @@ const char* to_string(reject_reason reason) {
       return "duplicate_sequence";
     case reject_reason::not_whole_units:
       return "not_whole_units";
+    case reject_reason::invalid_name:
+      return "invalid_name";
+    case reject_reason::bad_timestamp:
+      return "bad_timestamp";
   }
   return "unknown";
 }
@@ -85,6 +91,20 @@ bool twin_state::operator==(const twin_state& o) const {
          && analytics == o.analytics;
 }
 
+std::vector<std::string> values_outside(const twin_state& state, const model& m) {
+  std::vector<std::string> out;
+  for (auto& [channel, latest] : state.channels) {
+    auto spec = m.find_channel(channel, nullptr);
+    if (spec == nullptr || spec->type == channel_type::movement)
+      continue;
+    if (latest.value < spec->min || latest.value > spec->max)
+      out.push_back(channel + " = " + number(latest.value) + ", outside [" + number(spec->min)
+                    + ", " + number(spec->max) + "]" + (spec->unit.empty() ? "" : " ")
+                    + spec->unit);
+  }
+  return out;
+}
+
 std::vector<rejection> apply_samples(twin_state& st, const model& m,
                                      std::string_view twin_id,
                                      const std::vector<sample>& batch,
@@ -98,6 +118,16 @@ std::vector<rejection> apply_samples(twin_state& st, const model& m,
   bool changed = false;
   for (auto i : indices) {
     const sample& s = batch[i];
+    if (auto why = channel_refusal(s.channel)) {
+      refuse(i, reject_reason::invalid_name, std::move(*why));
+      continue;
+    }
+    if (s.ts_ms <= 0) {
+      refuse(i, reject_reason::bad_timestamp,
+             "timestamp " + std::to_string(s.ts_ms)
+               + " is not after 1970-01-01 (milliseconds since the Unix epoch)");
+      continue;
+    }
     if (s.channel == offline_channel) {
       if (s.value != 0 && s.value != 1) {
         refuse(i, reject_reason::out_of_range,

@@ -63,6 +63,12 @@ std::vector<rejection> apply_samples(twin_state& state, const model& m,
                                      int64_t now_ms, const sample_limits& limits,
                                      std::vector<uint32_t>& applied);
 
+/// The latest values of `state` that model `m` would refuse as samples
+/// (outside a channel's range), each as "channel = value, outside [min, max]
+/// unit". Used to warn when a new model version narrows a range below what
+/// twins already hold; channels the model no longer has are not listed.
+std::vector<std::string> values_outside(const twin_state& state, const model& m);
+
 /// Status from the model's rules on the latest values, or stale when the last
 /// data is older than the model's stale_after. Updates status and score;
 /// returns true when the status changed.

@@ -365,11 +365,23 @@ TEST_F(TwinState, OutOfOrderSampleIsAcceptedButDoesNotMoveTheLatestValue) {
 }
 
 TEST_F(TwinState, FirstSampleIsTheLatestValueHoweverOldItsTimestamp) {
-  // Regression: the first sample of a channel stamped before the epoch left
-  // an invented value 0 behind, which the battery rule read as an alarm.
-  accept(vehicle, {at("battery_pct", 80, -5000)});
-  EXPECT_EQ(st.channels.at("battery_pct"), (channel_value{80, -5000}));
+  // Regression: the first sample of a channel stamped long ago left an
+  // invented value 0 behind, which the battery rule read as an alarm.
+  accept(vehicle, {at("battery_pct", 80, 5000)});
+  EXPECT_EQ(st.channels.at("battery_pct"), (channel_value{80, 5000}));
   EXPECT_EQ(st.status, health_status::ok);
+}
+
+TEST_F(TwinState, TimestampsNotAfterTheEpochAreRefusedAndChangeNothing) {
+  accept(machine, {at("temperature_c", 70, noon)});
+  auto before = st;
+  for (int64_t ts : {int64_t{0}, int64_t{-5000}, std::numeric_limits<int64_t>::min()}) {
+    auto refused = apply(machine, {at("temperature_c", 75, ts)}, noon);
+    ASSERT_EQ(refused.size(), 1u);
+    EXPECT_EQ(refused[0].reason, reject_reason::bad_timestamp);
+    EXPECT_NE(refused[0].message.find("is not after 1970-01-01"), std::string::npos);
+  }
+  EXPECT_TRUE(st == before);
 }
 
 TEST_F(TwinState, EachBatchThatChangesTheTwinBumpsTheVersionOnce) {

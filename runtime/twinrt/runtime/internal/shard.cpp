@@ -10,12 +10,16 @@
 
 #include "twinrt/runtime/internal/actors.hpp"
 #include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/twins/names.hpp"
 
 namespace twinrt::runtime::internal {
 
 namespace {
 
 using twin_task = std::function<void(const caf::actor&)>;
+// Called instead of a task when its twin turns out not to exist, so that a
+// caller who owes an answer gives one.
+using missing_task = std::function<void()>;
 
 struct shard_state {
   caf::stateful_actor<shard_state>* self = nullptr;
@@ -26,7 +30,8 @@ struct shard_state {
     caf::actor actor;
     int64_t last_used_ms = 0;
     bool passivating = false;
-    std::vector<twin_task> waiting; // held while a passivation is answered
+    // Held while a passivation is answered.
+    std::vector<std::pair<twin_task, missing_task>> waiting;
   };
   std::unordered_map<std::string, active_entry> active;
 
@@ -69,19 +74,26 @@ struct shard_state {
 
   // -- routing -----------------------------------------------------------------
 
-  void route(const std::string& id, twin_task task) {
+  // Runs `task` with the twin's actor, activating it if needed (or queues it
+  // behind a passivation). Returns false, without running the task, when the
+  // twin does not exist (deleted meanwhile): a caller that owes an answer
+  // must give it then.
+  bool route(const std::string& id, twin_task task, missing_task missing = nullptr) {
     auto i = active.find(id);
     if (i != active.end()) {
       i->second.last_used_ms = now_ms();
       if (i->second.passivating)
-        i->second.waiting.push_back(std::move(task));
+        i->second.waiting.emplace_back(std::move(task), std::move(missing));
       else
         task(i->second.actor);
-      return;
+      return true;
     }
     auto meta = ctx->cat.find(id);
-    if (!meta)
-      return; // deleted meanwhile; callers check existence first
+    if (!meta) {
+      if (missing)
+        missing();
+      return false;
+    }
     std::optional<twins::twin_state> preset;
     if (auto r = recent.find(id); r != recent.end()) {
       preset = std::move(r->second.state);
@@ -94,6 +106,7 @@ struct shard_state {
     e.last_used_ms = now_ms();
     task(a);
     report();
+    return true;
   }
 
   // Tells the probe how loaded this shard is (read at scrape time).
@@ -134,6 +147,16 @@ struct shard_state {
     for (auto& [id, indices] : by_twin) {
       apply_request part{current.batch, std::move(indices), current.now_ms};
       std::string key(id);
+      auto missing = [this, key, indices = part.indices] {
+        // Deleted between the gate's check and now: refused like any unknown twin.
+        for (auto i : indices)
+          result.rejected.push_back({i, twins::reject_reason::unknown_twin,
+                                     "sample " + std::to_string(i) + " for "
+                                       + twins::printable(key) + ": no twin "
+                                       + twins::printable(key)});
+        if (--outstanding == 0)
+          finish_batch();
+      };
       route(key, [this, part = std::move(part)](const caf::actor& a) {
         self->request(a, caf::infinite, apply_atom::value, part)
           .then([this](apply_reply& r) { on_applied(r); },
@@ -147,7 +170,7 @@ struct shard_state {
                   if (--outstanding == 0)
                     finish_batch();
                 });
-      });
+      }, std::move(missing));
     }
   }
 
@@ -294,8 +317,8 @@ struct shard_state {
       active.erase(i);
       report();
     }
-    for (auto& task : waiting)
-      route(id, std::move(task));
+    for (auto& [task, missing] : waiting)
+      route(id, std::move(task), std::move(missing));
   }
 
   // A deleted twin: its actor goes without saving, and nothing of it stays.
@@ -304,7 +327,11 @@ struct shard_state {
       self->unlink_from(i->second.actor);
       self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
       ctx->probe->twin_passivated(kind);
+      auto waiting = std::move(i->second.waiting);
       active.erase(i);
+      for (auto& w : waiting)
+        if (w.second)
+          w.second();
     }
     recent.erase(id);
     watch.erase(id);
@@ -342,25 +369,28 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
       if (!self->state.ctx->cat.contains(id))
         return make_error(errc::unknown_twin, "no twin " + id);
       auto rp = self->make_response_promise<twin_view>();
-      self->state.route(id, [rp](const caf::actor& a) mutable {
-        rp.delegate(a, get_atom::value);
-      });
+      self->state.route(
+        id, [rp](const caf::actor& a) mutable { rp.delegate(a, get_atom::value); },
+        [rp, id]() mutable { rp.deliver(make_error(errc::unknown_twin, "no twin " + id)); });
       return rp;
     },
     [=](get_atom, const std::string& id, const get_done_ptr& done) {
       if (!self->state.ctx->cat.contains(id))
         return (*done)(make_error(errc::unknown_twin, "no twin " + id));
-      self->state.route(id, [self, done](const caf::actor& a) {
-        self->send(a, get_atom::value, done);
-      });
+      self->state.route(
+        id, [self, done](const caf::actor& a) { self->send(a, get_atom::value, done); },
+        [done, id] { (*done)(make_error(errc::unknown_twin, "no twin " + id)); });
     },
     [=](ack_atom, const std::string& id, uint64_t alert, const std::string& by,
         const std::string& note, const ack_done_ptr& done) {
       if (!self->state.ctx->cat.contains(id))
         return (*done)(make_error(errc::unknown_twin, "no twin " + id));
-      self->state.route(id, [self, alert, by, note, done](const caf::actor& a) {
-        self->send(a, ack_atom::value, alert, by, note, done);
-      });
+      self->state.route(
+        id,
+        [self, alert, by, note, done](const caf::actor& a) {
+          self->send(a, ack_atom::value, alert, by, note, done);
+        },
+        [done, id] { (*done)(make_error(errc::unknown_twin, "no twin " + id)); });
     },
     [=](reparent_atom, const std::string& id, const std::string& parent) {
       self->state.route(id, [self, parent](const caf::actor& a) {
@@ -418,14 +448,13 @@ struct gate_state {
     auto now = now_ms();
     auto shared = std::make_shared<twins::ingest_result>();
     std::vector<std::vector<uint32_t>> per_shard(ctx->shards.size());
-    std::string_view last_ok;
+    // Samples of one twin usually come together: its id is checked once a run.
+    std::optional<std::string_view> last_ok;
     for (uint32_t i = 0; i < samples.size(); ++i) {
       auto& s = samples[i];
       if (s.twin != last_ok) {
-        if (!ctx->cat.contains(s.twin)) {
-          shared->rejected.push_back({i, twins::reject_reason::unknown_twin,
-                                      "sample " + std::to_string(i) + " for " + s.twin + "."
-                                        + s.channel + ": no twin " + s.twin});
+        if (auto refused = refusal_of(s, i)) {
+          shared->rejected.push_back(std::move(*refused));
           continue;
         }
         last_ok = s.twin;
@@ -475,6 +504,19 @@ struct gate_state {
           });
     }
     return rp;
+  }
+
+  // Why sample `i` cannot go to a twin (an id of the wrong form, or no such
+  // twin), or nothing when its twin exists.
+  std::optional<twins::rejection> refusal_of(const twins::sample& s, uint32_t i) const {
+    auto prefix = "sample " + std::to_string(i) + " for " + twins::printable(s.twin) + "."
+                  + twins::printable(s.channel) + ": ";
+    if (auto why = twins::twin_id_refusal(s.twin))
+      return twins::rejection{i, twins::reject_reason::invalid_name, prefix + *why};
+    if (!ctx->cat.contains(s.twin))
+      return twins::rejection{i, twins::reject_reason::unknown_twin,
+                              prefix + "no twin " + twins::printable(s.twin)};
+    return std::nullopt;
   }
 
   static double seconds_since(std::chrono::steady_clock::time_point t0) {
