@@ -1,10 +1,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace rocksdb {
+class FileSystem;
+}
 
 namespace twinrt::runtime {
 
@@ -28,6 +33,9 @@ struct node_config {
   bool sync_wal = true;  // fsync the WAL before acknowledging a batch
   uint64_t write_buffer_mb = 64;
   uint64_t block_cache_mb = 128;
+  // Not from the config file: the file system RocksDB writes through; null
+  // is the real one. Tests put a fault-injecting one here.
+  std::shared_ptr<rocksdb::FileSystem> file_system;
   // [metrics]
   std::string metrics_address; // host:port for /metrics; empty: off
   uint32_t max_asset_series = 5'000; // asset series per scrape; the rest are dropped and counted

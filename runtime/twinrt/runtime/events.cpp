@@ -233,7 +233,9 @@ void event_router::run(sink_slot& s) {
   auto save_cursor = [&](uint64_t id) {
     rocksdb::WriteBatch wb;
     storage::put_cursor(wb, s.settings.name, id);
-    db_.commit_and_wait(std::move(wb));
+    // A cursor that could not be saved (the storage failed) only means
+    // these events go out again after the restart: delivery is at least once.
+    (void)db_.commit_and_wait(std::move(wb));
     s.cursor = id;
   };
   int64_t backoff = s.settings.backoff_min_ms;

@@ -62,7 +62,7 @@ protected:
   void open() {
     db.reset();
     std::string error;
-    db = storage::open({dir_.string(), false, 8, 8}, error);
+    db = storage::open({dir_.string(), false, 8, 8, nullptr}, error);
     ASSERT_TRUE(db) << error;
   }
   static event ev(const std::string& twin, const std::string& type,
@@ -80,7 +80,7 @@ protected:
     std::mutex m;
     std::condition_variable cv;
     bool done = false;
-    db->commit(rocksdb::WriteBatch(), std::move(events), [&] {
+    db->commit(rocksdb::WriteBatch(), std::move(events), [&](const std::string&) {
       std::lock_guard<std::mutex> g(m);
       done = true;
       cv.notify_all();
@@ -124,7 +124,7 @@ TEST_F(EventLog, AlertsAndCursorsAreStored) {
   rocksdb::WriteBatch wb;
   storage::put_alert(wb, a);
   storage::put_cursor(wb, "maint", 42);
-  db->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db->commit_and_wait(std::move(wb)), "");
   open();
   auto back = db->load_alert(7);
   ASSERT_TRUE(back);
@@ -204,7 +204,7 @@ TEST_F(EventLog, TrimKeepsWhatASinkHasNotConfirmedAndTheLastEvent) {
     log({ev("a/1", "alert.raised")});
   db->trim_events(4); // as the router does once every cursor is past 3
   rocksdb::WriteBatch none;
-  db->commit_and_wait(std::move(none)); // the trim went through the committer
+  ASSERT_EQ(db->commit_and_wait(std::move(none)), ""); // the trim went through the committer
   auto left = db->read_events(0, 100);
   ASSERT_EQ(left.size(), 3u);
   EXPECT_EQ(left[0].id, 4u);

@@ -129,6 +129,9 @@ const family_spec specs[] = {
    "WAL fsyncs by the group committer (one per group when sync_wal is on)."},
   {"twinrt_storage_commit_groups_total", MetricType::Counter,
    "Group commits: queued write batches written together."},
+  {"twinrt_storage_failed", MetricType::Gauge,
+   "1 once a write or WAL sync failed (disk full, I/O error): the node acknowledges nothing "
+   "more until it is restarted with the fault cleared; the log says why."},
   // -- assets (kinds whose model says export_metrics = true)
   {"twinrt_asset_health_score", MetricType::Gauge,
    "Health score 0-100 of an exported twin: the mean score of the twins below it."},
@@ -373,6 +376,7 @@ void node_collector::collect_storage(std::vector<MetricFamily>& out) const {
   add_value(set["twinrt_rocksdb_running_compactions"], {}, prop("rocksdb.num-running-compactions"));
   add_value(set["twinrt_rocksdb_wal_syncs_total"], {}, static_cast<double>(db.wal_syncs()));
   add_value(set["twinrt_storage_commit_groups_total"], {}, static_cast<double>(db.commit_groups()));
+  add_value(set["twinrt_storage_failed"], {}, db.failed() ? 1.0 : 0.0);
   for (auto& f : set.all)
     out.push_back(std::move(f));
 }

@@ -100,6 +100,10 @@ struct node::impl {
       errors.push_back(e.to_string());
     if (!errors.empty())
       return out; // all or nothing
+    if (ctx->db->failed()) {
+      errors.push_back(ctx->db->failure());
+      return out;
+    }
     std::vector<std::string> changed;
     rocksdb::WriteBatch wb;
     {
@@ -120,7 +124,10 @@ struct node::impl {
       }
     }
     if (wb.Count() > 0)
-      ctx->db->commit_and_wait(std::move(wb));
+      if (auto failure = ctx->db->commit_and_wait(std::move(wb)); !failure.empty()) {
+        errors.push_back(failure); // in force until the restart the failure needs
+        return out;
+      }
     for (auto& kind : changed)
       for (auto& s : ctx->shards)
         caf::anon_send(s, model_atom::value, kind);
@@ -157,7 +164,8 @@ struct node::impl {
   // stored states, deepest parents first, and tells the shards what to watch
   // for staleness. After a crash this makes the rollups exact again before
   // the first sample is taken.
-  void recover(std::vector<watch_list>& watches) {
+  // Returns the storage failure that stopped it; empty when done.
+  std::string recover(std::vector<watch_list>& watches) {
     auto metas = ctx->cat.all();
     std::unordered_map<uint32_t, const twin_meta*> by_number;
     for (auto& m : metas)
@@ -202,7 +210,8 @@ struct node::impl {
     std::sort(order.begin(), order.end(),
               [](auto& a, auto& b) { return a.first > b.first; });
     if (refreshed.Count() > 0)
-      ctx->db->commit_and_wait(std::move(refreshed));
+      if (auto failure = ctx->db->commit_and_wait(std::move(refreshed)); !failure.empty())
+        return failure;
     rocksdb::WriteBatch wb;
     for (auto& [depth, meta] : order) {
       auto model = ctx->models.find(meta->kind);
@@ -219,7 +228,8 @@ struct node::impl {
       contributions[meta->id] = st.own;
     }
     if (wb.Count() > 0)
-      ctx->db->commit_and_wait(std::move(wb));
+      return ctx->db->commit_and_wait(std::move(wb));
+    return {};
   }
 
   template <class T, class... Ts>
@@ -250,8 +260,8 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   if (!cfg.rpc_address.empty())
     ctx.views.set_capacity(cfg.rpc_read_cache);
   std::string error;
-  ctx.db = storage::open({cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb},
-                         error);
+  ctx.db = storage::open(
+    {cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb, cfg.file_system}, error);
   if (!ctx.db)
     return make_error(errc::storage_failure, error);
   for (auto& m : ctx.db->load_models()) {
@@ -290,7 +300,8 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   p->router = std::make_unique<event_router>(*ctx.db, cfg.events_keep);
   p->router->start();
   std::vector<watch_list> watches(cfg.shards);
-  p->recover(watches);
+  if (auto failure = p->recover(watches); !failure.empty())
+    return make_error(errc::storage_failure, failure);
   p->probe.set_shard_count(cfg.shards);
 
   p->caf_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
@@ -328,6 +339,8 @@ std::string node::rpc_address() const {
 
 caf::error node::create(const std::vector<twin_spec>& specs) {
   auto& ctx = *impl_->ctx;
+  if (ctx.db->failed())
+    return make_error(errc::storage_failure, ctx.db->failure());
   std::unordered_map<std::string, std::string> new_kinds; // id -> kind
   for (auto& s : specs) {
     if (auto why = twins::twin_id_refusal(s.id))
@@ -371,7 +384,8 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     storage::put_state(wb, m.number, st);
     made.emplace_back(std::move(m), std::move(st));
   }
-  ctx.db->commit_and_wait(std::move(wb));
+  if (auto failure = ctx.db->commit_and_wait(std::move(wb)); !failure.empty())
+    return make_error(errc::storage_failure, failure);
   for (auto& [m, st] : made)
     ctx.cat.insert(m);
   std::vector<watch_list> watches(ctx.shards.size());
@@ -389,6 +403,8 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
 
 caf::error node::reparent(const std::string& id, const std::string& new_parent) {
   auto& ctx = *impl_->ctx;
+  if (ctx.db->failed())
+    return make_error(errc::storage_failure, ctx.db->failure());
   auto m = ctx.cat.find(id);
   if (!m)
     return make_error(errc::unknown_twin, "no twin " + id);
@@ -407,7 +423,8 @@ caf::error node::reparent(const std::string& id, const std::string& new_parent) 
   m->parent = new_parent;
   rocksdb::WriteBatch wb;
   storage::put_meta(wb, *m);
-  ctx.db->commit_and_wait(std::move(wb));
+  if (auto failure = ctx.db->commit_and_wait(std::move(wb)); !failure.empty())
+    return make_error(errc::storage_failure, failure);
   ctx.cat.reparent(id, new_parent);
   caf::anon_send(ctx.shard_for(id), reparent_atom::value, id, new_parent);
   return {};
@@ -531,6 +548,8 @@ std::vector<twin_view> node::stored(const std::string& subtree, const std::strin
 
 caf::error node::remove(const std::string& id) {
   auto& ctx = *impl_->ctx;
+  if (ctx.db->failed())
+    return make_error(errc::storage_failure, ctx.db->failure());
   auto m = ctx.cat.find(id);
   if (!m)
     return make_error(errc::unknown_twin, "no twin " + id);
@@ -558,9 +577,11 @@ caf::error node::remove(const std::string& id) {
     events.push_back(make_alert_event(a, "cleared", a.raised_value, now));
     storage::put_alert(wb, a);
   }
-  std::promise<void> durable;
-  ctx.db->commit(std::move(wb), std::move(events), [&durable] { durable.set_value(); });
-  durable.get_future().wait();
+  std::promise<std::string> durable;
+  ctx.db->commit(std::move(wb), std::move(events),
+                 [&durable](const std::string& failure) { durable.set_value(failure); });
+  if (auto failure = durable.get_future().get(); !failure.empty())
+    return make_error(errc::storage_failure, failure);
   return {};
 }
 

@@ -380,6 +380,11 @@ std::unique_ptr<storage> storage::open(const storage_options& opts, std::string&
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(opts.block_cache_mb << 20);
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  std::unique_ptr<rocksdb::Env> env;
+  if (opts.file_system) {
+    env = rocksdb::NewCompositeEnv(opts.file_system);
+    o.env = env.get();
+  }
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(o, opts.path, &raw);
   if (!s.ok() && s.IsInvalidArgument()) {
@@ -391,6 +396,7 @@ std::unique_ptr<storage> storage::open(const storage_options& opts, std::string&
     return nullptr;
   }
   std::unique_ptr<storage> st(new storage());
+  st->env_ = std::move(env);
   st->db_.reset(raw);
   st->sync_wal_ = opts.sync_wal;
   st->last_event_id_ = last_id(*st->db_, 'E');
@@ -408,9 +414,27 @@ storage::~storage() {
   if (committer_.joinable())
     committer_.join();
   if (db_) {
-    db_->FlushWAL(true);
+    if (!failed())
+      db_->FlushWAL(true);
     db_->Close();
+    db_.reset(); // before env_
   }
+}
+
+std::string storage::fail(const char* what, const rocksdb::Status& s) {
+  std::lock_guard<std::mutex> g(failure_mtx_);
+  if (failure_.empty()) {
+    failure_ = std::string("storage_failed: ") + what + ": " + s.ToString();
+    std::fprintf(stderr, "twinrt: %s; nothing more is acknowledged until a restart\n",
+                 failure_.c_str());
+    failed_.store(true, std::memory_order_release);
+  }
+  return failure_;
+}
+
+std::string storage::failure() const {
+  std::lock_guard<std::mutex> g(failure_mtx_);
+  return failure_;
 }
 
 void storage::run_committer() {
@@ -425,20 +449,33 @@ void storage::run_committer() {
     }
     rocksdb::WriteOptions wo;
     wo.sync = false;
+    std::string failure = this->failure(); // once failed, nothing is written
+    auto first_event = last_event_id_;
     for (auto& p : work) {
+      if (!failure.empty())
+        break;
       for (auto& e : p.events) {
         e.id = ++last_event_id_;
         p.batch.Put(id_key('E', e.id), encode_event(e));
       }
       auto s = db_->Write(wo, &p.batch);
       if (!s.ok())
-        fatal("write", s);
+        failure = fail("write", s);
     }
-    if (sync_wal_) {
+    if (failure.empty() && sync_wal_) {
       auto s = db_->SyncWAL();
       if (!s.ok())
-        fatal("WAL sync", s);
-      wal_syncs_.fetch_add(1, std::memory_order_relaxed);
+        failure = fail("WAL sync", s);
+      else
+        wal_syncs_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!failure.empty()) {
+      last_event_id_ = first_event; // none of the group's events is durable
+      for (auto& p : work)
+        if (p.done)
+          p.done(failure);
+      work.clear();
+      continue;
     }
     commit_groups_.fetch_add(1, std::memory_order_relaxed);
     if (durable_event_id_.load() != last_event_id_) {
@@ -448,19 +485,19 @@ void storage::run_committer() {
       }
       events_cv_.notify_all();
     }
+    static const std::string durable;
     for (auto& p : work)
       if (p.done)
-        p.done();
+        p.done(durable);
     work.clear();
   }
 }
 
-void storage::commit(rocksdb::WriteBatch wb, std::function<void()> done) {
+void storage::commit(rocksdb::WriteBatch wb, commit_done done) {
   commit(std::move(wb), {}, std::move(done));
 }
 
-void storage::commit(rocksdb::WriteBatch wb, std::vector<event> events,
-                     std::function<void()> done) {
+void storage::commit(rocksdb::WriteBatch wb, std::vector<event> events, commit_done done) {
   {
     std::lock_guard<std::mutex> g(mtx_);
     queue_.push_back({std::move(wb), std::move(done), std::move(events)});
@@ -468,17 +505,20 @@ void storage::commit(rocksdb::WriteBatch wb, std::vector<event> events,
   cv_.notify_one();
 }
 
-void storage::commit_and_wait(rocksdb::WriteBatch wb) {
+std::string storage::commit_and_wait(rocksdb::WriteBatch wb) {
   std::mutex m;
   std::condition_variable cv;
   bool ready = false;
-  commit(std::move(wb), [&] {
+  std::string failure;
+  commit(std::move(wb), [&](const std::string& why) {
     std::lock_guard<std::mutex> g(m);
+    failure = why;
     ready = true;
     cv.notify_all();
   });
   std::unique_lock<std::mutex> g(m);
   cv.wait(g, [&] { return ready; });
+  return failure;
 }
 
 void storage::put_meta(rocksdb::WriteBatch& wb, const twin_meta& m) {

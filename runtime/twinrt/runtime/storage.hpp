@@ -14,6 +14,8 @@
 #include <vector>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/write_batch.h>
 
 #include "twinrt/runtime/event.hpp"
@@ -49,7 +51,12 @@ struct storage_options {
   bool sync_wal = true;
   uint64_t write_buffer_mb = 64;
   uint64_t block_cache_mb = 128;
+  std::shared_ptr<rocksdb::FileSystem> file_system; // null: the real one (tests inject faults)
 };
+
+/// Runs once a commit is over: `failure` is empty when the data is durable,
+/// else why it is not ("storage_failed: WAL sync: IO error: ...").
+using commit_done = std::function<void(const std::string& failure)>;
 
 /// Owns the RocksDB handle of one node and the key layout:
 ///   'M' id                           -> TwinMeta
@@ -65,8 +72,11 @@ struct storage_options {
 /// Writes go through one committer thread that groups whatever is queued into
 /// consecutive writes followed by one WAL sync (group commit); `done` runs on
 /// that thread once the data is durable. Reads may come from any thread.
-/// A failed write is fatal (the node stops): acknowledging data that is not
-/// stored would break the durability promise.
+/// A failed write or sync (a full disk, an I/O error) puts the storage in a
+/// failed state for good: `done` runs with the reason for that group and for
+/// every later commit, without writing, so nothing more is acknowledged until
+/// the node is restarted once the fault is cleared (RocksDB itself stops
+/// taking writes after such an error). failure() tells the state.
 class storage {
 public:
   /// Opens or creates the database; nullopt-free: returns nullptr and sets
@@ -97,14 +107,19 @@ public:
   static void put_cursor(rocksdb::WriteBatch& wb, const std::string& sink, uint64_t event_id);
 
   // -- writes ----------------------------------------------------------------
-  /// Queues `wb` for the committer; `done` runs once it is durable.
-  void commit(rocksdb::WriteBatch wb, std::function<void()> done);
+  /// Queues `wb` for the committer; `done` runs once it is durable or failed.
+  void commit(rocksdb::WriteBatch wb, commit_done done);
   /// Same, and appends `events` to the event log in the same write: the
   /// committer numbers them (ids grow in commit order) and wakes
   /// wait_for_events once they are durable.
-  void commit(rocksdb::WriteBatch wb, std::vector<event> events, std::function<void()> done);
-  /// Queues and waits until durable.
-  void commit_and_wait(rocksdb::WriteBatch wb);
+  void commit(rocksdb::WriteBatch wb, std::vector<event> events, commit_done done);
+  /// Queues and waits until durable; returns the failure, empty when durable.
+  [[nodiscard]] std::string commit_and_wait(rocksdb::WriteBatch wb);
+
+  /// Why the storage stopped taking writes ("storage_failed: write: IO
+  /// error: No space left on device"); empty while it works.
+  std::string failure() const;
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
 
   // -- reads -----------------------------------------------------------------
   std::vector<twin_meta> load_metas() const;
@@ -153,9 +168,12 @@ private:
 
   struct pending {
     rocksdb::WriteBatch batch;
-    std::function<void()> done;
+    commit_done done;
     std::vector<event> events;
   };
+
+  // Enters the failed state (committer thread); returns the reason.
+  std::string fail(const char* what, const rocksdb::Status& s);
 
   std::unique_ptr<rocksdb::DB> db_;
   bool sync_wal_ = true;
@@ -164,6 +182,10 @@ private:
   std::deque<pending> queue_;
   bool stopping_ = false;
   std::atomic<uint64_t> wal_syncs_{0}, commit_groups_{0};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mtx_;
+  std::string failure_; // under failure_mtx_
+  std::unique_ptr<rocksdb::Env> env_; // wraps options.file_system; outlives db_
   uint64_t last_event_id_ = 0; // committer thread only
   std::atomic<uint64_t> durable_event_id_{0};
   mutable std::mutex events_mtx_;

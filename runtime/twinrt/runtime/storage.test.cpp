@@ -125,7 +125,7 @@ protected:
     rocksdb::WriteBatch wb;
     for (auto& [ts, v] : points)
       storage::put_history(wb, number, channel, ts, v, 1, "", 0);
-    db_->commit_and_wait(std::move(wb));
+    ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   }
 
   std::vector<history_point> all(uint32_t number, const std::string& channel) {
@@ -185,7 +185,7 @@ TEST(StateCodec, EveryStatusRoundTrips) {
 TEST_F(Storage, StoredStateReadsBackAfterReopen) {
   rocksdb::WriteBatch wb;
   storage::put_state(wb, 9, full_state());
-  db_->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   reopen();
   auto back = db_->load_state(9);
   ASSERT_TRUE(back.has_value());
@@ -232,7 +232,7 @@ TEST_F(Storage, HistoryPointKeepsValueModelVersionSourceAndSeq) {
   rocksdb::WriteBatch wb;
   storage::put_history(wb, 3, "vibration_mm_s", -5, 2.5, 4, "plc-7", 99);
   storage::put_history(wb, 3, "vibration_mm_s", 5, 1.0 / 3.0, 5, "", 0);
-  db_->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   auto points = all(3, "vibration_mm_s");
   ASSERT_EQ(points.size(), 2u);
   EXPECT_EQ(points[0].ts_ms, -5);
@@ -254,7 +254,7 @@ TEST_F(Storage, TwoSourcesInTheSameMillisecondAreBothKeptAndARedeliveryIsNot) {
   storage::put_history(wb, 3, "power_kw", 1000, 10, 1, "meter-a", 7);
   storage::put_history(wb, 3, "power_kw", 1000, 20, 1, "meter-b", 7);
   storage::put_history(wb, 3, "power_kw", 1000, 10, 1, "meter-a", 7); // again
-  db_->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   auto points = all(3, "power_kw");
   ASSERT_EQ(points.size(), 2u);
   std::multiset<std::string> sources{points[0].source, points[1].source};
@@ -323,7 +323,7 @@ TEST_F(Storage, MetasWrittenReadBackAfterReopen) {
   storage::put_state(wb, 1, full_state());
   storage::put_history(wb, 1, "power_kw", 0, 1, 1, "", 0);
   storage::put_model(wb, {"machine", 1, "kind = \"machine\"\nversion = 1\n"});
-  db_->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   reopen();
   auto back = sorted(db_->load_metas());
   ASSERT_EQ(back.size(), metas.size());
@@ -335,11 +335,11 @@ TEST_F(Storage, MetaOverwrittenAndDeleted) {
   rocksdb::WriteBatch wb;
   storage::put_meta(wb, {"acme/line-1/m1", 5, "machine", "acme/line-1"});
   storage::put_meta(wb, {"acme/line-1/m10", 6, "machine", "acme/line-1"});
-  db_->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   rocksdb::WriteBatch wb2;
   storage::put_meta(wb2, {"acme/line-1/m10", 6, "machine", "acme/line-2"});
   storage::delete_meta(wb2, "acme/line-1/m1");
-  db_->commit_and_wait(std::move(wb2));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb2)), "");
   auto back = db_->load_metas();
   ASSERT_EQ(back.size(), 1u);
   EXPECT_TRUE(same_meta(back[0], {"acme/line-1/m10", 6, "machine", "acme/line-2"}));
@@ -357,7 +357,7 @@ TEST_F(Storage, ModelsWrittenReadBackAfterReopen) {
   for (auto it = models.rbegin(); it != models.rend(); ++it)
     storage::put_model(wb, *it);
   storage::put_meta(wb, {"acme", 1, "enterprise", ""});
-  db_->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   reopen();
   auto back = db_->load_models();
   ASSERT_EQ(back.size(), models.size());
@@ -373,7 +373,7 @@ TEST_F(Storage, SameModelVersionWrittenTwiceIsStoredOnce) {
   rocksdb::WriteBatch wb;
   storage::put_model(wb, {"machine", 3, "first"});
   storage::put_model(wb, {"machine", 3, "second"});
-  db_->commit_and_wait(std::move(wb));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   auto back = db_->load_models();
   ASSERT_EQ(back.size(), 1u);
   EXPECT_EQ(back[0].text, "second");
@@ -386,7 +386,7 @@ TEST_F(Storage, CommitRunsDoneOnceDataIsReadable) {
   bool visible_in_done = false;
   rocksdb::WriteBatch wb;
   storage::put_history(wb, 8, "power_kw", 42, 1.5, 1, "", 0);
-  db_->commit(std::move(wb), [&] {
+  db_->commit(std::move(wb), [&](const std::string&) {
     std::lock_guard<std::mutex> g(m);
     visible_in_done = db_->read_history(8, "power_kw", 42, 43, 10).size() == 1;
     done = true;

@@ -33,6 +33,7 @@ using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using model_atom = caf::atom_constant<caf::atom("model")>;
 using persist_atom = caf::atom_constant<caf::atom("persist")>;
 using committed_atom = caf::atom_constant<caf::atom("committed")>;
+using commit_failed_atom = caf::atom_constant<caf::atom("commitfail")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;

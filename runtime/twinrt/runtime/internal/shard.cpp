@@ -212,9 +212,13 @@ struct shard_state {
   uint64_t submit() {
     auto seq = ++submitted_seq;
     caf::actor me = caf::actor_cast<caf::actor>(self);
-    ctx->db->commit(std::move(open), std::move(open_events), [me, seq] {
-      caf::anon_send(me, committed_atom::value, seq);
-    });
+    ctx->db->commit(std::move(open), std::move(open_events),
+                    [me, seq](const std::string& failure) {
+                      if (failure.empty())
+                        caf::anon_send(me, committed_atom::value, seq);
+                      else
+                        caf::anon_send(me, commit_failed_atom::value, seq, failure);
+                    });
     open = rocksdb::WriteBatch();
     open_events.clear();
     return seq;
@@ -245,6 +249,18 @@ struct shard_state {
       else
         ++i;
     }
+  }
+
+  // The storage failed: the batches of commit `seq` and before that wait
+  // for it are answered with the reason, never acknowledged. Storage stays
+  // failed, so every later commit ends here too.
+  void on_commit_failed(uint64_t seq, const std::string& failure) {
+    while (!acks.empty() && acks.front().first <= seq) {
+      acks.front().second.first.deliver(make_error(errc::storage_failure, failure));
+      acks.pop_front();
+    }
+    while (!durables.empty() && durables.front().first <= seq)
+      durables.pop_front(); // not durable: the twin's copy in `recent` stays
   }
 
   void on_persist(persist_msg& m) {
@@ -353,6 +369,9 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
   return {
     [=](ingest_atom, apply_request& req) { return self->state.enqueue(req); },
     [=](committed_atom, uint64_t seq) { self->state.on_committed(seq); },
+    [=](commit_failed_atom, uint64_t seq, const std::string& failure) {
+      self->state.on_commit_failed(seq, failure);
+    },
     [=](persist_atom, persist_msg& m) { self->state.on_persist(m); },
     [=](contrib_atom, contrib_msg& m) {
       auto parent = m.parent;
@@ -440,6 +459,8 @@ struct gate_state {
                         "batch of " + std::to_string(samples.size())
                           + " samples is over the limit of "
                           + std::to_string(ctx->cfg.max_batch_samples));
+    if (ctx->db->failed())
+      return make_error(errc::storage_failure, ctx->db->failure());
     if (inflight >= ctx->cfg.max_inflight_batches) {
       ctx->probe->overloaded();
       return make_error(errc::overloaded, "ingest has " + std::to_string(inflight)
