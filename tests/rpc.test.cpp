@@ -615,6 +615,25 @@ TEST_F(Rpc, HistoryReturnsRawPointsAndExactDownsampledSteps) {
   EXPECT_EQ(mid.getPoints()[1].getTimestampMs(), t0 + 5'000);
 }
 
+// `twinctl history TWIN '$offline'` on a twin that was never marked offline
+// answered "unknown channel $offline": every twin has the reserved channel.
+TEST_F(Rpc, HistoryOfOfflineMarksOfATwinNeverMarkedIsEmptyNotAnError) {
+  auto r = login(viewer_token).reader;
+  auto req = r.historyRequest();
+  req.setId(press1);
+  req.setChannel("$offline");
+  req.setFromMs(0);
+  req.setToMs(twinrt::testing::now_ms() + 1000);
+  EXPECT_EQ(req.send().wait(ws()).getPoints().size(), 0u);
+  auto stepped = r.historyRequest();
+  stepped.setId(p1_line);
+  stepped.setChannel("$offline");
+  stepped.setFromMs(0);
+  stepped.setToMs(twinrt::testing::now_ms() + 1000);
+  stepped.setStepMs(60'000);
+  EXPECT_EQ(stepped.send().wait(ws()).getPoints().size(), 0u);
+}
+
 // -- writing ------------------------------------------------------------------------
 
 TEST_F(Rpc, IngestNamesTheRefusedSampleAndKeepsTheRest) {

@@ -449,7 +449,8 @@ node::history(const std::string& id, const std::string& channel, int64_t from_ms
   if (!m)
     return make_error(errc::unknown_twin, "no twin " + id);
   auto model = ctx.model_of(m->kind);
-  if (!model->find_channel(channel, nullptr)) {
+  // Every twin has the reserved offline channel: no marks is an empty history.
+  if (channel != twins::offline_channel && !model->find_channel(channel, nullptr)) {
     // A channel dropped by a newer model still reads back if it has history.
     auto points = ctx.db->read_history(m->number, channel, from_ms, to_ms, 1);
     if (points.empty())
