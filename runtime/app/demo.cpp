@@ -168,7 +168,7 @@ int run_demo(const demo_options& given) {
     std::printf("twinrt demo: Prometheus metrics on http://%s/metrics\n",
                 n.metrics_address().c_str());
   std::fflush(stdout);
-  adapters::simulator sim(layout, static_cast<uint64_t>(wall_ms()));
+  adapters::simulator sim(layout, opts.seed != 0 ? opts.seed : static_cast<uint64_t>(wall_ms()));
   for (int w = 1; w <= layout.warehouses; ++w) {
     auto id = layout.root + "/warehouse-" + std::to_string(w);
     if (auto v = n.get(id))
