@@ -161,6 +161,24 @@ struct Alert {
   event @15 :Text;          # alert | prediction
 }
 
+struct NodeStatus {
+  twins @0 :UInt64;            # twins on the node
+  activeTwins @1 :Int64;       # of them in memory now
+  samplesIngested @2 :UInt64;  # samples accepted and stored since the node started
+  samplesRejected @3 :UInt64;  # samples refused since the node started (every reason)
+  adapters @4 :List(Counter);  # every series of the ingest adapters, as on /metrics:
+                               # twinrt_mqtt_* (sequence gaps among them), twinrt_sparkplug_*
+  struct Counter {
+    name @0 :Text;             # the metric family, e.g. twinrt_mqtt_sequence_gaps_total
+    labels @1 :List(Label);
+    value @2 :Int64;
+  }
+  struct Label {
+    name @0 :Text;
+    value @1 :Text;
+  }
+}
+
 struct Change {
   twin @0 :Twin;            # the twin as it is now
 }
@@ -197,6 +215,8 @@ interface Reader {
   alerts @6 (subtree :Text, states :List(AlertState), limit :UInt32) -> (alerts :List(Alert));
   # Alerts of twins in the subtree ("" = the token's scope), newest first;
   # states empty = any; limit 0 = 1000.
+  status @7 () -> (status :NodeStatus);
+  # The node's own counters (no twin data): any token may ask.
 }
 
 interface Writer {

@@ -224,3 +224,31 @@ TEST_F(MqttIngest, APayloadFarAboveTheLimitIsRejectedWithoutBeingKeptAndTheConne
   EXPECT_EQ(metric("twinrt_mqtt_rejected_total", "reason", "oversized"), 1);
   EXPECT_EQ(metric("twinrt_mqtt_connects_total", "", ""), 1) << "the connection stays";
 }
+
+// A broker that drops QoS 1 messages (a full session queue) tells nobody; numbered messages
+// show it: seq 1, 2, 5 is one gap of two messages, and seq 2 again is a redelivery, not a gap.
+TEST_F(MqttIngest, AJumpInATopicsSeqIsCountedAsAGapAndARedeliveryIsNot) {
+  start_adapter();
+  auto numbered = [](int seq, double v) {
+    return "{\"seq\": " + std::to_string(seq) + ", \"vibration_mm_s\": " + std::to_string(v) + "}";
+  };
+  for (auto [seq, v] : std::vector<std::pair<int, double>>{{1, 1.5}, {2, 2.5}, {5, 3.5}})
+    ASSERT_EQ(mosquitto_pub(broker->port(), machine_topic, numbered(seq, v)), 0) << seq;
+  ASSERT_TRUE(eventually([&] { return adapter->stats().accepted == 3; }))
+    << adapter->stats().accepted;
+  EXPECT_EQ(adapter->stats().sequence_gaps, 1u);
+  EXPECT_EQ(adapter->stats().sequence_gap_messages, 2u);
+  EXPECT_EQ(metric("twinrt_mqtt_sequence_gaps_total", "", ""), 1);
+  EXPECT_EQ(metric("twinrt_mqtt_sequence_gap_messages_total", "", ""), 2);
+
+  ASSERT_EQ(mosquitto_pub(broker->port(), machine_topic, numbered(2, 2.5)), 0); // again
+  ASSERT_EQ(mosquitto_pub(broker->port(), machine_topic, numbered(6, 4.0)), 0);
+  ASSERT_TRUE(eventually([&] {
+    auto s = adapter->stats();
+    return s.accepted + s.duplicate == 5;
+  }));
+  EXPECT_EQ(adapter->stats().duplicate, 1u);
+  EXPECT_EQ(adapter->stats().sequence_gaps, 1u) << "a redelivery is not a gap";
+  EXPECT_EQ(adapter->stats().sequence_gap_messages, 2u);
+  EXPECT_EQ(channel(machine_id, "vibration_mm_s"), 4.0);
+}

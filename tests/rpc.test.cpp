@@ -615,6 +615,45 @@ TEST_F(Rpc, HistoryReturnsRawPointsAndExactDownsampledSteps) {
   EXPECT_EQ(mid.getPoints()[1].getTimestampMs(), t0 + 5'000);
 }
 
+// `twinctl history TWIN '$offline'` on a twin that was never marked offline
+// answered "unknown channel $offline": every twin has the reserved channel.
+TEST_F(Rpc, HistoryOfOfflineMarksOfATwinNeverMarkedIsEmptyNotAnError) {
+  auto r = login(viewer_token).reader;
+  auto req = r.historyRequest();
+  req.setId(press1);
+  req.setChannel("$offline");
+  req.setFromMs(0);
+  req.setToMs(twinrt::testing::now_ms() + 1000);
+  EXPECT_EQ(req.send().wait(ws()).getPoints().size(), 0u);
+  auto stepped = r.historyRequest();
+  stepped.setId(p1_line);
+  stepped.setChannel("$offline");
+  stepped.setFromMs(0);
+  stepped.setToMs(twinrt::testing::now_ms() + 1000);
+  stepped.setStepMs(60'000);
+  EXPECT_EQ(stepped.send().wait(ws()).getPoints().size(), 0u);
+}
+
+TEST_F(Rpc, StatusShowsTheNodesCountersAndEveryAdapterSeries) {
+  ingest_known_telemetry();
+  node_->probe().adapter_series("twinrt_mqtt_sequence_gaps_total", {}).store(3);
+  node_->probe().adapter_series("twinrt_mqtt_rejected_total", {{"reason", "bad_seq"}}).store(2);
+  auto r = login(viewer_token).reader;
+  auto st = r.statusRequest().send().wait(ws()).getStatus();
+  EXPECT_EQ(st.getTwins(), node_->twin_count());
+  EXPECT_GE(st.getSamplesIngested(), 14u);
+  EXPECT_EQ(st.getSamplesRejected(), 0u);
+  std::map<std::string, int64_t> series;
+  for (auto c : st.getAdapters()) {
+    std::string name = text(c.getName());
+    for (auto l : c.getLabels())
+      name += ":" + text(l.getName()) + "=" + text(l.getValue());
+    series[name] = c.getValue();
+  }
+  EXPECT_EQ(series["twinrt_mqtt_sequence_gaps_total"], 3);
+  EXPECT_EQ(series["twinrt_mqtt_rejected_total:reason=bad_seq"], 2);
+}
+
 // -- writing ------------------------------------------------------------------------
 
 TEST_F(Rpc, IngestNamesTheRefusedSampleAndKeepsTheRest) {

@@ -50,7 +50,8 @@ for attempt in 1 2 3 4 5; do
   "$twinrt" demo --data-dir "$dir/data" --rpc-address "127.0.0.1:$port" --duration 40 \
     > "$dir/demo.log" 2>&1 &
   demo_pid=$!
-  for _ in $(seq 1 150); do
+  # The demo opens its operator API once its simulated history is stored.
+  for _ in $(seq 1 1200); do
     if ! kill -0 "$demo_pid" 2>/dev/null; then break; fi
     if grep -q "operator API on 127.0.0.1:$port" "$dir/demo.log"; then
       addr="127.0.0.1:$port"

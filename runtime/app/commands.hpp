@@ -40,6 +40,7 @@ struct demo_options {
   double duration_s = 0; // 0: until Ctrl-C
   int tick_ms = 200;
   int history_h = 12;    // a new demo first simulates this many hours up to now
+  uint64_t seed = 0;     // the simulator's random numbers; 0: from the clock
 };
 
 struct bench_options {

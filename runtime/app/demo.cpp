@@ -129,7 +129,9 @@ int run_demo(const demo_options& given) {
                             {"demo-viewer", "demo-viewer", "read", ""},
                             {"plant-1-viewer", "plant-1-viewer", "read", "acme/plant-1"}};
   }
-  auto started = runtime::node::start(opts.node);
+  // The operator API opens once the simulated history is stored (below), so
+  // that no question is answered from half of it; metrics are served at once.
+  auto started = runtime::node::start(opts.node, false);
   if (!started) {
     std::cerr << "twinrt demo: " << runtime::describe(started.error()) << "\n";
     return 1;
@@ -162,19 +164,11 @@ int run_demo(const demo_options& given) {
   } else {
     std::printf("twinrt demo: continuing from %s\n", opts.node.data_dir.c_str());
   }
-  if (!n.rpc_address().empty()) {
-    std::printf("twinrt demo: operator API on %s; tokens:", n.rpc_address().c_str());
-    for (auto& t : opts.node.rpc_tokens)
-      std::printf(" %s (%s%s%s)", t.secret.c_str(), t.role.c_str(), t.scope.empty() ? "" : " ",
-                  t.scope.c_str());
-    std::printf("\n  try: twinctl --address %s --token demo-viewer get acme\n",
-                n.rpc_address().c_str());
-  }
   if (!n.metrics_address().empty())
     std::printf("twinrt demo: Prometheus metrics on http://%s/metrics\n",
                 n.metrics_address().c_str());
   std::fflush(stdout);
-  adapters::simulator sim(layout, static_cast<uint64_t>(wall_ms()));
+  adapters::simulator sim(layout, opts.seed != 0 ? opts.seed : static_cast<uint64_t>(wall_ms()));
   for (int w = 1; w <= layout.warehouses; ++w) {
     auto id = layout.root + "/warehouse-" + std::to_string(w);
     if (auto v = n.get(id))
@@ -193,26 +187,47 @@ int run_demo(const demo_options& given) {
       if (auto v = n.get(w.id); v && v->state.channels.count("vibration_mm_s"))
         w.vibration = v->state.channels.at("vibration_mm_s").value;
   sim.set_scenario(scenario);
-  if (fresh && opts.history_h > 0) {
-    std::printf("twinrt demo: simulating the last %d hours at high speed...\n", opts.history_h);
+  bool backfilled = fresh && opts.history_h > 0;
+  if (backfilled) {
+    std::printf("twinrt demo: simulating the last %d hours at high speed; the operator API "
+                "opens when they are stored\n",
+                opts.history_h);
     std::fflush(stdout);
-    auto r = adapters::replay_history(n, sim, history_from, wall_ms(), 60'000, [&](int64_t ts) {
-      std::printf("twinrt demo:   %lld h to go\n",
-                  static_cast<long long>((wall_ms() - ts) / hour_ms));
+    auto history_to = wall_ms();
+    auto r = adapters::replay_history(n, sim, history_from, history_to, 60'000, [&](int64_t ts) {
+      auto done = static_cast<double>(ts - history_from);
+      auto all = static_cast<double>(std::max<int64_t>(1, history_to - history_from));
+      std::printf("twinrt demo: history %3.0f%% (%lld of %d h simulated)\n", 100 * done / all,
+                  static_cast<long long>((ts - history_from) / hour_ms), opts.history_h);
       std::fflush(stdout);
     });
     if (!r) {
       std::cerr << "twinrt demo: " << runtime::describe(r.error()) << "\n";
       return 1;
     }
-    std::printf("twinrt demo: %llu samples of history; now running in real time. Try:\n"
-                "  twinctl query --kind machine --where 'rul_hours < 72' --sort rul_hours\n"
-                "  twinctl query --kind line --where 'throughput_deviation_pct < -25'\n"
-                "  twinctl query --where 'energy_waste_pct > 25'\n"
-                "  twinctl query --kind warehouse --where 'low_stock_skus > 0'\n",
+    std::printf("twinrt demo: history 100%%: %llu samples; now running in real time\n",
                 static_cast<unsigned long long>(*r));
     std::fflush(stdout);
   }
+  if (auto err = n.serve_rpc()) {
+    std::cerr << "twinrt demo: " << runtime::describe(err) << "\n";
+    return 1;
+  }
+  if (!n.rpc_address().empty()) {
+    std::printf("twinrt demo: operator API on %s; tokens:", n.rpc_address().c_str());
+    for (auto& t : opts.node.rpc_tokens)
+      std::printf(" %s (%s%s%s)", t.secret.c_str(), t.role.c_str(), t.scope.empty() ? "" : " ",
+                  t.scope.c_str());
+    std::printf("\n  try: export TWINRT_ADDRESS=%s TWINRT_TOKEN=demo-viewer\n"
+                "       twinctl get acme\n",
+                n.rpc_address().c_str());
+    if (backfilled)
+      std::printf("       twinctl query --kind machine --where 'rul_hours < 72' --sort rul_hours\n"
+                  "       twinctl query --kind line --where 'throughput_deviation_pct < -25'\n"
+                  "       twinctl query --where 'energy_waste_pct > 25'\n"
+                  "       twinctl query --kind warehouse --where 'low_stock_skus > 0'\n");
+  }
+  std::fflush(stdout);
   auto begin = std::chrono::steady_clock::now();
   auto next_print = begin + std::chrono::seconds(1);
   uint64_t since_print = 0;

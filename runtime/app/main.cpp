@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
                        "on a new data directory, first simulate this many hours up to now at "
                        "high speed, so the analytics have history (default 12; 0: none)")
     ->check(CLI::Range(0, 24 * 7));
+  demo_cmd->add_option("--seed", demo.seed,
+                       "seed of the simulator's random numbers, for a repeatable history "
+                       "(default: from the clock)");
 
   runtime::node_config node_cfg;
   node_flags node_fl;

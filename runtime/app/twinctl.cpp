@@ -439,6 +439,8 @@ int main(int argc, char** argv) {
   reparent_cmd->add_option("parent", parent, "new parent")->required();
 
   auto models_cmd = cli.add_subcommand("models", "list the models in force and their versions");
+  auto status_cmd = cli.add_subcommand(
+    "status", "the node's counters: twins, samples, and its adapters' (MQTT sequence gaps ...)");
 
   std::vector<std::string> alert_states;
   uint64_t alert_id = 0;
@@ -678,6 +680,43 @@ int main(int argc, char** argv) {
         }
         print_table({"ID", "STATE", "SEVERITY", "TWIN", "RULE", "VALUE", "OBSERVED", "AGE", "ACKED BY"},
                     rows);
+      }
+    } else if (*status_cmd) {
+      auto res = reader.statusRequest().send().wait(ws);
+      auto st = res.getStatus();
+      // Adapter series as on /metrics: family{label="value",...}, sorted.
+      std::vector<std::pair<std::string, int64_t>> series;
+      json adapters = json::array();
+      for (auto c2 : st.getAdapters()) {
+        std::string name = c2.getName().cStr();
+        json labels = json::object();
+        std::string shown;
+        for (auto l : c2.getLabels()) {
+          labels[l.getName().cStr()] = l.getValue().cStr();
+          shown += (shown.empty() ? "" : ",") + std::string(l.getName().cStr()) + "=\""
+                   + l.getValue().cStr() + "\"";
+        }
+        series.emplace_back(shown.empty() ? name : name + "{" + shown + "}", c2.getValue());
+        adapters.push_back({{"name", name}, {"labels", labels}, {"value", c2.getValue()}});
+      }
+      if (o.as_json) {
+        std::printf("%s\n", json{{"twins", st.getTwins()},
+                                 {"active_twins", st.getActiveTwins()},
+                                 {"samples_ingested", st.getSamplesIngested()},
+                                 {"samples_rejected", st.getSamplesRejected()},
+                                 {"adapters", adapters}}
+                                .dump(2)
+                                .c_str());
+      } else {
+        std::sort(series.begin(), series.end());
+        std::vector<std::vector<std::string>> rows{
+          {"twins", std::to_string(st.getTwins())},
+          {"twins active", std::to_string(st.getActiveTwins())},
+          {"samples ingested", std::to_string(st.getSamplesIngested())},
+          {"samples rejected", std::to_string(st.getSamplesRejected())}};
+        for (auto& [name, value] : series)
+          rows.push_back({name, std::to_string(value)});
+        print_table({"COUNTER", "VALUE"}, rows);
       }
     } else if (*models_cmd) {
       auto res = reader.modelsRequest().send().wait(ws);

@@ -45,6 +45,8 @@ struct ingest::impl {
   router routes;
   std::unique_ptr<client> cl;
   rate_limited_log log{"twinrt mqtt"};
+  rate_limited_log gap_log{"twinrt mqtt"}; // its own budget: rejections do not hide gaps
+  sequence_watch seqs; // on the client's I/O thread only
 
   // Metrics (the node's probe owns the atomics).
   std::atomic<int64_t>* result_accepted;
@@ -56,6 +58,8 @@ struct ingest::impl {
   std::atomic<int64_t>* connected_gauge;
   std::atomic<int64_t>* connects;
   std::atomic<int64_t>* queued_gauge;
+  std::atomic<int64_t>* sequence_gaps;
+  std::atomic<int64_t>* gap_messages;
   std::atomic<uint64_t> batches{0};
 
   // Messages go to one of `lane_count` lanes by topic, each with its own batch thread, so
@@ -90,6 +94,8 @@ struct ingest::impl {
     connected_gauge = &p.adapter_series("twinrt_mqtt_connected", {});
     connects = &p.adapter_series("twinrt_mqtt_connects_total", {});
     queued_gauge = &p.adapter_series("twinrt_mqtt_queued_messages", {});
+    sequence_gaps = &p.adapter_series("twinrt_mqtt_sequence_gaps_total", {});
+    gap_messages = &p.adapter_series("twinrt_mqtt_sequence_gap_messages_total", {});
     max_queue = std::max<size_t>(10'000, size_t{4} * cfg.batch_messages);
   }
 
@@ -114,6 +120,19 @@ struct ingest::impl {
     auto text = dl.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     dead_letters->fetch_add(1, std::memory_order_relaxed);
     cl->publish(cfg.dead_letter_topic, std::move(text), cfg.qos);
+  }
+
+  // Messages a publisher numbered that never arrived (the broker dropped them, or they were
+  // lost before it): counted and logged, naming the topic and the missing numbers.
+  void count_gap(const sequence_watch::gap& g) {
+    sequence_gaps->fetch_add(1, std::memory_order_relaxed);
+    gap_messages->fetch_add(static_cast<int64_t>(g.missing()), std::memory_order_relaxed);
+    auto range = g.first == g.last ? std::to_string(g.first)
+                                   : std::to_string(g.first) + ".." + std::to_string(g.last);
+    gap_log.line("sequence gap: topic " + g.topic + ": seq " + range + " never arrived ("
+                 + std::to_string(g.missing()) + (g.missing() == 1 ? " message" : " messages")
+                 + " after seq " + std::to_string(g.after)
+                 + "); check the broker's max_queued_messages");
   }
 
   // Rejects a whole message before ingest: counted, dead-lettered, acknowledged.
@@ -143,6 +162,8 @@ struct ingest::impl {
       reject(m, to_string(err->reason), err->message);
       return;
     }
+    for (auto& g : seqs.observe(q.samples))
+      count_gap(g);
     q.packet_id = m.packet_id;
     q.topic = m.topic;
     q.payload = m.payload;
@@ -305,11 +326,13 @@ struct ingest::impl {
     connected_gauge->store(0);
     std::fprintf(stderr,
                  "twinrt mqtt: stopped; messages accepted %lld, partial %lld, duplicate %lld, "
-                 "rejected %lld\n",
+                 "rejected %lld; sequence gaps %lld (%lld messages never arrived)\n",
                  static_cast<long long>(result_accepted->load()),
                  static_cast<long long>(result_partial->load()),
                  static_cast<long long>(result_duplicate->load()),
-                 static_cast<long long>(result_rejected->load()));
+                 static_cast<long long>(result_rejected->load()),
+                 static_cast<long long>(sequence_gaps->load()),
+                 static_cast<long long>(gap_messages->load()));
   }
 };
 
@@ -373,6 +396,8 @@ ingest_stats ingest::stats() const {
   s.samples = static_cast<uint64_t>(impl_->samples_total->load());
   s.dead_letters = static_cast<uint64_t>(impl_->dead_letters->load());
   s.batches = impl_->batches.load();
+  s.sequence_gaps = static_cast<uint64_t>(impl_->sequence_gaps->load());
+  s.sequence_gap_messages = static_cast<uint64_t>(impl_->gap_messages->load());
   return s;
 }
 

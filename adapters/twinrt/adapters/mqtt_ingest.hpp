@@ -13,6 +13,12 @@
 // of sequence numbers) stay in order. The queue is bounded (QoS 1
 // messages wait for room, which slows the broker down; QoS 0 messages beyond it are
 // dropped and counted as `overloaded`).
+//
+// Messages that never arrive: when publishers number their messages with "seq", a jump in a
+// topic's numbers (sequence_watch in mqtt_json.hpp) is counted
+// (twinrt_mqtt_sequence_gaps_total, twinrt_mqtt_sequence_gap_messages_total) and logged
+// (rate-limited) with the topic and the missing numbers: a broker that drops QoS 1 messages
+// (a full session queue) tells nobody, but shows up here.
 
 #include <cstdint>
 #include <memory>
@@ -37,6 +43,8 @@ struct ingest_stats {
   uint64_t samples = 0;    // samples stored
   uint64_t dead_letters = 0;
   uint64_t batches = 0;    // node ingests
+  uint64_t sequence_gaps = 0;         // jumps in a topic's "seq" (sequence_watch)
+  uint64_t sequence_gap_messages = 0; // the numbers those jumps skipped: messages never received
 };
 
 class ingest {

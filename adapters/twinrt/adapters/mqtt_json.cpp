@@ -263,4 +263,19 @@ std::optional<payload_refusal> parse_json_payload(std::string_view topic, std::s
   return std::nullopt;
 }
 
+std::vector<sequence_watch::gap> sequence_watch::observe(const std::vector<twins::sample>& samples) {
+  std::vector<gap> gaps;
+  for (auto& s : samples) {
+    if (s.seq == 0 || s.seq == static_cast<uint64_t>(s.ts_ms))
+      continue; // no "seq" of its own
+    auto [it, first] = highest_.try_emplace(s.source, s.seq);
+    if (first || s.seq <= it->second)
+      continue;
+    if (s.seq > it->second + 1)
+      gaps.push_back({s.source, it->second + 1, s.seq - 1, it->second});
+    it->second = s.seq;
+  }
+  return gaps;
+}
+
 } // namespace twinrt::adapters::mqtt

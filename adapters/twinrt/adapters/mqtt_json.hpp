@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -94,5 +95,34 @@ std::optional<payload_refusal> parse_json_payload(std::string_view topic, std::s
 
 /// A topic name (not a filter) is valid for matching: not empty, no `+` or `#`, no NUL.
 bool valid_topic_name(std::string_view topic);
+
+/// Notices messages that never arrived. A broker may drop QoS 1 messages (Mosquitto does when
+/// a session's queue passes max_queued_messages) without telling anyone; when publishers number
+/// their messages with "seq" (1, 2, 3 ... per topic), the numbers that never came show it.
+/// Keeps, per topic, the highest seq seen: a seq more than one above it is a gap (the numbers
+/// between are missing); one at or below it (a redelivery, or the samples of the same object)
+/// is not. A sample whose seq equals its ts carried no "seq" of its own (parse_json_payload then
+/// uses ts) and is not watched. The first seq of a topic since this watch was made starts it,
+/// so what was lost before (while the node was down) is not seen. Not thread-safe: one owner.
+class sequence_watch {
+public:
+  struct gap {
+    std::string topic;
+    uint64_t first = 0;    // the first missing seq
+    uint64_t last = 0;     // the last missing seq
+    uint64_t after = 0;    // the highest seq seen before the gap
+    uint64_t missing() const { return last - first + 1; }
+  };
+
+  /// Looks at the samples of one message (source = topic), in order; returns the gaps they
+  /// reveal, usually none.
+  std::vector<gap> observe(const std::vector<twins::sample>& samples);
+
+  /// Topics being watched (one entry each).
+  size_t topics() const { return highest_.size(); }
+
+private:
+  std::unordered_map<std::string, uint64_t> highest_;
+};
 
 } // namespace twinrt::adapters::mqtt

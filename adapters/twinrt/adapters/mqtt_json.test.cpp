@@ -142,3 +142,63 @@ TEST(MqttJson, EachMalformedPayloadIsRefusedWithItsReasonAndNothingIsAdded) {
     EXPECT_EQ(out.size(), 1u) << "a refused payload adds nothing";
   }
 }
+
+namespace {
+
+// The samples parse_json_payload makes of `payload` on `topic`, received at 5000.
+std::vector<twinrt::twins::sample> parsed(const std::string& topic, const std::string& payload) {
+  std::vector<twinrt::twins::sample> out;
+  auto err = parse_json_payload(topic, payload, "acme/m1", 5000, out);
+  EXPECT_FALSE(err) << err->message;
+  return out;
+}
+
+} // namespace
+
+TEST(MqttSequenceWatch, AJumpInSeqIsOneGapNamingTheMissingRange) {
+  sequence_watch w;
+  EXPECT_TRUE(w.observe(parsed("t/a", R"({"seq": 1, "x": 1, "y": 2})")).empty());
+  EXPECT_TRUE(w.observe(parsed("t/a", R"({"seq": 2, "x": 1})")).empty());
+  auto gaps = w.observe(parsed("t/a", R"({"seq": 5, "x": 1, "y": 2})"));
+  ASSERT_EQ(gaps.size(), 1u) << "two samples of one object are one message";
+  EXPECT_EQ(gaps[0].topic, "t/a");
+  EXPECT_EQ(gaps[0].first, 3u);
+  EXPECT_EQ(gaps[0].last, 4u);
+  EXPECT_EQ(gaps[0].after, 2u);
+  EXPECT_EQ(gaps[0].missing(), 2u);
+}
+
+TEST(MqttSequenceWatch, ARedeliveryOrAnOlderSeqIsNotAGap) {
+  sequence_watch w;
+  w.observe(parsed("t/a", R"({"seq": 1, "x": 1})"));
+  w.observe(parsed("t/a", R"({"seq": 2, "x": 1})"));
+  EXPECT_TRUE(w.observe(parsed("t/a", R"({"seq": 2, "x": 1})")).empty());
+  EXPECT_TRUE(w.observe(parsed("t/a", R"({"seq": 1, "x": 1})")).empty());
+  EXPECT_TRUE(w.observe(parsed("t/a", R"({"seq": 3, "x": 1})")).empty())
+    << "the next one after a redelivery is no gap either";
+}
+
+TEST(MqttSequenceWatch, TopicsAreCountedApartAndTheFirstSeqOfATopicStartsIt) {
+  sequence_watch w;
+  EXPECT_TRUE(w.observe(parsed("t/a", R"({"seq": 40, "x": 1})")).empty());
+  EXPECT_TRUE(w.observe(parsed("t/b", R"({"seq": 7, "x": 1})")).empty());
+  EXPECT_TRUE(w.observe(parsed("t/a", R"({"seq": 41, "x": 1})")).empty());
+  EXPECT_EQ(w.observe(parsed("t/b", R"({"seq": 9, "x": 1})")).size(), 1u);
+  EXPECT_EQ(w.topics(), 2u);
+}
+
+TEST(MqttSequenceWatch, AnArrayOfObjectsIsCheckedObjectByObject) {
+  sequence_watch w;
+  auto gaps = w.observe(parsed("t/a", R"([{"seq": 1, "x": 1}, {"seq": 2, "x": 1}, {"seq": 4, "x": 1}])"));
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].first, 3u);
+  EXPECT_EQ(gaps[0].missing(), 1u);
+}
+
+TEST(MqttSequenceWatch, MessagesWithoutSeqAreNotWatched) {
+  sequence_watch w;
+  w.observe(parsed("t/a", R"({"ts": 100, "x": 1})"));
+  w.observe(parsed("t/a", R"({"ts": 500, "x": 1})"));
+  w.observe(parsed("t/a", R"({"x": 1})"));
+  EXPECT_EQ(w.topics(), 0u) << "ts (or the receive time) stands in for seq, but is not a count";
+}

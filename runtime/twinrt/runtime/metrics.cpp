@@ -95,6 +95,11 @@ const family_spec specs[] = {
    "Connections to the broker accepted (the first and every reconnect)."},
   {"twinrt_mqtt_queued_messages", MetricType::Gauge,
    "MQTT messages received and waiting for their batch to be durable (then acknowledged)."},
+  {"twinrt_mqtt_sequence_gaps_total", MetricType::Counter,
+   "Jumps in the seq numbers of an MQTT topic: messages a publisher numbered that never "
+   "arrived (e.g. dropped by the broker when a session's queue is full)."},
+  {"twinrt_mqtt_sequence_gap_messages_total", MetricType::Counter,
+   "Messages missing in those jumps (the seq numbers skipped)."},
   // -- Sparkplug B adapter (present once a node has a [sparkplug] section)
   {"twinrt_sparkplug_messages_total", MetricType::Counter,
    "Sparkplug B messages handled (every spBv1.0 PUBLISH received)."},

@@ -251,7 +251,7 @@ node::~node() {
   impl_->metrics.reset(); // before anything a scrape reads goes away
 }
 
-caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
+caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg, bool serve_rpc) {
   auto p = std::make_unique<impl>();
   p->ctx = std::make_shared<node_context>();
   auto& ctx = *p->ctx;
@@ -321,16 +321,24 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
       return std::move(m.error());
     n->impl_->metrics = std::move(*m);
   }
-  if (!cfg.rpc_address.empty()) {
-    std::vector<rpc_token> tokens;
-    for (auto& t : cfg.rpc_tokens)
-      tokens.push_back({t.name, t.secret, t.role, t.scope});
-    auto r = rpc_server::start(*n, cfg.rpc_address, std::move(tokens));
-    if (!r)
-      return std::move(r.error());
-    n->impl_->rpc = std::move(*r);
-  }
+  if (serve_rpc)
+    if (auto err = n->serve_rpc())
+      return err;
   return n;
+}
+
+caf::error node::serve_rpc() {
+  auto& cfg = impl_->ctx->cfg;
+  if (cfg.rpc_address.empty() || impl_->rpc)
+    return {};
+  std::vector<rpc_token> tokens;
+  for (auto& t : cfg.rpc_tokens)
+    tokens.push_back({t.name, t.secret, t.role, t.scope});
+  auto r = rpc_server::start(*this, cfg.rpc_address, std::move(tokens));
+  if (!r)
+    return std::move(r.error());
+  impl_->rpc = std::move(*r);
+  return {};
 }
 
 std::string node::rpc_address() const {
@@ -486,7 +494,8 @@ node::history(const std::string& id, const std::string& channel, int64_t from_ms
   if (!m)
     return make_error(errc::unknown_twin, "no twin " + id);
   auto model = ctx.model_of(m->kind);
-  if (!model->find_channel(channel, nullptr)) {
+  // Every twin has the reserved offline channel: no marks is an empty history.
+  if (channel != twins::offline_channel && !model->find_channel(channel, nullptr)) {
     // A channel dropped by a newer model still reads back if it has history.
     auto points = ctx.db->read_history(m->number, channel, from_ms, to_ms, 1);
     if (points.empty())

@@ -58,9 +58,19 @@ public:
   /// Opens the data directory, loads the models (built-in, `models_dir`, and
   /// those stored), brings every parent's rollup up to date with its
   /// children, starts the shards and, when `metrics_address` is set, serves
-  /// Prometheus metrics there (metrics.hpp). Fails with a reason naming the
-  /// file, directory or address at fault.
-  static caf::expected<std::unique_ptr<node>> start(const node_config& cfg);
+  /// Prometheus metrics there (metrics.hpp) and, when `rpc_address` is set
+  /// and `serve_rpc` is true, the operator API. Fails with a reason naming
+  /// the file, directory or address at fault.
+  static caf::expected<std::unique_ptr<node>> start(const node_config& cfg,
+                                                    bool serve_rpc = true);
+
+  /// Serves the operator API at config().rpc_address, for a node started
+  /// with serve_rpc = false (the demo opens it once its simulated history is
+  /// stored, so that no answer comes before it). Does nothing when the
+  /// address is empty or the API is served already; fails naming the address.
+  /// Unlike the other methods, not to be called while another thread calls
+  /// serve_rpc() or rpc_address().
+  caf::error serve_rpc();
 
   ~node();
   node(const node&) = delete;

@@ -702,6 +702,31 @@ public:
       });
   }
 
+  kj::Promise<void> status(StatusContext ctx) override {
+    return timed(shared_, "status", [&] { return do_status(ctx); });
+  }
+
+  kj::Promise<void> do_status(StatusContext ctx) {
+    auto& n = shared_.n;
+    auto st = ctx.getResults().initStatus();
+    st.setTwins(n.twin_count());
+    st.setActiveTwins(n.active_twins());
+    st.setSamplesIngested(n.probe().accepted());
+    st.setSamplesRejected(n.probe().rejected_total());
+    auto values = n.probe().adapter_values();
+    auto list = st.initAdapters(static_cast<unsigned>(values.size()));
+    for (unsigned i = 0; i < values.size(); ++i) {
+      list[i].setName(values[i].family);
+      list[i].setValue(values[i].value);
+      auto labels = list[i].initLabels(static_cast<unsigned>(values[i].labels.size()));
+      for (unsigned k = 0; k < values[i].labels.size(); ++k) {
+        labels[k].setName(values[i].labels[k].first);
+        labels[k].setValue(values[i].labels[k].second);
+      }
+    }
+    return kj::READY_NOW;
+  }
+
 private:
   session_rights rights_;
   shared_state& shared_;
