@@ -3,8 +3,10 @@
 #
 # Connect, take the bootstrap capability (a Gateway) and log in with a token.
 # What comes back are capabilities that can do only what the token allows:
-# a read token's Writer refuses every call; a token scoped to a subtree sees
-# nothing outside it. Errors are Cap'n Proto exceptions whose description
+# a read token's Writer refuses every call; a token scoped to a twin sees
+# nothing outside that twin's subtree. A subtree (of a scope, a query, a watch,
+# an alert list) is a twin and the twins below it in the rollup tree, as the
+# tree is at each call: a twin that moves leaves it or enters it. Errors are Cap'n Proto exceptions whose description
 # names the input and the reason ("no twin acme/plant-9", "permission denied:
 # token 'viewer' may not write").
 #
@@ -27,7 +29,7 @@ enum Role {
 struct Session {
   tokenName @0 :Text;   # the token's name, never its secret
   role @1 :Role;
-  scope @2 :Text;       # subtree the token may see; "" = everything
+  scope @2 :Text;       # twin whose subtree the token may see; "" = everything
   reader @3 :Reader;    # always set
   writer @4 :Writer;    # always set; below role write every call is refused
                         # ("permission denied: token 'viewer' may not write")

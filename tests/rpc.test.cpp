@@ -910,11 +910,14 @@ TEST_F(Rpc, ScopedWriteTokenCannotTouchAnotherSubtree) {
   create.setId(p2_line + "/mill-3");
   create.setKind("machine");
   create.setParent(p2_line);
-  EXPECT_TRUE(fails_with(create.send(), "permission denied: token 'plant-1-feeder' may not create"));
+  // A parent outside the scope is answered as a missing one.
+  EXPECT_TRUE(fails_with(create.send(),
+                         "twin " + p2_line + "/mill-3: no parent twin " + p2_line));
   auto create_root = w.createTwinRequest();
   create_root.setId("other");
   create_root.setKind("enterprise");
-  EXPECT_TRUE(fails_with(create_root.send(), "permission denied"));
+  EXPECT_TRUE(fails_with(create_root.send(), "permission denied: token 'plant-1-feeder' may "
+                                             "create other only under a parent in acme/plant-1"));
   auto del = w.deleteTwinRequest();
   del.setId(mill1);
   EXPECT_TRUE(fails_with(del.send(), "no twin " + mill1));

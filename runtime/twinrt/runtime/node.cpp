@@ -492,11 +492,20 @@ void node::ingest_async(std::vector<twins::sample> batch,
                  std::make_shared<ingest_done>(std::move(done)));
 }
 
+bool node::in_tree(const std::string& root, const std::string& id) const {
+  return root.empty() || impl_->ctx->cat.is_ancestor(root, id);
+}
+
+std::vector<bool> node::in_tree(const std::string& root,
+                                const std::vector<std::string_view>& ids) const {
+  return impl_->ctx->cat.below(root, ids);
+}
+
 std::vector<twin_view> node::stored(const std::string& subtree, const std::string& kind) {
   auto& ctx = *impl_->ctx;
   std::vector<twin_view> out;
-  for (auto& m : ctx.cat.all()) {
-    if (!in_subtree(m.id, subtree) || (!kind.empty() && m.kind != kind))
+  for (auto& m : ctx.cat.subtree(subtree)) {
+    if (!kind.empty() && m.kind != kind)
       continue;
     twin_view v;
     v.children = ctx.cat.child_count(m.id);
@@ -544,8 +553,14 @@ caf::error node::remove(const std::string& id) {
   return {};
 }
 
-std::shared_ptr<change_subscription> node::watch(const std::string& subtree) {
-  return impl_->ctx->feed.subscribe(subtree);
+std::shared_ptr<change_subscription> node::watch(const std::string& subtree,
+                                                 const std::string& scope) {
+  std::weak_ptr<node_context> weak = impl_->ctx;
+  return impl_->ctx->feed.subscribe([weak, subtree, scope](const std::string& id) {
+    auto ctx = weak.lock(); // a subscription may outlive its node: then it sees nothing
+    return ctx && (subtree.empty() || ctx->cat.is_ancestor(subtree, id))
+           && (scope.empty() || ctx->cat.is_ancestor(scope, id));
+  });
 }
 
 std::vector<std::string> node::reload_models(const std::string& dir) {
@@ -595,10 +610,15 @@ int64_t node::active_twins() const {
 std::vector<alert_record> node::alerts(const std::string& subtree,
                                        std::optional<twins::alert_phase> state) const {
   auto all = impl_->ctx->db->load_alerts();
+  std::vector<std::string_view> ids;
+  ids.reserve(all.size());
+  for (auto& a : all)
+    ids.push_back(a.twin);
+  auto inside = in_tree(subtree, ids);
   std::vector<alert_record> out;
-  for (auto i = all.rbegin(); i != all.rend(); ++i)
-    if (in_subtree(i->twin, subtree) && (!state || i->state == *state))
-      out.push_back(std::move(*i));
+  for (size_t i = all.size(); i-- > 0;)
+    if (inside[i] && (!state || all[i].state == *state))
+      out.push_back(std::move(all[i]));
   return out;
 }
 

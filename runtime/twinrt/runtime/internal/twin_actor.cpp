@@ -31,6 +31,7 @@ struct twin_actor_state {
   bool flush_scheduled = false;
   int64_t oldest_pending_ts = no_pending;
   uint64_t published_version = 0; // last version handed to watchers
+  std::string published_parent;   // parent when last handed to watchers
   bool viewed = false;            // a get put our view in the cache (it may since be evicted)
   uint64_t viewed_version = 0;    // version of the cached view
   std::string viewed_parent;
@@ -256,11 +257,14 @@ struct twin_actor_state {
     publish();
   }
 
-  // Tells watchers (RPC subscriptions) about the new state, once per flush.
+  // Tells watchers (RPC subscriptions) about the new state, once per flush;
+  // a move is news too (watchers of the new parent's tree see the twin now).
   void publish() {
-    if (!ctx->feed.watched() || st.version == published_version)
+    if (!ctx->feed.watched()
+        || (st.version == published_version && meta.parent == published_parent))
       return;
     published_version = st.version;
+    published_parent = meta.parent;
     ctx->feed.publish(twin_change{meta, ctx->cat.child_count(meta.id), st});
   }
 
