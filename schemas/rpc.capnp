@@ -75,7 +75,7 @@ struct Twin {
   version @5 :UInt64;       # bumps on every change
   health @6 :Health;
   score @7 :Float64;
-  lastDataMs @8 :Int64;
+  lastDataMs @8 :Int64;     # newest sample time seen (not its arrival); 0 = no sample yet
   channels @9 :List(ChannelValue);
   rollup @10 :Rollup;
   stock @11 :List(Sum);     # own stock per SKU (warehouses)

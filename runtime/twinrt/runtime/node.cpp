@@ -174,7 +174,7 @@ struct node::impl {
         storage::put_state(refreshed, meta.number, st);
       }
       watches[stable_hash(meta.id) % watches.size()].push_back(
-        {meta.id, st.last_data_ms, st.status});
+        {meta.id, twins::data_since_ms(st), st.status});
       if (ctx->cat.child_count(meta.id) > 0)
         parents.emplace(meta.id, st);
       else
@@ -343,7 +343,7 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     twin_meta m{s.id, ctx.cat.next_number(), s.kind, s.parent};
     twins::twin_state st;
     st.version = 1;
-    st.last_data_ms = now;
+    st.created_ms = now;
     auto model = ctx.model_of(s.kind);
     st.model_version = model->version;
     st.own = twins::own_contribution(st, *model, s.id);
@@ -356,7 +356,8 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     ctx.cat.insert(m);
   std::vector<watch_list> watches(ctx.shards.size());
   for (auto& [m, st] : made) {
-    watches[stable_hash(m.id) % watches.size()].push_back({m.id, st.last_data_ms, st.status});
+    watches[stable_hash(m.id) % watches.size()].push_back(
+      {m.id, twins::data_since_ms(st), st.status});
     if (!m.parent.empty())
       caf::anon_send(ctx.shard_for(m.parent), contrib_atom::value,
                      contrib_msg{m.parent, m.id, st.version, st.own, now});

@@ -52,7 +52,7 @@ struct twin_actor_state {
     } else if (auto stored = ctx->db->load_state(meta.number)) {
       st = std::move(*stored);
     } else {
-      st.last_data_ms = now_ms();
+      st.created_ms = now_ms();
       st.own = twins::own_contribution(st, *model, meta.id);
     }
     load_children();
@@ -112,7 +112,7 @@ struct twin_actor_state {
       outbox = {};
     }
     r.model_version = model->version;
-    r.last_data_ms = st.last_data_ms;
+    r.last_data_ms = twins::data_since_ms(st);
     r.status = st.status;
     return r;
   }
@@ -140,8 +140,8 @@ struct twin_actor_state {
   }
 
   void persist(std::function<void()> durable = {}) {
-    persist_msg m{meta.id, meta.number, storage::encode_state(st), st.last_data_ms, st.status,
-                  std::move(outbox), std::move(durable)};
+    persist_msg m{meta.id,   meta.number,       storage::encode_state(st), twins::data_since_ms(st),
+                  st.status, std::move(outbox), std::move(durable)};
     outbox = {};
     self->send(ctx->shard_for(meta.id), persist_atom::value, std::move(m));
   }
@@ -149,8 +149,8 @@ struct twin_actor_state {
   // -- alerts and events ---------------------------------------------------------
 
   std::optional<double> value_named(std::string_view name, int64_t now) const {
-    if (name == "data_age_s")
-      return static_cast<double>(now - st.last_data_ms) / 1000.0;
+    if (name == "data_age_s") // as the staleness rule counts it
+      return static_cast<double>(now - twins::data_since_ms(st)) / 1000.0;
     return twins::value_of(st, name);
   }
 
