@@ -87,8 +87,14 @@ std::vector<bool> catalog::below(std::string_view root,
   // Answers by id, for the batch's twins and every parent passed on the way
   // (views into `ids` and into the catalog's own strings, both stable here).
   std::unordered_map<std::string_view, bool> known;
+  known.reserve(64);
   std::vector<std::string_view> path;
+  std::string key; // reused: no allocation per lookup
   for (size_t k = 0; k < ids.size(); ++k) {
+    if (k > 0 && ids[k] == ids[k - 1]) { // a batch's samples of one twin often come together
+      out[k] = out[k - 1];
+      continue;
+    }
     path.clear();
     std::string_view cur = ids[k];
     bool answer = false;
@@ -102,7 +108,8 @@ std::vector<bool> catalog::below(std::string_view root,
         break;
       }
       path.push_back(cur);
-      auto i = by_id_.find(std::string(cur));
+      key.assign(cur.data(), cur.size());
+      auto i = by_id_.find(key);
       if (i == by_id_.end())
         break;
       cur = i->second.meta.parent;
