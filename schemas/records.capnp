@@ -60,11 +60,16 @@ struct TwinState {
   stock @10 :List(Sum);       # units per SKU
   status @11 :UInt8;          # own status: 0 ok, 1 warning, 2 alarm, 3 stale
   score @12 :Float64;
-  lastDataMs @13 :Int64;      # wall clock of the last accepted sample
+  lastDataMs @13 :Int64;      # see dataClock
   contribution @14 :Contribution;
   offline @15 :Bool;          # marked offline by its adapter (device gone): health stale
   alerts @16 :List(AlertTrack); # per alert rule that is pending, raised or acknowledged
   analytics @17 :Analytics;   # trends, baselines and derived values
+  createdMs @18 :Int64;       # wall clock at creation (dataClock 1; 0: not known)
+  dataClock @19 :UInt8;       # what lastDataMs holds. 1: the newest sample time seen, 0 for
+                              # none yet. 0 (records written before this field): the wall clock
+                              # of the last sample's arrival, or of the twin's creation; read
+                              # back as the newest channel time, the old value as createdMs.
 }
 
 struct Trend {

@@ -3,8 +3,10 @@
 #
 # Connect, take the bootstrap capability (a Gateway) and log in with a token.
 # What comes back are capabilities that can do only what the token allows:
-# a read token's Writer refuses every call; a token scoped to a subtree sees
-# nothing outside it. Errors are Cap'n Proto exceptions whose description
+# a read token's Writer refuses every call; a token scoped to a twin sees
+# nothing outside that twin's subtree. A subtree (of a scope, a query, a watch,
+# an alert list) is a twin and the twins below it in the rollup tree, as the
+# tree is at each call: a twin that moves leaves it or enters it. Errors are Cap'n Proto exceptions whose description
 # names the input and the reason ("no twin acme/plant-9", "permission denied:
 # token 'viewer' may not write").
 #
@@ -27,7 +29,7 @@ enum Role {
 struct Session {
   tokenName @0 :Text;   # the token's name, never its secret
   role @1 :Role;
-  scope @2 :Text;       # subtree the token may see; "" = everything
+  scope @2 :Text;       # twin whose subtree the token may see; "" = everything
   reader @3 :Reader;    # always set
   writer @4 :Writer;    # always set; below role write every call is refused
                         # ("permission denied: token 'viewer' may not write")
@@ -73,7 +75,7 @@ struct Twin {
   version @5 :UInt64;       # bumps on every change
   health @6 :Health;
   score @7 :Float64;
-  lastDataMs @8 :Int64;
+  lastDataMs @8 :Int64;     # newest sample time seen (not its arrival); 0 = no sample yet
   channels @9 :List(ChannelValue);
   rollup @10 :Rollup;
   stock @11 :List(Sum);     # own stock per SKU (warehouses)
@@ -177,6 +179,9 @@ struct NodeStatus {
     name @0 :Text;
     value @1 :Text;
   }
+  storageFailure @5 :Text;     # empty while storage works; else why it stopped taking writes
+                               # ("storage_failed: write: IO error: No space left on device"):
+                               # nothing more is acknowledged until a restart
 }
 
 struct Change {

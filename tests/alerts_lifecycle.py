@@ -15,9 +15,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from node_harness import Node  # noqa: E402
 
-PRESS = """kind = "press"
+SITE = """kind = "site"
 version = 1
 parents = []
+"""
+
+PRESS = """kind = "press"
+version = 1
+parents = ["site"]
 
 [channels.temperature_c]
 unit = "degC"
@@ -66,7 +71,7 @@ def main():
     twinrt, twinctl = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="twinrt-alerts-")
     os.makedirs(os.path.join(work, "models"))
-    for name, text in (("press.toml", PRESS), ("sensor.toml", SENSOR)):
+    for name, text in (("site.toml", SITE), ("press.toml", PRESS), ("sensor.toml", SENSOR)):
         with open(os.path.join(work, "models", name), "w") as f:
             f.write(text)
     node = Node(twinrt, twinctl, work, "[twins]\nsweep_interval_ms = 200\n",
@@ -74,8 +79,11 @@ def main():
                  ("line-a", "a", "write", "a")])
     node.start()
     try:
-        node.ctl("twin", "create", "a/p1", "--kind", "press")
-        node.ctl("twin", "create", "b/p2", "--kind", "press")
+        # Scope "a" is the twin a and the twins below it.
+        for site in ("a", "b"):
+            node.ctl("twin", "create", site, "--kind", "site")
+        node.ctl("twin", "create", "a/p1", "--kind", "press", "--parent", "a")
+        node.ctl("twin", "create", "b/p2", "--kind", "press", "--parent", "b")
         node.ingest([sample("a/p1", "temperature_c", 120), sample("b/p2", "temperature_c", 130)])
 
         alerts = node.ctl_json("alerts", "--state", "raised")

@@ -76,6 +76,11 @@ protected:
     auto r = adapters::replay_history(*node_, *sim_, from, now_, 60'000);
     ASSERT_TRUE(r) << runtime::describe(r.error());
     samples_ = *r;
+    // Then one tick live, as the demo goes on: data age counts from the newest
+    // sample time, so after the replay alone every machine would be stale.
+    auto live = node_->ingest_waiting(sim_->tick(testing::now_ms(), 60'000));
+    ASSERT_TRUE(live && live->rejected.empty());
+    samples_ += live->accepted;
     // The last contributions reach the lines and the root a few rollup delays later.
     ASSERT_TRUE(testing::eventually([&] {
       auto root = node_->get("acme");

@@ -45,6 +45,8 @@ const runtime::node_config::token plant1_viewer_token{"plant-1-viewer", "s3cret-
                                                       "acme/plant-1"};
 const runtime::node_config::token plant1_writer_token{"plant-1-feeder", "s3cret-p1-writer",
                                                       "write", "acme/plant-1"};
+const runtime::node_config::token plant2_writer_token{"plant-2-feeder", "s3cret-p2-writer",
+                                                      "write", "acme/plant-2"};
 
 const std::string p1_line = "acme/plant-1/line-1";
 const std::string p2_line = "acme/plant-2/line-1";
@@ -180,8 +182,8 @@ protected:
   void SetUp() override {
     auto cfg = twinrt::testing::test_config(dir_.str());
     cfg.rpc_address = "127.0.0.1:0";
-    cfg.rpc_tokens = {admin_token, writer_token, viewer_token, plant1_viewer_token,
-                      plant1_writer_token};
+    cfg.rpc_tokens = {admin_token,         writer_token,       viewer_token,
+                      plant1_viewer_token, plant1_writer_token, plant2_writer_token};
     configure(cfg);
     node_ = twinrt::testing::start_node(cfg);
     ASSERT_TRUE(node_);
@@ -740,6 +742,37 @@ TEST_F(Rpc, TimestampsNotAfterTheEpochAreRefused) {
   EXPECT_EQ(get(r, "acme/warehouse-1").getTwin().getStock().size(), 0u);
 }
 
+// Was: staleness counted from arrival, so samples 72 hours old kept a twin
+// ok for stale_after_s after they arrived.
+TEST_F(Rpc, SampleSeventyTwoHoursOldDoesNotMakeATwinLookAlive) {
+  auto w = login(writer_token).writer;
+  auto r = login(viewer_token).reader;
+  auto fresh_twin = get(r, press1).getTwin();
+  EXPECT_EQ(fresh_twin.getHealth(), rpc::Health::OK);
+  EXPECT_EQ(fresh_twin.getLastDataMs(), 0) << "a twin without samples has no data time";
+
+  auto now = twinrt::testing::now_ms();
+  auto old = now - 72 * 3'600'000ll;
+  ASSERT_EQ(ingest(w, {{press1, "temperature_c", old, 60}}).getAccepted(), 1u);
+  auto stale = get(r, press1).getTwin();
+  EXPECT_EQ(stale.getHealth(), rpc::Health::STALE);
+  EXPECT_EQ(stale.getLastDataMs(), old);
+  EXPECT_TRUE(twin_becomes(r, p1_line, [](rpc::Twin::Reader t) {
+    return t.getRollup().getStale() == 1;
+  })) << "line-1 does not count press-1 as stale";
+
+  // A fresh sample makes it ok; an old one after it changes nothing.
+  ASSERT_EQ(ingest(w, {{press1, "temperature_c", now - 1000, 61}}).getAccepted(), 1u);
+  EXPECT_EQ(get(r, press1).getTwin().getHealth(), rpc::Health::OK);
+  ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", old + 1, 1}}).getAccepted(), 1u);
+  auto alive = get(r, press1).getTwin();
+  EXPECT_EQ(alive.getHealth(), rpc::Health::OK);
+  EXPECT_EQ(alive.getLastDataMs(), now - 1000);
+  EXPECT_TRUE(twin_becomes(r, p1_line, [](rpc::Twin::Reader t) {
+    return t.getRollup().getStale() == 0;
+  }));
+}
+
 // A get is answered from the node's read cache once the twin was read; the
 // cache must never lag behind an acknowledged write, a passivation or a move.
 TEST_F(Rpc, GetAfterAnAcknowledgedIngestAlwaysSeesIt) {
@@ -1013,11 +1046,14 @@ TEST_F(Rpc, ScopedWriteTokenCannotTouchAnotherSubtree) {
   create.setId(p2_line + "/mill-3");
   create.setKind("machine");
   create.setParent(p2_line);
-  EXPECT_TRUE(fails_with(create.send(), "permission denied: token 'plant-1-feeder' may not create"));
+  // A parent outside the scope is answered as a missing one.
+  EXPECT_TRUE(fails_with(create.send(),
+                         "twin " + p2_line + "/mill-3: no parent twin " + p2_line));
   auto create_root = w.createTwinRequest();
   create_root.setId("other");
   create_root.setKind("enterprise");
-  EXPECT_TRUE(fails_with(create_root.send(), "permission denied"));
+  EXPECT_TRUE(fails_with(create_root.send(), "permission denied: token 'plant-1-feeder' may "
+                                             "create other only under a parent in acme/plant-1"));
   auto del = w.deleteTwinRequest();
   del.setId(mill1);
   EXPECT_TRUE(fails_with(del.send(), "no twin " + mill1));
@@ -1044,6 +1080,161 @@ TEST_F(Rpc, ScopedWriteTokenCannotTouchAnotherSubtree) {
   EXPECT_EQ(text(get(r, press1).getTwin().getParent()), p1_line);
   EXPECT_EQ(get(r, p2_line).getTwin().getChildren(), 2u);
   EXPECT_EQ(channel_of(get(r, press1).getTwin(), "power_kw"), 7.0);
+}
+
+// Was: scopes followed the id, not the tree. After a move to another plant a
+// token of the old plant still read the twin, and one of the new plant saw its
+// power in the plant's totals but got "no twin" for the twin itself.
+TEST_F(Rpc, MovedTwinLeavesTheOldScopeAndEntersTheNewOne) {
+  auto p1 = login(plant1_writer_token);
+  auto p2 = login(plant2_writer_token);
+  auto w = login(writer_token).writer;
+  auto now = twinrt::testing::now_ms();
+  // press-1's only sample is three days old: stale at once, with an open
+  // alert (the built-in rule "stale") that moves with it.
+  ASSERT_EQ(ingest(w, {{press1, "power_kw", now - 72 * 3'600'000ll, 40},
+                       {press2, "power_kw", now - 1000, 70},
+                       {mill1, "power_kw", now - 1000, 25}})
+              .getAccepted(),
+            3u);
+  auto alert_of_press1 = [&](rpc::Reader::Client& r) -> std::optional<uint64_t> {
+    auto all = r.alertsRequest().send().wait(ws());
+    for (auto a : all.getAlerts())
+      if (text(a.getTwin()) == press1)
+        return a.getId();
+    return std::nullopt;
+  };
+  auto alert = alert_of_press1(p1.reader);
+  ASSERT_TRUE(alert) << "press-1 has no open alert";
+  auto history_points = [&](rpc::Reader::Client& r) {
+    auto h = r.historyRequest();
+    h.setId(press1);
+    h.setChannel("power_kw");
+    return h.send().wait(ws()).getPoints().size();
+  };
+  auto history_of_press1 = [&](rpc::Reader::Client& r) {
+    auto h = r.historyRequest();
+    h.setId(press1);
+    h.setChannel("power_kw");
+    return h.send();
+  };
+  auto ids_seen = [&](rpc::Reader::Client& r) {
+    auto all = query(r, [](rpc::Query::Builder) {});
+    auto ids = ids_of(all.getTwins());
+    EXPECT_EQ(all.getTotal(), ids.size());
+    return ids;
+  };
+  auto has = [](const std::vector<std::string>& ids, const std::string& id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  ASSERT_TRUE(twin_becomes(p1.reader, "acme/plant-1", [](rpc::Twin::Reader t) {
+    return sum_of(t, "power_kw") == 110.0;
+  }));
+  ASSERT_TRUE(twin_becomes(p2.reader, "acme/plant-2", [](rpc::Twin::Reader t) {
+    return sum_of(t, "power_kw") == 25.0;
+  }));
+
+  // Before the move: plant-1's.
+  EXPECT_EQ(text(get(p1.reader, press1).getTwin().getParent()), p1_line);
+  EXPECT_EQ(history_points(p1.reader), 1u);
+  EXPECT_TRUE(has(ids_seen(p1.reader), press1));
+  auto before = p2.reader.getRequest();
+  before.setId(press1);
+  EXPECT_TRUE(fails_with(before.send(), "no twin " + press1));
+  EXPECT_TRUE(fails_with(history_of_press1(p2.reader), "no twin " + press1));
+  EXPECT_FALSE(has(ids_seen(p2.reader), press1));
+  EXPECT_FALSE(alert_of_press1(p2.reader));
+
+  // Watches of both plants, running across the move.
+  auto log1 = std::make_shared<watch_log>();
+  auto watch1 = p1.reader.watchRequest();
+  watch1.setWatcher(kj::heap<recording_watcher>(log1, timer()));
+  auto sub1 = watch1.send().wait(ws()).getSubscription();
+  auto log2 = std::make_shared<watch_log>();
+  auto watch2 = p2.reader.watchRequest();
+  watch2.setSubtree("acme"); // narrows to plant-2
+  watch2.setWatcher(kj::heap<recording_watcher>(log2, timer()));
+  auto sub2 = watch2.send().wait(ws()).getSubscription();
+  // press-1 changes (still three days behind): plant-1's watch shows it.
+  ASSERT_EQ(ingest(w, {{press1, "temperature_c", now - 71 * 3'600'000ll, 61}}).getAccepted(), 1u);
+  ASSERT_TRUE(pump_until([&] { return log1->latest[press1]["temperature_c"] == 61.0; }, 10'000ms))
+    << "a plant-1 watch did not show press-1";
+  EXPECT_EQ(log2->ids.count(press1), 0u);
+
+  auto move = w.reparentRequest();
+  move.setId(press1);
+  move.setParent(p2_line);
+  move.send().wait(ws());
+
+  // After: plant-2's, history and alert included; plant-1 no longer knows it.
+  EXPECT_TRUE(pump_until([&] { return log2->ids.count(press1) > 0; }, 10'000ms))
+    << "a plant-2 watch did not show press-1 once it moved in";
+  auto gone = p1.reader.getRequest();
+  gone.setId(press1);
+  EXPECT_TRUE(fails_with(gone.send(), "no twin " + press1));
+  EXPECT_TRUE(fails_with(history_of_press1(p1.reader), "no twin " + press1));
+  EXPECT_FALSE(has(ids_seen(p1.reader), press1));
+  EXPECT_EQ(text(get(p2.reader, press1).getTwin().getParent()), p2_line);
+  EXPECT_EQ(history_points(p2.reader), 1u);
+  EXPECT_TRUE(has(ids_seen(p2.reader), press1));
+  EXPECT_TRUE(twin_becomes(p1.reader, "acme/plant-1", [](rpc::Twin::Reader t) {
+    return sum_of(t, "power_kw") == 70.0;
+  })) << "plant-1 still counts press-1";
+  EXPECT_TRUE(twin_becomes(p2.reader, "acme/plant-2", [](rpc::Twin::Reader t) {
+    return sum_of(t, "power_kw") == 65.0;
+  })) << "plant-2 does not count press-1";
+
+  EXPECT_FALSE(alert_of_press1(p1.reader));
+  auto ack1 = p1.writer.ackAlertRequest();
+  ack1.setId(*alert);
+  EXPECT_TRUE(fails_with(ack1.send(), "no alert " + std::to_string(*alert)));
+  EXPECT_EQ(alert_of_press1(p2.reader), alert);
+  auto ack2 = p2.writer.ackAlertRequest();
+  ack2.setId(*alert);
+  ack2.setNote("moved to plant-2");
+  EXPECT_EQ(ack2.send().wait(ws()).getAlert().getState(), rpc::AlertState::ACKNOWLEDGED);
+
+  // Samples: refused to plant-1 as for a missing twin, taken from plant-2.
+  auto r1 = ingest(p1.writer, {{press1, "vibration_mm_s", twinrt::testing::now_ms(), 2}});
+  EXPECT_EQ(r1.getAccepted(), 0u);
+  ASSERT_EQ(r1.getRejected().size(), 1u);
+  EXPECT_EQ(text(r1.getRejected()[0].getReason()), "unknown_twin");
+  EXPECT_NE(text(r1.getRejected()[0].getMessage()).find("no twin " + press1), std::string::npos);
+  log1->ids.clear(); // what plant-1's watch was told from here on
+  ASSERT_EQ(ingest(p2.writer, {{press1, "vibration_mm_s", twinrt::testing::now_ms(), 3}})
+              .getAccepted(),
+            1u);
+  EXPECT_TRUE(pump_until([&] { return log2->latest[press1]["vibration_mm_s"] == 3.0; }, 10'000ms))
+    << "a plant-2 watch did not show press-1's new sample";
+  pump_until([] { return false; }, 300ms); // let anything that should not come, come
+  EXPECT_EQ(log1->ids.count(press1), 0u) << "a plant-1 watch still shows press-1";
+
+  // Writes: both the twin and the new parent must be in the scope.
+  auto back = p1.writer.reparentRequest();
+  back.setId(press1);
+  back.setParent(p1_line);
+  EXPECT_TRUE(fails_with(back.send(), "no twin " + press1));
+  auto out = p2.writer.reparentRequest();
+  out.setId(press1);
+  out.setParent(p1_line);
+  EXPECT_TRUE(fails_with(out.send(), "no twin " + p1_line));
+  auto del = p1.writer.deleteTwinRequest();
+  del.setId(press1);
+  EXPECT_TRUE(fails_with(del.send(), "no twin " + press1));
+  // Ids play no part: plant-2 creates a twin named like plant-1's, under its
+  // own line, and plant-1 does not see it.
+  const std::string named_like_p1 = p1_line + "/press-9";
+  auto create = p2.writer.createTwinRequest();
+  create.setId(named_like_p1);
+  create.setKind("machine");
+  create.setParent(p2_line);
+  create.send().wait(ws());
+  EXPECT_EQ(text(get(p2.reader, named_like_p1).getTwin().getParent()), p2_line);
+  auto hidden = p1.reader.getRequest();
+  hidden.setId(named_like_p1);
+  EXPECT_TRUE(fails_with(hidden.send(), "no twin " + named_like_p1));
+  auto all = login(viewer_token).reader;
+  EXPECT_EQ(text(get(all, press1).getTwin().getParent()), p2_line);
 }
 
 // -- bad requests -------------------------------------------------------------------

@@ -704,6 +704,9 @@ int main(int argc, char** argv) {
                                  {"active_twins", st.getActiveTwins()},
                                  {"samples_ingested", st.getSamplesIngested()},
                                  {"samples_rejected", st.getSamplesRejected()},
+                                 {"storage", st.getStorageFailure().size() == 0
+                                               ? std::string("ok")
+                                               : std::string(st.getStorageFailure().cStr())},
                                  {"adapters", adapters}}
                                 .dump(2)
                                 .c_str());
@@ -713,7 +716,9 @@ int main(int argc, char** argv) {
           {"twins", std::to_string(st.getTwins())},
           {"twins active", std::to_string(st.getActiveTwins())},
           {"samples ingested", std::to_string(st.getSamplesIngested())},
-          {"samples rejected", std::to_string(st.getSamplesRejected())}};
+          {"samples rejected", std::to_string(st.getSamplesRejected())},
+          {"storage", st.getStorageFailure().size() == 0 ? std::string("ok")
+                                                         : std::string(st.getStorageFailure().cStr())}};
         for (auto& [name, value] : series)
           rows.push_back({name, std::to_string(value)});
         print_table({"COUNTER", "VALUE"}, rows);

@@ -78,6 +78,70 @@ bool catalog::is_ancestor(std::string_view ancestor, std::string_view id) const 
   return false;
 }
 
+std::vector<bool> catalog::below(std::string_view root,
+                                const std::vector<std::string_view>& ids) const {
+  std::vector<bool> out(ids.size(), root.empty());
+  if (root.empty())
+    return out;
+  std::shared_lock<std::shared_mutex> g(mtx_);
+  // Answers by id, for the batch's twins and every parent passed on the way
+  // (views into `ids` and into the catalog's own strings, both stable here).
+  std::unordered_map<std::string_view, bool> known;
+  known.reserve(64);
+  std::vector<std::string_view> path;
+  std::string key; // reused: no allocation per lookup
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (k > 0 && ids[k] == ids[k - 1]) { // a batch's samples of one twin often come together
+      out[k] = out[k - 1];
+      continue;
+    }
+    path.clear();
+    std::string_view cur = ids[k];
+    bool answer = false;
+    for (int guard = 0; guard < 1000 && !cur.empty(); ++guard) {
+      if (cur == root) {
+        answer = true;
+        break;
+      }
+      if (auto i = known.find(cur); i != known.end()) {
+        answer = i->second;
+        break;
+      }
+      path.push_back(cur);
+      key.assign(cur.data(), cur.size());
+      auto i = by_id_.find(key);
+      if (i == by_id_.end())
+        break;
+      cur = i->second.meta.parent;
+    }
+    for (auto p : path)
+      known.emplace(p, answer);
+    out[k] = answer;
+  }
+  return out;
+}
+
+std::vector<twin_meta> catalog::subtree(std::string_view root) const {
+  if (root.empty())
+    return all();
+  std::shared_lock<std::shared_mutex> g(mtx_);
+  std::vector<twin_meta> out;
+  std::vector<const entry*> todo;
+  if (auto i = by_id_.find(std::string(root)); i != by_id_.end())
+    todo.push_back(&i->second);
+  // Bounded by the catalog's size, should the tree ever have a cycle.
+  for (size_t steps = 0; !todo.empty() && steps <= by_id_.size(); ++steps) {
+    auto* e = todo.back();
+    todo.pop_back();
+    if (e->meta.number != 0)
+      out.push_back(e->meta);
+    for (auto& child : e->children)
+      if (auto c = by_id_.find(child); c != by_id_.end())
+        todo.push_back(&c->second);
+  }
+  return out;
+}
+
 std::vector<twin_meta> catalog::all() const {
   std::shared_lock<std::shared_mutex> g(mtx_);
   std::vector<twin_meta> out;

@@ -38,6 +38,14 @@ public:
   int depth(std::string_view id) const;
   /// True when `ancestor` is `id` or one of its ancestors.
   bool is_ancestor(std::string_view ancestor, std::string_view id) const;
+  /// is_ancestor(root, id) for each of `ids` ("" is above every twin), under
+  /// one lock and walking each parent chain once: cheap for large batches
+  /// whose samples share twins and parents. An id that does not exist is
+  /// below nothing (unless it is `root` itself).
+  std::vector<bool> below(std::string_view root, const std::vector<std::string_view>& ids) const;
+  /// The twin `root` and every twin below it in the rollup tree (all twins
+  /// for ""), in no particular order; empty when `root` does not exist.
+  std::vector<twin_meta> subtree(std::string_view root) const;
   std::vector<twin_meta> all() const;
   size_t size() const;
 

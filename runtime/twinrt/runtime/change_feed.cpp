@@ -9,10 +9,6 @@ bool in_subtree(const std::string& id, const std::string& subtree) {
          && id[subtree.size()] == '/';
 }
 
-bool change_subscription::covers(const std::string& id) const {
-  return in_subtree(id, subtree_);
-}
-
 void change_subscription::offer(const twin_change& c) {
   std::function<void()> ready;
   {
@@ -41,14 +37,18 @@ void change_subscription::when_ready(std::function<void()> ready) {
 }
 
 std::vector<twin_change> change_subscription::take(uint64_t& coalesced) {
-  std::lock_guard<std::mutex> g(mtx_);
+  std::map<std::string, twin_change> taken;
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    taken.swap(pending_);
+    coalesced = coalesced_;
+    coalesced_ = 0;
+  }
   std::vector<twin_change> out;
-  out.reserve(pending_.size());
-  for (auto& [id, c] : pending_)
-    out.push_back(std::move(c));
-  pending_.clear();
-  coalesced = coalesced_;
-  coalesced_ = 0;
+  out.reserve(taken.size());
+  for (auto& [id, c] : taken)
+    if (covers_(id)) // it may have moved out since it changed
+      out.push_back(std::move(c));
   return out;
 }
 
@@ -69,8 +69,8 @@ bool change_subscription::closed() const {
   return closed_;
 }
 
-std::shared_ptr<change_subscription> change_feed::subscribe(const std::string& subtree) {
-  auto s = std::make_shared<change_subscription>(subtree);
+std::shared_ptr<change_subscription> change_feed::subscribe(change_subscription::filter covers) {
+  auto s = std::make_shared<change_subscription>(std::move(covers));
   std::lock_guard<std::mutex> g(mtx_);
   subs_.push_back(s);
   live_.store(static_cast<int>(subs_.size()));

@@ -27,10 +27,13 @@ struct twin_change {
 /// consumer. Publishers (twin actors) and the consumer may be on any threads.
 class change_subscription {
 public:
-  explicit change_subscription(std::string subtree) : subtree_(std::move(subtree)) {}
+  /// Which twins the subscriber may see; asked on the publisher's thread for
+  /// each change and on the consumer's for each change it takes.
+  using filter = std::function<bool(const std::string& id)>;
 
-  const std::string& subtree() const { return subtree_; }
-  bool covers(const std::string& id) const;
+  explicit change_subscription(filter covers) : covers_(std::move(covers)) {}
+
+  bool covers(const std::string& id) const { return covers_(id); }
 
   /// Publisher side: keep `c` as the latest change of its twin.
   void offer(const twin_change& c);
@@ -38,8 +41,9 @@ public:
   /// Consumer side: runs `ready` once (on the publisher's thread, or right
   /// away) as soon as something is pending. One waiter at a time.
   void when_ready(std::function<void()> ready);
-  /// Consumer side: all pending changes, oldest twin first; `coalesced` is
-  /// how many offers were folded into them.
+  /// Consumer side: all pending changes, in id order, of twins the filter
+  /// still covers (one moved away since its change is dropped); `coalesced`
+  /// is how many offers were folded into them.
   std::vector<twin_change> take(uint64_t& coalesced);
   /// Offers folded into the pending changes since the last take().
   uint64_t coalesced_pending() const;
@@ -49,7 +53,7 @@ public:
   bool closed() const;
 
 private:
-  std::string subtree_;
+  filter covers_;
   mutable std::mutex mtx_;
   std::map<std::string, twin_change> pending_;
   uint64_t coalesced_ = 0;
@@ -57,11 +61,11 @@ private:
   bool closed_ = false;
 };
 
-/// Fans twin changes out to the subscriptions whose subtree covers them.
+/// Fans twin changes out to the subscriptions whose filter covers them.
 /// Costs one atomic load per change while nobody watches.
 class change_feed {
 public:
-  std::shared_ptr<change_subscription> subscribe(const std::string& subtree);
+  std::shared_ptr<change_subscription> subscribe(change_subscription::filter covers);
   bool watched() const { return live_.load(std::memory_order_relaxed) > 0; }
   void publish(const twin_change& c);
 
@@ -71,7 +75,8 @@ private:
   std::atomic<int> live_{0};
 };
 
-/// True when `id` is `subtree` or below it ("" covers everything).
+/// True when the id `id` is `subtree` or starts with `subtree` + "/" ("" covers
+/// everything): by name, not by the rollup tree (node::in_tree).
 bool in_subtree(const std::string& id, const std::string& subtree);
 
 } // namespace twinrt::runtime

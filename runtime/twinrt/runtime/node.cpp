@@ -197,7 +197,7 @@ struct node::impl {
         storage::put_state(refreshed, meta.number, st);
       }
       watches[stable_hash(meta.id) % watches.size()].push_back(
-        {meta.id, st.last_data_ms, st.status});
+        {meta.id, twins::data_since_ms(st), st.status});
       if (ctx->cat.child_count(meta.id) > 0)
         parents.emplace(meta.id, st);
       else
@@ -384,7 +384,7 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     twin_meta m{s.id, ctx.cat.next_number(), s.kind, s.parent};
     twins::twin_state st;
     st.version = 1;
-    st.last_data_ms = now;
+    st.created_ms = now;
     auto model = ctx.model_of(s.kind);
     st.model_version = model->version;
     st.own = twins::own_contribution(st, *model, s.id);
@@ -398,7 +398,8 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     ctx.cat.insert(m);
   std::vector<watch_list> watches(ctx.shards.size());
   for (auto& [m, st] : made) {
-    watches[stable_hash(m.id) % watches.size()].push_back({m.id, st.last_data_ms, st.status});
+    watches[stable_hash(m.id) % watches.size()].push_back(
+      {m.id, twins::data_since_ms(st), st.status});
     if (!m.parent.empty())
       caf::anon_send(ctx.shard_for(m.parent), contrib_atom::value,
                      contrib_msg{m.parent, m.id, st.version, st.own, now});
@@ -538,11 +539,20 @@ void node::ingest_async(std::vector<twins::sample> batch,
                  std::make_shared<ingest_done>(std::move(done)));
 }
 
+bool node::in_tree(const std::string& root, const std::string& id) const {
+  return root.empty() || impl_->ctx->cat.is_ancestor(root, id);
+}
+
+std::vector<bool> node::in_tree(const std::string& root,
+                                const std::vector<std::string_view>& ids) const {
+  return impl_->ctx->cat.below(root, ids);
+}
+
 std::vector<twin_view> node::stored(const std::string& subtree, const std::string& kind) {
   auto& ctx = *impl_->ctx;
   std::vector<twin_view> out;
-  for (auto& m : ctx.cat.all()) {
-    if (!in_subtree(m.id, subtree) || (!kind.empty() && m.kind != kind))
+  for (auto& m : ctx.cat.subtree(subtree)) {
+    if (!kind.empty() && m.kind != kind)
       continue;
     twin_view v;
     v.children = ctx.cat.child_count(m.id);
@@ -594,8 +604,14 @@ caf::error node::remove(const std::string& id) {
   return {};
 }
 
-std::shared_ptr<change_subscription> node::watch(const std::string& subtree) {
-  return impl_->ctx->feed.subscribe(subtree);
+std::shared_ptr<change_subscription> node::watch(const std::string& subtree,
+                                                 const std::string& scope) {
+  std::weak_ptr<node_context> weak = impl_->ctx;
+  return impl_->ctx->feed.subscribe([weak, subtree, scope](const std::string& id) {
+    auto ctx = weak.lock(); // a subscription may outlive its node: then it sees nothing
+    return ctx && (subtree.empty() || ctx->cat.is_ancestor(subtree, id))
+           && (scope.empty() || ctx->cat.is_ancestor(scope, id));
+  });
 }
 
 model_load node::reload_models(const std::string& dir) {
@@ -645,10 +661,15 @@ int64_t node::active_twins() const {
 std::vector<alert_record> node::alerts(const std::string& subtree,
                                        std::optional<twins::alert_phase> state) const {
   auto all = impl_->ctx->db->load_alerts();
+  std::vector<std::string_view> ids;
+  ids.reserve(all.size());
+  for (auto& a : all)
+    ids.push_back(a.twin);
+  auto inside = in_tree(subtree, ids);
   std::vector<alert_record> out;
-  for (auto i = all.rbegin(); i != all.rend(); ++i)
-    if (in_subtree(i->twin, subtree) && (!state || i->state == *state))
-      out.push_back(std::move(*i));
+  for (size_t i = all.size(); i-- > 0;)
+    if (inside[i] && (!state || all[i].state == *state))
+      out.push_back(std::move(all[i]));
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -115,16 +116,31 @@ public:
   /// get_async().
   std::shared_ptr<const twin_view> cached(const std::string& id) const;
 
-  /// The last committed state of every twin in `subtree` ("" = all) of
-  /// `kind` ("" = any), read from storage without activating anyone.
+  /// True when `id` is `root` or below it in the rollup tree: the twins
+  /// whose contributions roll up into `root` ("" holds every twin). Follows
+  /// a reparent at once; ids play no part. False for an id that does not
+  /// exist (other than `root`).
+  bool in_tree(const std::string& root, const std::string& id) const;
+  /// in_tree() for many ids under one lock (a batch's twins), one answer per id.
+  std::vector<bool> in_tree(const std::string& root,
+                            const std::vector<std::string_view>& ids) const;
+
+  /// The last committed state of every twin in the rollup tree of `subtree`
+  /// ("" = all; see in_tree) of `kind` ("" = any), read from storage without
+  /// activating anyone, in id order.
   std::vector<twin_view> stored(const std::string& subtree, const std::string& kind);
 
   /// Deletes a twin that has no children: its state, history and place in
   /// its parent's rollup. Refuses a twin with children.
   caf::error remove(const std::string& id);
 
-  /// Changes of twins in `subtree` from now on, coalesced per twin.
-  std::shared_ptr<change_subscription> watch(const std::string& subtree);
+  /// Changes from now on, coalesced per twin, of the twins in the rollup
+  /// trees of both `subtree` and `scope` ("" = all; see in_tree). Each
+  /// change is checked against the tree as it is when the change is made
+  /// and again when it is taken: a twin moved out is no longer delivered,
+  /// one moved in is delivered from its move on.
+  std::shared_ptr<change_subscription> watch(const std::string& subtree,
+                                             const std::string& scope = "");
 
   /// Stored samples of one channel, from_ms <= ts < to_ms, oldest first.
   caf::expected<std::vector<history_point>>
@@ -165,7 +181,8 @@ public:
   /// port actually bound), empty when config().rpc_address is empty.
   std::string rpc_address() const;
 
-  /// Stored alerts of twins in `subtree` ("" = all), newest first; `state`
+  /// Stored alerts of twins in the rollup tree of `subtree` ("" = all, with
+  /// those of deleted twins; see in_tree), newest first; `state`
   /// keeps only alerts in that state (raised, acknowledged, or idle for
   /// cleared); nullopt keeps all.
   std::vector<alert_record> alerts(const std::string& subtree,

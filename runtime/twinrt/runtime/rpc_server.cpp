@@ -53,21 +53,31 @@ std::string text(capnp::Text::Reader t) {
 
 enum class role { read = 0, write = 1, admin = 2 };
 
+// What a token may see: its scope is a twin and everything below it in the
+// rollup tree (the twins whose contributions roll up into it), as the tree is
+// at the moment of each call; "" is everything. Ids play no part: a twin
+// moved under another parent leaves the scopes of its old ancestors and
+// enters those of its new ones.
 struct session_rights {
+  node& n;
   std::string token;
   role r = role::read;
   std::string scope;
 
-  bool sees(const std::string& id) const { return in_subtree(id, scope); }
+  bool sees(const std::string& id) const { return n.in_tree(scope, id); }
+  // sees() for a batch's twins, each distinct twin and parent looked up once.
+  std::vector<bool> sees(const std::vector<std::string_view>& ids) const {
+    return n.in_tree(scope, ids);
+  }
   // The same answer for "outside your scope" as for "does not exist".
   void check(const std::string& id) const {
     if (!sees(id))
       fail("no twin " + id);
   }
-  // A subtree to list or watch: an ancestor of the scope (or "", all)
-  // narrows to the scope; one outside it does not exist for this token.
+  // A subtree to list or watch: the scope's twin or one above it (or "",
+  // all) narrows to the scope; one outside it does not exist for this token.
   std::string narrow(const std::string& subtree) const {
-    if (subtree.empty() || (!scope.empty() && in_subtree(scope, subtree)))
+    if (subtree.empty() || (!scope.empty() && n.in_tree(subtree, scope)))
       return scope;
     check(subtree);
     return subtree;
@@ -620,7 +630,7 @@ public:
     auto subtree = rights_.narrow(text(ctx.getParams().getSubtree()));
     auto subscribe = [this, ctx, subtree]() mutable {
       ctx.getResults().setSubscription(kj::heap<subscription_impl>(
-        shared_.n.watch(subtree), ctx.getParams().getWatcher(), shared_));
+        shared_.n.watch(subtree, rights_.scope), ctx.getParams().getWatcher(), shared_));
     };
     if (subtree.empty()) {
       subscribe();
@@ -674,10 +684,7 @@ public:
 
   kj::Promise<void> do_alerts(AlertsContext ctx) {
     auto p = ctx.getParams();
-    auto subtree = text(p.getSubtree());
-    if (subtree.empty())
-      subtree = rights_.scope;
-    rights_.check(subtree);
+    auto subtree = rights_.narrow(text(p.getSubtree()));
     std::vector<twins::alert_phase> states;
     for (auto st : p.getStates())
       states.push_back(st == rpc::AlertState::ACKNOWLEDGED ? twins::alert_phase::acknowledged
@@ -713,6 +720,7 @@ public:
     st.setActiveTwins(n.active_twins());
     st.setSamplesIngested(n.probe().accepted());
     st.setSamplesRejected(n.probe().rejected_total());
+    st.setStorageFailure(n.store().failure());
     auto values = n.probe().adapter_values();
     auto list = st.initAdapters(static_cast<unsigned>(values.size()));
     for (unsigned i = 0; i < values.size(); ++i) {
@@ -750,10 +758,18 @@ public:
     std::vector<uint32_t> position;
     std::vector<twins::rejection> refused;
     batch.reserve(in.size());
+    std::vector<bool> seen;
+    if (!rights_.scope.empty()) {
+      std::vector<std::string_view> ids;
+      ids.reserve(in.size());
+      for (auto s : in)
+        ids.emplace_back(s.getTwin().cStr(), s.getTwin().size());
+      seen = rights_.sees(ids);
+    }
     for (uint32_t i = 0; i < in.size(); ++i) {
       auto s = in[i];
       auto twin = text(s.getTwin());
-      if (!rights_.sees(twin)) {
+      if (!seen.empty() && !seen[i]) {
         refused.push_back({i, twins::reject_reason::unknown_twin,
                            "sample " + std::to_string(i) + " for " + twin + "."
                              + text(s.getChannel()) + ": no twin " + twin});
@@ -799,10 +815,13 @@ public:
     allowed();
     auto p = ctx.getParams();
     twin_spec spec{text(p.getId()), text(p.getKind()), text(p.getParent())};
-    if (!rights_.sees(spec.id) || (!spec.parent.empty() && !rights_.sees(spec.parent))
-        || (spec.parent.empty() && !rights_.scope.empty()))
-      fail("permission denied: token '" + rights_.token + "' may not create " + spec.id
-           + " outside " + (rights_.scope.empty() ? std::string("its scope") : rights_.scope));
+    // A scoped token creates twins under a parent in its scope; a parent
+    // outside it is answered as a missing one (as node::create words it).
+    if (!rights_.scope.empty() && spec.parent.empty())
+      fail("permission denied: token '" + rights_.token + "' may create " + spec.id
+           + " only under a parent in " + rights_.scope);
+    if (!spec.parent.empty() && !rights_.sees(spec.parent))
+      fail("twin " + spec.id + ": no parent twin " + spec.parent);
     return blocking([&n = shared_.n, spec] { return n.create({spec}); });
   }
 
@@ -919,7 +938,7 @@ public:
                           [&](const rpc_token& x) { return !secret.empty() && x.secret == secret; });
     if (t == tokens_.end())
       fail(secret.empty() ? "permission denied: no token given" : "permission denied: unknown token");
-    session_rights rights{t->name,
+    session_rights rights{shared_.n, t->name,
                           t->role == "admin" ? role::admin
                           : t->role == "write" ? role::write
                                                : role::read,

@@ -581,6 +581,8 @@ std::string storage::encode_state(const twins::twin_state& st) {
   b.setStatus(static_cast<uint8_t>(st.status));
   b.setScore(st.score);
   b.setLastDataMs(st.last_data_ms);
+  b.setCreatedMs(st.created_ms);
+  b.setDataClock(1);
   b.setOffline(st.offline);
   write_contribution(b.initContribution(), st.own);
   write_alert_tracks(b, st.alerts);
@@ -611,6 +613,15 @@ twins::twin_state storage::decode_state(const std::string& bytes) {
   st.status = static_cast<twins::health_status>(std::min<uint8_t>(s.getStatus(), 3));
   st.score = s.getScore();
   st.last_data_ms = s.getLastDataMs();
+  st.created_ms = s.getCreatedMs();
+  if (s.getDataClock() == 0) {
+    // Written when lastDataMs was an arrival time: the newest sample time is
+    // the newest channel time; a twin without channels had only its creation.
+    st.created_ms = st.last_data_ms;
+    st.last_data_ms = 0;
+    for (auto& [name, v] : st.channels)
+      st.last_data_ms = std::max(st.last_data_ms, v.ts_ms);
+  }
   st.offline = s.getOffline();
   st.own = read_contribution(s.getContribution());
   st.alerts = read_alert_tracks(s);

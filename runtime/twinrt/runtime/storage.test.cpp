@@ -17,7 +17,11 @@
 
 #include <set>
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
+
+#include "records.capnp.h"
 
 namespace twinrt::twins {
 
@@ -78,6 +82,7 @@ twins::twin_state full_state() {
   st.status = twins::health_status::alarm;
   st.score = 0;
   st.last_data_ms = 1'700'000'000'999;
+  st.created_ms = 1'600'000'000'001;
   st.own.sums["power_kw"] = 88.5;
   st.own.sums["stock/SKU-1"] = 40;
   st.own.sums["count/running"] = 1;
@@ -156,6 +161,7 @@ TEST(StateCodec, FullStateRoundTripsUnchanged) {
   EXPECT_EQ(back.status, st.status);
   EXPECT_EQ(back.score, st.score);
   EXPECT_EQ(back.last_data_ms, st.last_data_ms);
+  EXPECT_EQ(back.created_ms, st.created_ms);
   EXPECT_EQ(back.own.sums, st.own.sums);
   EXPECT_EQ(back.own.counts, st.own.counts);
   EXPECT_EQ(back.own.score_sum, st.own.score_sum);
@@ -168,6 +174,46 @@ TEST(StateCodec, FullStateRoundTripsUnchanged) {
 TEST(StateCodec, EmptyStateRoundTripsUnchanged) {
   twins::twin_state st;
   EXPECT_TRUE(storage::decode_state(storage::encode_state(st)) == st);
+}
+
+// A state as stored before lastDataMs held the newest sample time: then it
+// was the wall clock of the last arrival (or of the creation).
+std::string state_with_arrival_time(int64_t last_arrival_ms,
+                                    const std::vector<std::pair<std::string, int64_t>>& channels) {
+  capnp::MallocMessageBuilder msg;
+  auto b = msg.initRoot<records::TwinState>();
+  b.setVersion(3);
+  auto list = b.initChannels(static_cast<unsigned>(channels.size()));
+  for (unsigned i = 0; i < channels.size(); ++i) {
+    list[i].setName(channels[i].first);
+    list[i].setValue(1);
+    list[i].setTimestampMs(channels[i].second);
+  }
+  b.setLastDataMs(last_arrival_ms);
+  auto bytes = capnp::messageToFlatArray(msg);
+  return std::string(reinterpret_cast<const char*>(bytes.asBytes().begin()),
+                     bytes.asBytes().size());
+}
+
+TEST(StateCodec, OlderStateReadsTheNewestChannelTimeAsItsLastData) {
+  // Backfilled samples three days old, stored as they arrived an hour ago.
+  constexpr int64_t arrived = 1'700'000'000'000, hour = 3'600'000;
+  auto back = storage::decode_state(state_with_arrival_time(
+    arrived, {{"power_kw", arrived - 72 * hour}, {"vibration_mm_s", arrived - 73 * hour}}));
+  EXPECT_EQ(back.last_data_ms, arrived - 72 * hour);
+  EXPECT_EQ(twins::data_since_ms(back), arrived - 72 * hour);
+  // Written again, it keeps that meaning.
+  auto again = storage::decode_state(storage::encode_state(back));
+  EXPECT_EQ(again.last_data_ms, arrived - 72 * hour);
+  EXPECT_TRUE(again == back);
+}
+
+TEST(StateCodec, OlderStateWithoutDataKeepsItsCreationTime) {
+  constexpr int64_t created = 1'700'000'000'000;
+  auto back = storage::decode_state(state_with_arrival_time(created, {}));
+  EXPECT_EQ(back.last_data_ms, 0);
+  EXPECT_EQ(back.created_ms, created);
+  EXPECT_EQ(twins::data_since_ms(back), created);
 }
 
 TEST(StateCodec, EveryStatusRoundTrips) {

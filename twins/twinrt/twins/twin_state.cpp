@@ -87,7 +87,7 @@ bool twin_state::operator==(const twin_state& o) const {
          && last_power_ms == o.last_power_ms && last_counter_kwh == o.last_counter_kwh
          && stock == o.stock && status == o.status && score == o.score
          && offline == o.offline
-         && last_data_ms == o.last_data_ms && own == o.own && alerts == o.alerts
+         && last_data_ms == o.last_data_ms && created_ms == o.created_ms && own == o.own && alerts == o.alerts
          && analytics == o.analytics;
 }
 
@@ -116,6 +116,11 @@ std::vector<rejection> apply_samples(twin_state& st, const model& m,
     out.push_back({i, r, describe(twin_id, batch[i], i) + why});
   };
   bool changed = false;
+  // Data age is the age of the newest sample time, never later than a
+  // timestamp may be: arriving now does not make an old sample fresh.
+  auto note_data = [&](int64_t ts_ms) {
+    st.last_data_ms = std::max(st.last_data_ms, std::min(ts_ms, now_ms + limits.future_skew_ms));
+  };
   for (auto i : indices) {
     const sample& s = batch[i];
     if (auto why = channel_refusal(s.channel)) {
@@ -135,8 +140,8 @@ std::vector<rejection> apply_samples(twin_state& st, const model& m,
         continue;
       }
       st.offline = s.value == 1;
-      if (!st.offline) // back online is a sign of life
-        st.last_data_ms = std::max(st.last_data_ms, now_ms);
+      if (!st.offline) // back online is a sign of life, as of its own time
+        note_data(s.ts_ms);
       applied.push_back(i);
       changed = true;
       continue;
@@ -184,7 +189,7 @@ std::vector<rejection> apply_samples(twin_state& st, const model& m,
     }
     applied.push_back(i);
     changed = true;
-    st.last_data_ms = std::max(st.last_data_ms, now_ms);
+    note_data(s.ts_ms);
     if (spec->type == channel_type::movement) {
       auto units = static_cast<int64_t>(s.value);
       auto& stock = st.stock[std::string(sku)];
@@ -252,8 +257,8 @@ bool evaluate_health(twin_state& st, const model& m, int64_t now_ms) {
   }
   if (!st.analytics.warnings.empty())
     s = std::max(s, health_status::warning); // low stock, energy waste
-  if (m.stale_after_ms > 0 && !m.channels.empty() && st.last_data_ms != 0
-      && now_ms - st.last_data_ms > m.stale_after_ms)
+  if (auto since = data_since_ms(st);
+      m.stale_after_ms > 0 && !m.channels.empty() && since != 0 && now_ms - since > m.stale_after_ms)
     s = health_status::stale;
   if (st.offline)
     s = health_status::stale;

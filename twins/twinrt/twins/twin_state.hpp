@@ -37,7 +37,8 @@ struct twin_state {
   std::map<std::string, int64_t> stock; // units per SKU
   health_status status = health_status::ok;
   double score = 100;
-  int64_t last_data_ms = 0;    // wall clock of the last accepted sample
+  int64_t last_data_ms = 0;    // newest sample time seen (not its arrival); 0: none yet
+  int64_t created_ms = 0;      // wall clock at creation: data age counts from it until a sample
   contribution own;            // what this twin hands its parent
   bool offline = false;        // set through offline_channel: health is stale
   alert_tracks alerts;         // per alert rule: pending, raised, acknowledged
@@ -69,9 +70,16 @@ std::vector<rejection> apply_samples(twin_state& state, const model& m,
 /// twins already hold; channels the model no longer has are not listed.
 std::vector<std::string> values_outside(const twin_state& state, const model& m);
 
-/// Status from the model's rules on the latest values, or stale when the last
-/// data is older than the model's stale_after. Updates status and score;
-/// returns true when the status changed.
+/// When the twin's data age counts from: the newest sample time it has seen
+/// (a replayed or backfilled old sample does not make it younger), or, before
+/// its first sample, when it was created. 0: not known (never stale).
+inline int64_t data_since_ms(const twin_state& state) {
+  return state.last_data_ms != 0 ? state.last_data_ms : state.created_ms;
+}
+
+/// Status from the model's rules on the latest values, or stale when the
+/// data is older than the model's stale_after (see data_since_ms). Updates
+/// status and score; returns true when the status changed.
 bool evaluate_health(twin_state& state, const model& m, int64_t now_ms);
 
 /// This twin's own part of its contribution: energy, stock, counts and, when

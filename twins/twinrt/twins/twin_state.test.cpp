@@ -153,6 +153,7 @@ model must_parse(std::string_view text) {
 
 constexpr int64_t second = 1000;
 constexpr int64_t minute = 60 * second;
+constexpr int64_t hour = 60 * minute;
 constexpr int64_t day = 86'400'000;
 constexpr int64_t day_one = 20'000 * day;       // some UTC midnight
 constexpr int64_t noon = day_one + day / 2;
@@ -641,16 +642,80 @@ TEST_F(TwinState, OfflineValueOtherThanZeroOrOneIsRefused) {
   EXPECT_FALSE(st.offline);
 }
 
-TEST_F(TwinState, StalenessCountsFromArrivalNotFromSampleTime) {
-  // An old reading that arrives now is fresh data.
-  EXPECT_TRUE(apply(machine, {at("temperature_c", 70, noon - 10 * minute)}, noon).empty());
-  EXPECT_FALSE(evaluate_health(st, machine, noon + 30 * second));
+// Data age is the age of the newest sample time, not of its arrival: a
+// replayed or backfilled reading says nothing of whether the device is alive.
+TEST_F(TwinState, StalenessCountsFromTheNewestSampleTimeNotFromArrival) {
+  // 20 s old on arrival: stale 10 s later (stale_after_s = 30).
+  EXPECT_TRUE(apply(machine, {at("temperature_c", 70, noon - 20 * second)}, noon).empty());
+  EXPECT_EQ(st.last_data_ms, noon - 20 * second);
+  EXPECT_FALSE(evaluate_health(st, machine, noon + 10 * second));
   EXPECT_EQ(st.status, health_status::ok);
+  EXPECT_TRUE(evaluate_health(st, machine, noon + 10 * second + 1));
+  EXPECT_EQ(st.status, health_status::stale);
+}
+
+TEST_F(TwinState, SampleSeventyTwoHoursOldLeavesAStaleTwinStale) {
+  accept(machine, {at("temperature_c", 70, noon - 2 * minute)});
+  ASSERT_TRUE(evaluate_health(st, machine, noon));
+  ASSERT_EQ(st.status, health_status::stale);
+  applied.clear();
+  EXPECT_TRUE(apply(machine, {at("vibration_mm_s", 1, noon - 72 * hour)}, noon).empty());
+  EXPECT_EQ(applied.size(), 1u); // accepted (and kept in history) all the same
+  EXPECT_EQ(st.status, health_status::stale);
+  EXPECT_EQ(st.last_data_ms, noon - 2 * minute); // the newest sample time stays
+}
+
+TEST_F(TwinState, SampleSeventyTwoHoursOldMakesANewTwinStaleAtOnce) {
+  st.created_ms = noon - second; // created a second ago, no data yet
+  ASSERT_FALSE(evaluate_health(st, machine, noon));
+  ASSERT_EQ(st.status, health_status::ok);
+  EXPECT_TRUE(apply(machine, {at("temperature_c", 70, noon - 72 * hour)}, noon).empty());
+  EXPECT_EQ(st.status, health_status::stale);
+  EXPECT_EQ(st.last_data_ms, noon - 72 * hour);
+  EXPECT_EQ(data_since_ms(st), noon - 72 * hour);
+}
+
+TEST_F(TwinState, FreshSampleAfterOldOnesMakesTheTwinOk) {
+  st.created_ms = noon - second;
+  ASSERT_TRUE(apply(machine, {at("temperature_c", 70, noon - 72 * hour)}, noon).empty());
+  ASSERT_EQ(st.status, health_status::stale);
+  EXPECT_TRUE(apply(machine, {at("temperature_c", 71, noon - second)}, noon).empty());
+  EXPECT_EQ(st.status, health_status::ok);
+  EXPECT_EQ(st.last_data_ms, noon - second);
+}
+
+TEST_F(TwinState, BackOnlineCountsAsDataAtItsOwnTime) {
+  accept(machine, {at("temperature_c", 70, noon - 2 * minute)});
+  ASSERT_TRUE(apply(machine, {at(std::string(offline_channel), 1, noon - minute)}, noon).empty());
+  // A replayed "online" mark from three days ago: online, but no sign of life.
+  EXPECT_TRUE(apply(machine, {at(std::string(offline_channel), 0, noon - 72 * hour)}, noon).empty());
+  EXPECT_FALSE(st.offline);
+  EXPECT_EQ(st.status, health_status::stale);
+  // One from now is.
+  EXPECT_TRUE(apply(machine, {at(std::string(offline_channel), 0, noon)}, noon).empty());
+  EXPECT_EQ(st.status, health_status::ok);
+  EXPECT_EQ(st.last_data_ms, noon);
+}
+
+TEST_F(TwinState, DataTimeIsNeverLaterThanTheAllowedSkew) {
+  // The offline mark takes any timestamp; a far-future one does not keep the
+  // twin fresh for longer than a sample could.
+  EXPECT_TRUE(apply(machine, {at(std::string(offline_channel), 0, noon + day)}, noon).empty());
+  EXPECT_EQ(st.last_data_ms, noon + limits.future_skew_ms);
 }
 
 TEST_F(TwinState, TwinThatNeverSentDataIsNotStale) {
   EXPECT_FALSE(evaluate_health(st, machine, noon));
   EXPECT_EQ(st.status, health_status::ok);
+}
+
+TEST_F(TwinState, TwinWithoutDataTurnsStaleAfterStaleAfterFromItsCreation) {
+  st.created_ms = noon;
+  EXPECT_FALSE(evaluate_health(st, machine, noon + 30 * second));
+  EXPECT_EQ(st.status, health_status::ok);
+  EXPECT_TRUE(evaluate_health(st, machine, noon + 30 * second + 1));
+  EXPECT_EQ(st.status, health_status::stale);
+  EXPECT_EQ(st.last_data_ms, 0); // no data is not data
 }
 
 TEST_F(TwinState, KindWithoutStaleAfterNeverTurnsStale) {

@@ -74,7 +74,7 @@ struct apply_reply {
   std::vector<uint32_t> applied;
   std::vector<twins::rejection> rejected;
   std::string state_bytes;
-  int64_t last_data_ms = 0;
+  int64_t last_data_ms = 0; // twins::data_since_ms: data age counts from it
   twins::health_status status = twins::health_status::ok;
   twin_outbox out;
 };
@@ -93,7 +93,7 @@ struct persist_msg {
   std::string id;
   uint32_t number = 0;
   std::string state_bytes;
-  int64_t last_data_ms = 0;
+  int64_t last_data_ms = 0; // twins::data_since_ms: data age counts from it
   twins::health_status status = twins::health_status::ok;
   twin_outbox out;
   std::function<void()> durable; // optional: runs once the write is durable
@@ -108,7 +108,7 @@ struct passivate_reply {
 /// Node -> shard at start-up: what the shard must watch for staleness.
 struct watch_entry {
   std::string id;
-  int64_t last_data_ms = 0;
+  int64_t last_data_ms = 0; // twins::data_since_ms: data age counts from it
   twins::health_status status = twins::health_status::ok;
 };
 using watch_list = std::vector<watch_entry>;

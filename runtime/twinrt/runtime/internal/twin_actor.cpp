@@ -31,6 +31,7 @@ struct twin_actor_state {
   bool flush_scheduled = false;
   int64_t oldest_pending_ts = no_pending;
   uint64_t published_version = 0; // last version handed to watchers
+  std::string published_parent;   // parent when last handed to watchers
   bool viewed = false;            // a get put our view in the cache (it may since be evicted)
   uint64_t viewed_version = 0;    // version of the cached view
   std::string viewed_parent;
@@ -51,7 +52,7 @@ struct twin_actor_state {
     } else if (auto stored = ctx->db->load_state(meta.number)) {
       st = std::move(*stored);
     } else {
-      st.last_data_ms = now_ms();
+      st.created_ms = now_ms();
       st.own = twins::own_contribution(st, *model, meta.id);
     }
     load_children();
@@ -111,7 +112,7 @@ struct twin_actor_state {
       outbox = {};
     }
     r.model_version = model->version;
-    r.last_data_ms = st.last_data_ms;
+    r.last_data_ms = twins::data_since_ms(st);
     r.status = st.status;
     return r;
   }
@@ -139,8 +140,8 @@ struct twin_actor_state {
   }
 
   void persist(std::function<void()> durable = {}) {
-    persist_msg m{meta.id, meta.number, storage::encode_state(st), st.last_data_ms, st.status,
-                  std::move(outbox), std::move(durable)};
+    persist_msg m{meta.id,   meta.number,       storage::encode_state(st), twins::data_since_ms(st),
+                  st.status, std::move(outbox), std::move(durable)};
     outbox = {};
     self->send(ctx->shard_for(meta.id), persist_atom::value, std::move(m));
   }
@@ -148,8 +149,8 @@ struct twin_actor_state {
   // -- alerts and events ---------------------------------------------------------
 
   std::optional<double> value_named(std::string_view name, int64_t now) const {
-    if (name == "data_age_s")
-      return static_cast<double>(now - st.last_data_ms) / 1000.0;
+    if (name == "data_age_s") // as the staleness rule counts it
+      return static_cast<double>(now - twins::data_since_ms(st)) / 1000.0;
     return twins::value_of(st, name);
   }
 
@@ -256,11 +257,14 @@ struct twin_actor_state {
     publish();
   }
 
-  // Tells watchers (RPC subscriptions) about the new state, once per flush.
+  // Tells watchers (RPC subscriptions) about the new state, once per flush;
+  // a move is news too (watchers of the new parent's tree see the twin now).
   void publish() {
-    if (!ctx->feed.watched() || st.version == published_version)
+    if (!ctx->feed.watched()
+        || (st.version == published_version && meta.parent == published_parent))
       return;
     published_version = st.version;
+    published_parent = meta.parent;
     ctx->feed.publish(twin_change{meta, ctx->cat.child_count(meta.id), st});
   }
 
