@@ -127,7 +127,7 @@ def main():
 
         node.kill()
         node.start()
-        states = {a["id"]: a["state"] for a in node.ctl_json("alerts")}
+        states = {a["id"]: a["state"] for a in node.ctl_json("alerts", "--all")}
         check(states == {a1["id"]: "cleared", a2["id"]: "raised"}, f"after 2nd restart: {states}")
 
         # A new breach after the restart is a new alert with a new id.
@@ -152,7 +152,7 @@ def main():
 
         # Deleting a twin clears its open alerts.
         node.ctl("twin", "delete", "b/p2")
-        gone = [a for a in node.ctl_json("alerts") if a["id"] == a2["id"]]
+        gone = [a for a in node.ctl_json("alerts", "--all") if a["id"] == a2["id"]]
         check(len(gone) == 1 and gone[0]["state"] == "cleared"
               and "twin deleted" in gone[0]["note"], f"alert of a deleted twin: {gone}")
 

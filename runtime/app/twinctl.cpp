@@ -443,11 +443,15 @@ int main(int argc, char** argv) {
     "status", "the node's counters: twins, samples, and its adapters' (MQTT sequence gaps ...)");
 
   std::vector<std::string> alert_states;
+  bool all_alerts = false;
   uint64_t alert_id = 0;
   std::string note;
   auto alerts_cmd = cli.add_subcommand("alerts", "list alerts, newest first; 'alerts ack ID' acknowledges one");
   alerts_cmd->add_option("subtree", subtree, "subtree (default: the token's scope)");
-  alerts_cmd->add_option("--state", alert_states, "raised, acknowledged or cleared; repeatable (default: all)");
+  alerts_cmd->add_option("--state", alert_states,
+                         "raised, acknowledged or cleared; repeatable (default: the open ones, "
+                         "raised and acknowledged)");
+  alerts_cmd->add_flag("--all", all_alerts, "every state, cleared alerts too");
   alerts_cmd->add_option("--limit", limit, "at most this many (default 1000)");
   auto ack_cmd = alerts_cmd->add_subcommand("ack", "acknowledge an open alert (needs a write token)");
   ack_cmd->add_option("id", alert_id, "alert id")->required();
@@ -650,6 +654,8 @@ int main(int argc, char** argv) {
     } else if (*alerts_cmd) {
       auto req = reader.alertsRequest();
       req.setSubtree(subtree);
+      if (alert_states.empty() && !all_alerts)
+        alert_states = {"raised", "acknowledged"}; // what needs someone's attention
       auto states = req.initStates(static_cast<unsigned>(alert_states.size()));
       for (unsigned i = 0; i < alert_states.size(); ++i) {
         auto& st = alert_states[i];
