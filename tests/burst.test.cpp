@@ -26,6 +26,8 @@ using std::chrono::steady_clock;
 constexpr int lines = 10;
 constexpr int machines_per_line = 20;
 constexpr int producers = 4;
+// The burst lasts at least this long, and until every producer got a batch in
+// and one was pushed back (the deadline for that is testing::patience).
 constexpr auto burst_time = std::chrono::seconds(6);
 // Peak RSS growth over the baseline taken after set-up. Measured on a 2-core
 // Debian 12 box: 16-26 MB (RocksDB memtables and block cache are capped at
@@ -113,47 +115,64 @@ TEST(Burst, OverloadedNodePushesBackAndKeepsEveryAcknowledgedSample) {
   };
   std::vector<producer_result> results(producers);
   std::vector<std::thread> threads;
-  auto deadline = steady_clock::now() + burst_time;
+  std::atomic<bool> burst_over{false};
+  std::atomic<int> producers_in{0};         // producers with a batch acknowledged
+  std::atomic<uint64_t> pushed_back{0};     // overloaded answers so far
+  std::atomic<int> producers_done{0};
   for (int p = 0; p < producers; ++p) {
     threads.emplace_back([&, p] {
       auto& res = results[p];
       auto k = next_k[p];
-      while (steady_clock::now() < deadline) {
+      while (!burst_over.load()) {
         auto batch = make_batch(p, k, base_ts);
         for (;;) {
           auto r = node->ingest(batch);
           if (r) {
             res.accepted += r->accepted;
             res.rejected += r->rejected.size();
-            ++res.batches;
+            if (++res.batches == 1)
+              ++producers_in;
             break;
           }
           if (runtime::code_of(r.error()) != runtime::errc::overloaded) {
             res.error = runtime::describe(r.error());
+            ++producers_done;
             return;
           }
           ++res.overloaded;
+          ++pushed_back;
           std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
         ++k;
       }
+      ++producers_done;
     });
   }
+  auto begin = steady_clock::now();
+  std::this_thread::sleep_for(burst_time);
+  twinrt::testing::eventually([&] {
+    return (producers_in.load() == producers && pushed_back.load() > 0)
+           || producers_done.load() > 0; // one failed: the checks below say why
+  });
+  burst_over = true;
   for (auto& t : threads)
     t.join();
+  auto burst_s = std::chrono::duration<double>(steady_clock::now() - begin).count();
   stop = true;
   sampler.join();
 
   uint64_t accepted = warm_accepted, overloaded = 0, batches = 0;
   for (auto& r : results) {
     EXPECT_TRUE(r.error.empty()) << r.error;
+    EXPECT_GT(r.batches, 0u) << "a producer never got a batch in";
     EXPECT_EQ(r.rejected, 0u);
     accepted += r.accepted;
     overloaded += r.overloaded;
     batches += r.batches;
   }
   auto growth_kb = peak_kb.load() - baseline_kb;
-  std::cout << "burst: " << batches << " batches (" << accepted << " samples) acknowledged, "
+  std::cout << "burst: " << burst_s << " s, " << batches << " batches (" << accepted
+            << " samples) acknowledged, "
             << overloaded << " overloaded refusals, RSS baseline " << baseline_kb / 1024
             << " MB, peak growth " << growth_kb / 1024 << " MB" << std::endl;
 

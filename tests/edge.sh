@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
 # Edge mode end to end: a Mosquitto broker, a central node and `twinrt edge`,
 # each a real process on loopback. A publisher streams telemetry of four
-# machines (QoS 1) to the broker; mid-stream the central node is killed with
-# SIGKILL for several seconds and restarted on the same data directory, and
-# while it is down the edge is killed too (with samples in its buffer) and
-# restarted. At the end the central history of every channel equals the stream
-# after the edge's deadband and downsampling rules, each sample exactly once.
+# machines (QoS 1) to the broker in four parts, each started once the test has
+# done what comes before it: the first while all is up; the second after the
+# central node was killed with SIGKILL; the third after the edge, with samples
+# in its buffer, was killed too; the last after both were restarted (the
+# central node on the same data directory). At the end the central history of
+# every channel equals the stream after the edge's deadband and downsampling
+# rules, each sample exactly once.
 #   usage: edge.sh TWINRT TWINCTL [MOSQUITTO]
 set -uo pipefail
 twinrt=$1
 twinctl=$2
 mosquitto=${3:-/usr/sbin/mosquitto}
+source "$(dirname "$0")/harness.sh"
 dir=$(mktemp -d)
 broker_pid=""
 central_pid=""
 edge_pid=""
 pub_pid=""
 cleanup() {
-  for pid in $pub_pid $edge_pid $central_pid $broker_pid; do
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
+  stop_process $pub_pid $edge_pid $central_pid $broker_pid
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -62,15 +62,15 @@ name = "writer"
 secret = "writer"
 role = "write"
 EOF
+central_serves() {
+  "$twinctl" --address "127.0.0.1:$rpc_port" --token writer models > /dev/null 2>&1 && return 0
+  alive "$central_pid" || fail "the central node exited"
+  return 1
+}
 start_central() {
   "$twinrt" node --config "$dir/central.toml" >> "$dir/central.log" 2>&1 &
   central_pid=$!
-  for _ in $(seq 1 150); do
-    "$twinctl" --address "127.0.0.1:$rpc_port" --token writer models > /dev/null 2>&1 && return 0
-    kill -0 "$central_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "the central node did not serve RPC on port $rpc_port"
+  wait_for $patience central_serves || fail "the central node did not serve RPC on port $rpc_port"
 }
 start_central
 ctl() { "$twinctl" --address "127.0.0.1:$rpc_port" --token writer "$@" > /dev/null 2>&1 || fail "twinctl $*"; }
@@ -107,28 +107,32 @@ deadband_percent = 10
 channel = "power_kw"
 min_interval_ms = 1000
 EOF
+# edge_connected N: the edge log says "connected to the broker" more than N times.
+edge_connected() {
+  [ "$(grep -c "connected to the broker" "$dir/edge.log")" -gt "$1" ] && return 0
+  alive "$edge_pid" || fail "the edge exited"
+  return 1
+}
 start_edge() {
   "$twinrt" edge --config "$dir/edge.toml" --report-every 0.5 >> "$dir/edge.log" 2>&1 &
   edge_pid=$!
-  local before=$1
-  for _ in $(seq 1 100); do
-    [ "$(grep -c "connected to the broker" "$dir/edge.log")" -gt "$before" ] && return 0
-    kill -0 "$edge_pid" 2>/dev/null || fail "the edge exited"
-    sleep 0.1
-  done
-  fail "the edge did not connect to the broker"
+  wait_for $patience edge_connected "$1" || fail "the edge did not connect to the broker"
 }
+# The edge's last report, e.g. "...; 1200 forwarded (...); 35 queued (...) ...; broker up, central down".
+last_report() { grep " queued (" "$dir/edge.log" | tail -n 1; }
+# report_shows PATTERN: the last report matches the extended regex PATTERN.
+report_shows() { last_report | grep -qE -- "$1"; }
 start_edge 0
-for _ in $(seq 1 100); do # subscribed (the broker acknowledged) and forwarding
-  grep -q "broker up, central up" "$dir/edge.log" && break
-  sleep 0.1
-done
-grep -q "broker up, central up" "$dir/edge.log" || fail "the edge did not get ready"
+# Subscribed (the broker acknowledged) and forwarding.
+wait_for $patience report_shows "broker up, central up" || fail "the edge did not get ready"
 
-# -- the stream: 4 machines, 50 messages/s each, ~14 s ----------------------------------------
-python3 - "$dir" "$mqtt_port" > "$dir/pub.log" 2>&1 <<'EOF' &
-import json, random, subprocess, sys, time
-d, port = sys.argv[1], sys.argv[2]
+# -- the stream: 4 machines, up to 50 messages/s each, in four parts -------------------------
+# The publisher writes pub.part-N when part N is published, then waits for the
+# file go-N+1 before it goes on.
+python3 - "$dir" "$mqtt_port" "$((10 * patience))" > "$dir/pub.log" 2>&1 <<'EOF' &
+import json, os, random, subprocess, sys, time
+d, port, patience = sys.argv[1], sys.argv[2], float(sys.argv[3])
+parts = {150: 1, 275: 2, 350: 3}  # first message of the next part -> the part just published
 rnd = random.Random(11)
 t0 = int(time.time() * 1000) - 3600 * 1000
 procs, sent = {}, []
@@ -136,8 +140,15 @@ for m in ("m1", "m2", "m3", "m4"):
     procs[m] = subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-q", "1",
                                  "-t", f"plant/{m}/telemetry", "-l"], stdin=subprocess.PIPE, text=True)
 state = {m: [60.0, 2.0, 20.0] for m in procs}
-open(f"{d}/pub.start", "w").write(str(time.time()))
 for i in range(700):
+    if i in parts:
+        n = parts[i]
+        open(f"{d}/pub.part-{n}", "w").close()
+        deadline = time.time() + patience
+        while not os.path.exists(f"{d}/go-{n + 1}"):
+            if time.time() > deadline:
+                sys.exit(f"publisher: no go-{n + 1} after part {n}")
+            time.sleep(0.05)
     for m, p in procs.items():
         s = state[m]
         s[0] = round(s[0] + rnd.uniform(-0.4, 0.4), 2)
@@ -153,33 +164,44 @@ for p in procs.values():
     p.stdin.close()
 for p in procs.values():
     p.wait()
-open(f"{d}/pub.end", "w").write(str(time.time()))
 json.dump(sent, open(f"{d}/sent.json", "w"))
 print("published", len(sent), "messages")
 EOF
 pub_pid=$!
 
-# -- the central node goes away for 6 s mid-stream; meanwhile the edge is killed too -------------
-sleep 3
-kill -0 "$pub_pid" 2>/dev/null || fail "the stream ended before the central node was killed"
+# published N: part N of the stream is out (fails the test if the publisher died).
+published() {
+  [ -e "$dir/pub.part-$1" ] && return 0
+  alive "$pub_pid" || fail "the publisher exited before part $1"
+  return 1
+}
+# -- part 1 with all up; the central node is killed once the edge forwarded some ---------------
+wait_for $((5 * patience)) published 1 || fail "the publisher did not get through part 1"
+wait_for $patience report_shows "; [1-9][0-9]* forwarded" || fail "the edge forwarded nothing"
 kill -9 "$central_pid"
 { wait "$central_pid"; } 2>/dev/null
-sleep 2.5
+# -- part 2 with the central node down: the edge buffers it ------------------------------------
+touch "$dir/go-2"
+wait_for $((5 * patience)) published 2 || fail "the publisher did not get through part 2"
+# The edge has noticed and holds samples: its report says so.
+wait_for $patience report_shows "; [1-9][0-9]* queued .*central down$" \
+  || fail "the edge did not buffer while the central node was down: $(last_report)"
+wait_for $patience grep -q "central node" "$dir/edge.log" \
+  || fail "the edge never said the central node was gone"
 # The edge dies with samples in its buffer and messages taken but perhaps not
 # acknowledged; the broker keeps its session and queues the stream meanwhile.
 kill -9 "$edge_pid"
 { wait "$edge_pid"; } 2>/dev/null
-queued_at_kill=$(grep " queued " "$dir/edge.log" | tail -n 1 | sed 's/.*; \([0-9]*\) queued.*/\1/')
-sleep 1.5
+queued_at_kill=$(last_report | sed 's/.*; \([0-9]*\) queued.*/\1/')
+# -- part 3 with the edge down too: the broker queues it for the edge's session -----------------
+touch "$dir/go-3"
+wait_for $((5 * patience)) published 3 || fail "the publisher did not get through part 3"
 start_edge 1
-sleep 2
-killed_at=$(date +%s.%N)
 start_central
+# -- the rest with all up again ----------------------------------------------------------------
+touch "$dir/go-4"
 wait "$pub_pid" || fail "the publisher failed"
 pub_pid=""
-python3 -c "import sys; sys.exit(0 if float(open('$dir/pub.end').read()) > $killed_at else 1)" \
-  || fail "the stream did not outlast the kill"
-grep -q "central node" "$dir/edge.log" || fail "the edge never noticed the central node was gone"
 [ "${queued_at_kill:-0}" -gt 0 ] || fail "the edge was killed with an empty buffer ('$queued_at_kill')"
 
 # Bad input: a payload that is not JSON and one above max_payload_bytes (both
@@ -194,9 +216,9 @@ mosquitto_pub -h 127.0.0.1 -p "$mqtt_port" -q 1 -t plant/m9/telemetry \
   -m "{\"ts\": $(( $(date +%s) * 1000 - 1000 )), \"temperature_c\": 50}" || fail "mosquitto_pub"
 
 # -- catch up, then compare ---------------------------------------------------------------------
-python3 - "$dir" "$twinctl" "127.0.0.1:$rpc_port" "$line" <<'EOF' || fail "central history differs"
+python3 - "$dir" "$twinctl" "127.0.0.1:$rpc_port" "$line" "$patience" <<'EOF' || fail "central history differs"
 import json, subprocess, sys, time
-d, twinctl, addr, line = sys.argv[1:]
+d, twinctl, addr, line, patience = sys.argv[1:]
 sent = json.load(open(f"{d}/sent.json"))
 # The edge's rules, as the README states them.
 rules = {"temperature_c": (0.5, 0, 0), "vibration_mm_s": (0, 10, 0), "power_kw": (0, 0, 1000)}
@@ -224,7 +246,7 @@ def history(m, ch):
     if r.returncode != 0:
         return None
     return [(p["timestamp_ms"], p["value"]) for p in json.loads(r.stdout)]
-deadline = time.time() + 40
+deadline = time.time() + float(patience)
 while True:
     got = {key: history(*key) for key in expected}
     if all(got[k] is not None and len(got[k]) >= len(expected[k]) for k in expected) or time.time() > deadline:

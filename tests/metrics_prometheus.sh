@@ -10,6 +10,7 @@ set -euo pipefail
 twinrt=$1
 prometheus=${2:-prometheus}
 here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/harness.sh"
 dashboards="$here/../dashboards"
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
@@ -17,8 +18,7 @@ py=/usr/bin/python3
 dir=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ ${#pids[@]} -gt 0 ]; then stop_process "${pids[@]}"; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -47,14 +47,15 @@ fail() {
   exit 1
 }
 
-# The demo, with its operator API (when it has one) on a free port too.
+# The demo, with its operator API (when it has one) on a free port too; it
+# runs until the test ends it.
 extra=()
 if "$twinrt" demo --help 2>/dev/null | grep -q -- --rpc-address; then
   extra=(--rpc-address 127.0.0.1:0)
 fi
 metrics_port=$(free_port)
 "$twinrt" demo --data-dir "$dir/data" --metrics-address "127.0.0.1:$metrics_port" \
-  --duration 300 "${extra[@]}" > "$dir/demo.log" 2>&1 &
+  "${extra[@]}" > "$dir/demo.log" 2>&1 &
 pids+=($!)
 
 prom_port=$(free_port)
@@ -75,12 +76,12 @@ pids+=($!)
 url="http://127.0.0.1:$prom_port"
 
 # Two scrapes that saw the enterprise's twins, and a few seconds of telemetry.
-"$py" "$here/promql_check.py" wait "$url" 'up{job="twinrt"}' 1 60 \
+"$py" "$here/promql_check.py" wait "$url" 'up{job="twinrt"}' 1 "$patience" \
   || fail "Prometheus never scraped the demo"
 "$py" "$here/promql_check.py" wait "$url" \
-  'count_over_time(twinrt_asset_health_score{kind="enterprise"}[1m])' 2 60 \
+  'count_over_time(twinrt_asset_health_score{kind="enterprise"}[1m])' 2 "$patience" \
   || fail "no two scrapes with the enterprise's health"
-"$py" "$here/promql_check.py" wait "$url" 'twinrt_samples_ingested_total' 1000 60 \
+"$py" "$here/promql_check.py" wait "$url" 'twinrt_samples_ingested_total' 1000 "$patience" \
   || fail "the demo ingests nothing"
 
 "$py" "$here/promql_check.py" check "$url" "$dashboards" || fail "dashboard or alert queries"

@@ -12,6 +12,7 @@
 
 namespace mqtt = twinrt::adapters::mqtt;
 using twinrt::testing::eventually;
+using twinrt::testing::patience_ms;
 using twinrt::testing::temp_dir;
 
 namespace {
@@ -81,12 +82,11 @@ TEST_F(MqttClient, QoS1MessagesArriveAndThePublisherSeesEachAcknowledged) {
   });
   sub.subscribe("t/#", 1);
   sub.start();
-  ASSERT_TRUE(sub.wait_connected(5000));
-  // The SUBSCRIBE goes out with the connection; give the broker a moment to apply it.
+  // wait_connected returns once the broker acknowledged the subscription (SUBACK).
+  ASSERT_TRUE(sub.wait_connected(patience_ms));
   mqtt::client pub(options(broker->port(), "pub-1"));
   pub.start();
-  ASSERT_TRUE(pub.wait_connected(5000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(pub.wait_connected(patience_ms));
   EXPECT_EQ(publish_numbered(pub, "t/a", 0, 500), 500u);
   ASSERT_TRUE(eventually([&] { return in.size() == 500; })) << in.size();
   auto got = in.copy();
@@ -120,11 +120,10 @@ TEST_F(MqttClient, UnacknowledgedMessagesAreRedeliveredToTheSameSession) {
   };
   auto sub = make_sub();
   sub->start();
-  ASSERT_TRUE(sub->wait_connected(5000));
+  ASSERT_TRUE(sub->wait_connected(patience_ms));
   mqtt::client pub(options(broker->port(), "pub-redeliver"));
   pub.start();
-  ASSERT_TRUE(pub.wait_connected(5000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(pub.wait_connected(patience_ms));
   acking = false; // only 0..19 are acknowledged
   EXPECT_EQ(publish_numbered(pub, "r/x", 0, 30), 30u);
   ASSERT_TRUE(eventually([&] { return in.size() == 30; }));
@@ -134,17 +133,19 @@ TEST_F(MqttClient, UnacknowledgedMessagesAreRedeliveredToTheSameSession) {
   acking = true;
   sub = make_sub();
   sub->start();
-  ASSERT_TRUE(eventually([&] { return in.size() >= 10; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  std::set<int> again;
-  for (auto& m : in.copy()) {
-    again.insert(std::stoi(m.payload));
-    EXPECT_TRUE(m.dup) << m.payload;
-  }
   std::set<int> expected;
   for (int i = 20; i < 30; ++i)
     expected.insert(i);
+  std::set<int> again;
+  EXPECT_TRUE(eventually([&] {
+    again.clear();
+    for (auto& m : in.copy())
+      again.insert(std::stoi(m.payload));
+    return again == expected;
+  }));
   EXPECT_EQ(again, expected);
+  for (auto& m : in.copy())
+    EXPECT_TRUE(m.dup) << m.payload;
 }
 
 TEST_F(MqttClient, AnAckWaitsForEarlierUnacknowledgedMessages) {
@@ -152,30 +153,30 @@ TEST_F(MqttClient, AnAckWaitsForEarlierUnacknowledgedMessages) {
   // reconnect the broker re-delivers all of them.
   inbox in;
   std::atomic<bool> hold_first{true};
+  std::atomic<int> handled{0}; // messages whose handler has returned (acks_sent counts in ack())
   auto make_sub = [&] {
     auto s = std::make_unique<mqtt::client>(options(broker->port(), "sub-order"));
     auto raw = s.get();
-    s->on_message([&in, &hold_first, raw](const mqtt::message& m) {
+    s->on_message([&in, &hold_first, &handled, raw](const mqtt::message& m) {
       {
         std::lock_guard<std::mutex> g(in.mtx);
         in.got.push_back(m);
       }
       if (!(hold_first && m.payload == "0"))
         raw->ack(m.packet_id);
+      ++handled;
     });
     s->subscribe("o/+", 1);
     return s;
   };
   auto sub = make_sub();
   sub->start();
-  ASSERT_TRUE(sub->wait_connected(5000));
+  ASSERT_TRUE(sub->wait_connected(patience_ms));
   mqtt::client pub(options(broker->port(), "pub-order"));
   pub.start();
-  ASSERT_TRUE(pub.wait_connected(5000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(pub.wait_connected(patience_ms));
   EXPECT_EQ(publish_numbered(pub, "o/x", 0, 10), 10u);
-  ASSERT_TRUE(eventually([&] { return in.size() == 10; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(eventually([&] { return handled == 10; }));
   EXPECT_EQ(sub->stats().acks_sent, 0u);
   sub.reset();
   in.clear();
@@ -198,13 +199,12 @@ TEST_F(MqttClient, PublishesWhileTheBrokerIsDownAreSentAfterItReturns) {
   });
   sub.subscribe("b/+", 1);
   sub.start();
-  ASSERT_TRUE(sub.wait_connected(5000));
+  ASSERT_TRUE(sub.wait_connected(patience_ms));
   mqtt::client pub(options(broker->port(), "pub-restart"));
   std::atomic<int> connects{0};
   pub.on_connection([&](bool up) { connects += up ? 1 : 0; });
   pub.start();
-  ASSERT_TRUE(pub.wait_connected(5000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(pub.wait_connected(patience_ms));
   broker->stop();
   ASSERT_TRUE(eventually([&] { return !pub.connected() && !sub.connected(); }));
   std::atomic<int> acked{0};
@@ -212,16 +212,16 @@ TEST_F(MqttClient, PublishesWhileTheBrokerIsDownAreSentAfterItReturns) {
     pub.publish("b/x", std::to_string(i), 1, false, [&](bool ok) { acked += ok ? 1 : 0; });
   EXPECT_EQ(pub.pending_publishes(), 20u);
   ASSERT_TRUE(broker->start().empty());
-  ASSERT_TRUE(eventually([&] { return acked == 20; }, std::chrono::seconds(15))) << acked;
+  ASSERT_TRUE(eventually([&] { return acked == 20; })) << acked;
   EXPECT_GE(connects.load(), 2);
   // The subscriber's session (persistent broker, clean_session = false) resumes by itself.
-  ASSERT_TRUE(eventually([&] { return in.size() == 20; }, std::chrono::seconds(15))) << in.size();
+  ASSERT_TRUE(eventually([&] { return in.size() == 20; })) << in.size();
 }
 
 TEST_F(MqttClient, AnOversizedPublishArrivesWithoutItsPayloadAndTheConnectionStays) {
   mqtt::client pub(options(broker->port(), "pub-big"));
   pub.start();
-  ASSERT_TRUE(pub.wait_connected(5000));
+  ASSERT_TRUE(pub.wait_connected(patience_ms));
   auto o = options(broker->port(), "sub-small");
   o.max_packet_bytes = 1000;
   mqtt::client sub(o);
@@ -235,7 +235,7 @@ TEST_F(MqttClient, AnOversizedPublishArrivesWithoutItsPayloadAndTheConnectionSta
   });
   sub.subscribe("big/#", 1);
   sub.start();
-  ASSERT_TRUE(sub.wait_connected(5000));
+  ASSERT_TRUE(sub.wait_connected(patience_ms));
   // A retained QoS 0 message, then QoS 1 ones: big, small, big, small.
   std::atomic<bool> written{false};
   pub.publish("big/retained", std::string(5000, 'r'), 0, true, [&](bool ok) { written = ok; });
@@ -268,8 +268,8 @@ TEST_F(MqttClient, KeepAliveHoldsAnIdleAndASendOnlyConnection) {
   o.client_id = "sender";
   mqtt::client sender(o); // QoS 0 only: the broker never answers it
   sender.start();
-  ASSERT_TRUE(idle.wait_connected(5000));
-  ASSERT_TRUE(sender.wait_connected(5000));
+  ASSERT_TRUE(idle.wait_connected(patience_ms));
+  ASSERT_TRUE(sender.wait_connected(patience_ms));
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(3500);
   while (std::chrono::steady_clock::now() < until) {
     sender.publish("nobody/listens", "x", 0);

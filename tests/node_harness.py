@@ -9,6 +9,24 @@ import socket
 import subprocess
 import time
 
+# Seconds a test waits for something that must happen: a deadline that only a
+# broken build reaches (on a loaded machine, under the sanitizers), never an
+# expected speed. The same as tests/support.hpp's testing::patience.
+PATIENCE = 120
+
+
+def wait_until(done, what, timeout=PATIENCE, every=0.2):
+    """Calls done() until it returns something true, and returns that; raises
+    naming `what` once `timeout` seconds have passed."""
+    deadline = time.time() + timeout
+    while True:
+        got = done()
+        if got:
+            return got
+        if time.time() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout} s")
+        time.sleep(every)
+
 
 def free_port():
     with socket.socket() as s:
@@ -39,15 +57,15 @@ class Node:
         log = open(os.path.join(self.dir, f"node-{self.starts}.log"), "w")
         self.proc = subprocess.Popen([self.twinrt, "node", "--config", self.config],
                                      stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        def serving():
             if self.proc.poll() is not None:
                 raise RuntimeError("node exited at start; see " + log.name)
-            r = self.ctl("models", token=None, check=False)
-            if r.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("node did not serve RPC within 30 s")
+            return self.ctl("models", token=None, check=False).returncode == 0
+        try:
+            wait_until(serving, "the node serving RPC (see " + log.name + ")", every=0.1)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -65,7 +83,7 @@ class Node:
         tok = token if token is not None else self.first_token
         env = dict(os.environ, TWINRT_ADDRESS=self.address, TWINRT_TOKEN=tok)
         r = subprocess.run([self.twinctl, *args], env=env, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=PATIENCE)
         if check and r.returncode != 0:
             raise RuntimeError(f"twinctl {' '.join(args)}: {r.stderr.strip()}")
         return r

@@ -30,7 +30,9 @@ GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5
                      "__range_s": "300", "__interval_ms": "15000"}
 VAR_USE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*(\w+)\s*\)\s*$", re.S)
-RETRY_S = 30
+# How long to wait for a rule to be evaluated or a query to return a series:
+# a deadline for a broken build, never an expected speed.
+RETRY_S = 120
 
 
 def api(url, path, params=None):

@@ -10,14 +10,12 @@
 set -uo pipefail
 twinrt=$1
 twinctl=$2
+source "$(dirname "$0")/harness.sh"
 dir=$(mktemp -d)
 node_pid=""
 replay_pid=""
 cleanup() {
-  for pid in $replay_pid $node_pid; do
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
+  stop_process $replay_pid $node_pid
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -53,14 +51,13 @@ role = "read"
 EOF
 "$twinrt" node --config "$dir/node.toml" > "$dir/node.log" 2>&1 &
 node_pid=$!
-addr=""
-for _ in $(seq 1 150); do
-  addr=$(sed -n 's/^twinrt node: operator API on //p' "$dir/node.log")
-  [ -n "$addr" ] && break
-  kill -0 "$node_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$addr" ] || fail "the node never served RPC"
+serving() {
+  grep -q '^twinrt node: operator API on ' "$dir/node.log" && return 0
+  alive "$node_pid" || fail "the node exited"
+  return 1
+}
+wait_for $patience serving || fail "the node never served RPC"
+addr=$(sed -n 's/^twinrt node: operator API on //p' "$dir/node.log")
 
 line=acme/plant-1/line-1
 ok twin create acme --kind enterprise
@@ -135,20 +132,23 @@ samples=$(python3 -c "import json; print(json.load(open('$dir/expected.json'))['
 
 # -- replay, killed part-way ------------------------------------------------------
 export TWINRT_TOKEN=writer
-# 3000 s of timestamps at 1000 times real time: about 3 s, time enough to kill it.
-"$twinrt" replay "$dir/history.csv" --connect "$addr" --speed 1000 --batch 300 --inflight 3 \
+# state_line FILE: the last line a replay of FILE has recorded as done (0: none yet).
+state_line() {
+  local n
+  n=$(grep -o '"line":[0-9]*' "$1.replay-state" 2>/dev/null | cut -d: -f2)
+  echo "${n:-0}"
+}
+# past LINE FILE: the replay of FILE recorded a line after LINE, or has ended.
+past() { [ "$(state_line "$2")" -gt "$1" ] || gone "$replay_pid"; }
+# 3000 s of timestamps at 500 times real time: at least 6 s, however fast the
+# machine; it is killed a third of the way in.
+"$twinrt" replay "$dir/history.csv" --connect "$addr" --speed 500 --batch 300 --inflight 3 \
   > "$dir/replay1.out" 2> "$dir/replay1.err" &
 replay_pid=$!
+wait_for $((5 * patience)) past $((lines / 3)) "$dir/history.csv"
 killed=0
-for _ in $(seq 1 2000); do
-  done_lines=$(grep -o '"line":[0-9]*' "$dir/history.csv.replay-state" 2>/dev/null | cut -d: -f2)
-  if [ -n "$done_lines" ] && [ "$done_lines" -gt $((lines / 3)) ]; then
-    kill -9 "$replay_pid" && killed=1
-    break
-  fi
-  kill -0 "$replay_pid" 2>/dev/null || break
-  sleep 0.01
-done
+alive "$replay_pid" && kill -9 "$replay_pid" && killed=1
+done_lines=$(state_line "$dir/history.csv")
 wait "$replay_pid" 2>/dev/null
 replay_pid=""
 [ "$killed" = 1 ] || fail "the replay ended before it could be killed part-way"
@@ -195,16 +195,17 @@ for twin, ch, pts in e["expected"]:
 EOF
 
 # -- rollups, stock and the newer live value ---------------------------------------
-python3 - "$dir" "$twinctl" "$addr" "$line" <<'EOF' || fail "rollups after the replay"
+python3 - "$dir" "$twinctl" "$addr" "$line" "$patience" <<'EOF' || fail "rollups after the replay"
 import json, subprocess, sys, time
-d, twinctl, addr, line = sys.argv[1:]
+d, twinctl, addr, line, patience = sys.argv[1:]
 e = json.load(open(f"{d}/expected.json"))
 def get(twin):
     r = subprocess.run([twinctl, "--address", addr, "--token", "viewer", "--json", "get", twin],
                        capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 want_energy = sum(e["energy"].values())
-for attempt in range(50):  # contributions reach parents after a short delay
+deadline = time.time() + float(patience)
+while time.time() < deadline:  # contributions reach parents after a short delay
     l, a = get(line), get("acme")
     sums = l["rollup"]["sums"]
     if (abs(sums.get("energy_kwh", 0) - want_energy) < 1e-6 * max(1, want_energy)
@@ -272,13 +273,17 @@ with open(f"{d}/day.csv", "w") as f:
             f.write(f"{line}/m{m:02d},power_kw,{t0 + step * 1000},{(step * 7 + m) % 40}\n")
             f.write(f"{line}/m{m:02d},temperature_c,{t0 + step * 1000},{20 + (step + m) % 50}\n")
 EOF2
-# 1500 s of timestamps at 300 times real time: 5 s.
+# 1500 s of timestamps at 300 times real time: at least 5 s. The node is
+# killed once a fifth of it is done, and started again once the replay has
+# noticed.
 "$twinrt" replay "$dir/day.csv" --connect "$addr" --speed 300 > "$dir/day.out" 2> "$dir/day.err" &
 replay_pid=$!
-sleep 1.5
+wait_for $((5 * patience)) past 2400 "$dir/day.csv"
+alive "$replay_pid" || fail "the replay ended before the node was killed"
 kill -9 "$node_pid"
 { wait "$node_pid"; } 2>/dev/null
-sleep 1
+noticed() { grep -q "lost the node at $addr" "$dir/day.err" || gone "$replay_pid"; }
+wait_for $patience noticed
 "$twinrt" node --config "$dir/node.toml" --rpc-address "$addr" >> "$dir/node.log" 2>&1 &
 node_pid=$!
 wait "$replay_pid"

@@ -12,14 +12,12 @@ twinctl=$2
 protoc=$3
 proto=$4
 mosquitto=${5:-/usr/sbin/mosquitto}
+source "$(dirname "$0")/harness.sh"
 dir=$(mktemp -d)
 broker_pid=""
 node_pid=""
 cleanup() {
-  for pid in $node_pid $broker_pid; do
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
+  stop_process $node_pid $broker_pid
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -72,11 +70,8 @@ EOF
 "$twinrt" node --config "$dir/node.toml" > "$dir/node.log" 2>&1 &
 node_pid=$!
 ctl() { "$twinctl" --address "127.0.0.1:$rpc_port" --token writer "$@" > "$dir/out" 2>&1; }
-for _ in $(seq 1 150); do
-  ctl models && break
-  kill -0 "$node_pid" 2>/dev/null || fail "the node exited"
-  sleep 0.1
-done
+serving() { ctl models && return 0; alive "$node_pid" || fail "the node exited"; return 1; }
+wait_for $patience serving || fail "the node did not serve RPC on port $rpc_port"
 grep -q "Sparkplug B from 127.0.0.1:$mqtt_port" "$dir/node.log" || fail "the node did not start the Sparkplug B adapter"
 ctl twin create acme --kind enterprise || fail "twin create acme"
 ctl twin create acme/plant-1 --kind plant --parent acme || fail "twin create acme/plant-1"
@@ -109,14 +104,15 @@ seq: 3
 EOF
 
 # Births until the adapter's subscription is in place (each NBIRTH starts over).
-born=""
-for _ in $(seq 1 50); do
+# out_has TEXT ARGS...: twinctl ARGS succeeds and its output holds TEXT.
+out_has() { local text=$1; shift; ctl "$@" && grep -q -- "$text" "$dir/out"; }
+births() {
   pub NBIRTH/edge-1 nbirth
   pub DBIRTH/edge-1/press-1 dbirth
   sleep 0.2
-  if ctl --json get acme/plant-1/edge-1/press-1 && grep -q '71.5' "$dir/out"; then born=1; break; fi
-done
-[ -n "$born" ] || fail "the births did not create acme/plant-1/edge-1/press-1"
+  out_has '71.5' --json get acme/plant-1/edge-1/press-1
+}
+wait_for $patience births || fail "the births did not create acme/plant-1/edge-1/press-1"
 ctl --json get acme/plant-1/edge-1/press-1 || fail "get press-1"
 python3 - "$dir/out" <<'EOF' || fail "press-1 is not a machine under the edge node's line"
 import json, sys
@@ -126,18 +122,12 @@ assert '"machine"' in s and 'acme/plant-1/edge-1' in s, s
 EOF
 
 pub DDATA/edge-1/press-1 ddata
-for _ in $(seq 1 50); do
-  ctl --json get acme/plant-1/edge-1/press-1 && grep -q '88.25' "$dir/out" && break
-  sleep 0.1
-done
-grep -q '88.25' "$dir/out" || fail "DDATA by alias did not update temperature_c"
+wait_for $patience out_has '88.25' --json get acme/plant-1/edge-1/press-1 \
+  || fail "DDATA by alias did not update temperature_c"
 
 pub DDEATH/edge-1/press-1 ddeath
-for _ in $(seq 1 50); do
-  ctl --json get acme/plant-1/edge-1/press-1 && grep -q '"stale"' "$dir/out" && break
-  sleep 0.1
-done
-grep -q '"stale"' "$dir/out" || fail "DDEATH did not make press-1 stale"
+wait_for $patience out_has '"stale"' --json get acme/plant-1/edge-1/press-1 \
+  || fail "DDEATH did not make press-1 stale"
 ctl --json history acme/plant-1/edge-1/press-1 '$offline' || fail "history of \$offline"
 python3 - "$dir/out" <<'EOF2' || fail "the history of \$offline does not end with the offline mark"
 import json, sys
@@ -148,10 +138,7 @@ EOF2
 
 head -c 7 "$dir/dbirth.bin" > "$dir/truncated.bin"
 pub DDATA/edge-1/press-1 truncated
-for _ in $(seq 1 50); do
-  grep -q 'sparkplug refused (malformed' "$dir/node.log" && break
-  sleep 0.1
-done
+wait_for $patience grep -q 'sparkplug refused (malformed' "$dir/node.log"
 grep -q 'sparkplug refused (malformed.*spBv1.0/plant-1/DDATA/edge-1/press-1' "$dir/node.log" \
   || fail "the truncated payload was not refused in the log naming its topic"
 kill -0 "$node_pid" 2>/dev/null || fail "the node died"

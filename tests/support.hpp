@@ -4,6 +4,7 @@
 // started on it with test-friendly settings.
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -68,9 +69,16 @@ inline std::unique_ptr<runtime::node> start_node(const runtime::node_config& cfg
   return std::move(*n);
 }
 
+/// How long a test waits for something that must happen: long enough that
+/// only a broken build gets there, on a loaded 2-core machine and under the
+/// sanitizers alike. It is a deadline, never an expected speed; a passing test
+/// waits only as long as the condition takes.
+inline constexpr std::chrono::seconds patience{120};
+inline constexpr int64_t patience_ms = std::chrono::milliseconds(patience).count();
+
 /// Polls `done` until it holds or `timeout` passes; returns its last answer.
 inline bool eventually(const std::function<bool()>& done,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+                       std::chrono::milliseconds timeout = patience) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (done())

@@ -439,7 +439,7 @@ TEST_F(Storage, CommitRunsDoneOnceDataIsReadable) {
     cv.notify_all();
   });
   std::unique_lock<std::mutex> g(m);
-  ASSERT_TRUE(cv.wait_for(g, std::chrono::seconds(10), [&] { return done; }));
+  ASSERT_TRUE(cv.wait_for(g, std::chrono::seconds(120), [&] { return done; })); // a broken build
   EXPECT_TRUE(visible_in_done);
 }
 
