@@ -200,10 +200,15 @@ int run_demo(const demo_options& given) {
       std::printf("twinrt demo: history %3.0f%% (%lld of %d h simulated)\n", 100 * done / all,
                   static_cast<long long>((ts - history_from) / hour_ms), opts.history_h);
       std::fflush(stdout);
-    });
+    }, stop_requested);
     if (!r) {
       std::cerr << "twinrt demo: " << runtime::describe(r.error()) << "\n";
       return 1;
+    }
+    if (stop_requested()) {
+      std::printf("twinrt demo: stopped while simulating the history (%llu samples stored)\n",
+                  static_cast<unsigned long long>(*r));
+      return 0;
     }
     std::printf("twinrt demo: history 100%%: %llu samples; now running in real time\n",
                 static_cast<unsigned long long>(*r));

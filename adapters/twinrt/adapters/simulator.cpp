@@ -204,10 +204,13 @@ std::vector<twins::sample> simulator::tick(int64_t ts, int64_t dt_ms) {
 
 caf::expected<uint64_t> replay_history(runtime::node& n, simulator& sim, int64_t from_ms,
                                        int64_t to_ms, int64_t step_ms,
-                                       const std::function<void(int64_t)>& progress) {
+                                       const std::function<void(int64_t)>& progress,
+                                       const std::function<bool()>& stop) {
   uint64_t accepted = 0;
   int64_t next_report = from_ms + 3'600'000;
   for (int64_t ts = from_ms; ts < to_ms; ts += step_ms) {
+    if (stop && stop())
+      break;
     auto r = n.ingest_waiting(sim.tick(ts, step_ms));
     if (!r)
       return r.error();

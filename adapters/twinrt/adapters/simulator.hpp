@@ -116,10 +116,12 @@ private:
 /// fast as `n` takes the samples, waiting for each step to be durable (so a
 /// clock started hours in the past catches up with now without ever sending
 /// a future timestamp). `progress` is called after each simulated hour with
-/// the simulated time reached. Returns the samples accepted, or the first
-/// ingest error.
+/// the simulated time reached; `stop` (when given) before each step, and a
+/// true answer ends the run early. Returns the samples accepted, or the
+/// first ingest error.
 caf::expected<uint64_t> replay_history(runtime::node& n, simulator& sim, int64_t from_ms,
                                        int64_t to_ms, int64_t step_ms,
-                                       const std::function<void(int64_t)>& progress = {});
+                                       const std::function<void(int64_t)>& progress = {},
+                                       const std::function<bool()>& stop = {});
 
 } // namespace twinrt::adapters
