@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "twinrt/runtime/sharding.hpp"
+
 namespace twinrt::runtime {
 
 /// Everything a node is told at start-up: from the config file (TOML, see the
@@ -28,6 +30,7 @@ struct node_config {
   bool sync_wal = true;  // fsync the WAL before acknowledging a batch
   uint64_t write_buffer_mb = 64;
   uint64_t block_cache_mb = 128;
+  uint32_t virtual_shards = default_virtual_shards; // used when the data is created; stored and fixed then
   // [metrics]
   std::string metrics_address; // host:port for /metrics; empty: off
   uint32_t max_asset_series = 5'000; // asset series per scrape; the rest are dropped and counted

@@ -250,10 +250,16 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg) {
   if (!cfg.rpc_address.empty())
     ctx.views.set_capacity(cfg.rpc_read_cache);
   std::string error;
-  ctx.db = storage::open({cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb},
+  ctx.db = storage::open({cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb,
+                          cfg.virtual_shards},
                          error);
   if (!ctx.db)
     return make_error(errc::storage_failure, error);
+  if (ctx.db->virtual_shards() != cfg.virtual_shards)
+    std::fprintf(stderr,
+                 "twinrt: data directory %s keeps its %u virtual shards, fixed when it was "
+                 "created; storage.virtual_shards = %u applies to new data only\n",
+                 cfg.data_dir.c_str(), ctx.db->virtual_shards(), cfg.virtual_shards);
   for (auto& m : ctx.db->load_models()) {
     auto r = twins::parse_model(m.text, "stored model " + m.kind);
     if (auto parsed = std::get_if<twins::model>(&r))
