@@ -40,6 +40,8 @@ const char* to_string(errc x) {
       return "storage failure";
     case errc::bad_model:
       return "bad model";
+    case errc::unavailable:
+      return "unavailable";
   }
   return "unknown";
 }
