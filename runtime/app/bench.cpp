@@ -369,7 +369,7 @@ int run_bench_ingest(const bench_options& opts) {
   {
     std::string error;
     auto raw = runtime::storage::open({(base / "raw").string(), false, cfg.write_buffer_mb,
-                                       cfg.block_cache_mb, nullptr},
+                                       cfg.block_cache_mb, nullptr, cfg.virtual_shards},
                                       error);
     if (!raw) {
       std::cerr << "bench: " << error << "\n";

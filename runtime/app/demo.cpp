@@ -131,7 +131,7 @@ int run_demo(const demo_options& given) {
   }
   // The operator API opens once the simulated history is stored (below), so
   // that no question is answered from half of it; metrics are served at once.
-  auto started = runtime::node::start(opts.node, false);
+  auto started = runtime::node::start(opts.node, {}, false);
   if (!started) {
     std::cerr << "twinrt demo: " << runtime::describe(started.error()) << "\n";
     return 1;

@@ -21,7 +21,9 @@ public:
 
   /// The member owning `shard`; nullopt when there are no members.
   std::optional<std::string> owner(uint32_t shard) const;
-  /// The member owning the shard of twin `id`.
+  /// The member owning the shard of twin `id`: the virtual shard that
+  /// runtime::shard_of gives, as every node's shard_directory does (with
+  /// shard_count() the data's virtual shard count).
   std::optional<std::string> owner_of(const std::string& id) const;
   /// The shards a member owns, ascending.
   std::vector<uint32_t> shards_of(const std::string& member) const;

@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include "twinrt/runtime/sharding.hpp"
+
 namespace twinrt::runtime {
 
 namespace {
@@ -55,7 +57,7 @@ void check_keys(const toml::table& doc) {
     {"node", {"data_dir", "models_dir", "threads", "shards"}},
     {"ingest", {"max_batch_samples", "max_inflight_batches", "future_skew_ms"}},
     {"twins", {"passivate_after_ms", "rollup_delay_ms", "sweep_interval_ms"}},
-    {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb"}},
+    {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb", "virtual_shards"}},
     {"metrics", {"address", "max_asset_series"}},
     {"rpc", {"address", "read_cache", "tokens"}},
     {"events", {"keep"}},
@@ -452,6 +454,12 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
     read(doc, "storage", "sync_wal", cfg.sync_wal);
     read(doc, "storage", "write_buffer_mb", cfg.write_buffer_mb);
     read(doc, "storage", "block_cache_mb", cfg.block_cache_mb);
+    read(doc, "storage", "virtual_shards", cfg.virtual_shards);
+    if (auto v = doc.at_path("storage.virtual_shards").node();
+        v != nullptr && (cfg.virtual_shards == 0 || cfg.virtual_shards > max_virtual_shards))
+      throw bad_setting{std::to_string(v->source().begin.line)
+                        + ": 'storage.virtual_shards' must be from 1 to "
+                        + std::to_string(max_virtual_shards)};
     read(doc, "metrics", "address", cfg.metrics_address);
     read(doc, "metrics", "max_asset_series", cfg.max_asset_series);
     read(doc, "rpc", "address", cfg.rpc_address);

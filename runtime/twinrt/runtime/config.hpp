@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "twinrt/runtime/sharding.hpp"
+
 namespace rocksdb {
 class FileSystem;
 }
@@ -33,6 +35,7 @@ struct node_config {
   bool sync_wal = true;  // fsync the WAL before acknowledging a batch
   uint64_t write_buffer_mb = 64;
   uint64_t block_cache_mb = 128;
+  uint32_t virtual_shards = default_virtual_shards; // used when the data is created; stored and fixed then
   // Not from the config file: the file system RocksDB writes through; null
   // is the real one. Tests put a fault-injecting one here.
   std::shared_ptr<rocksdb::FileSystem> file_system;

@@ -70,6 +70,7 @@ sweep_interval_ms = 333
 sync_wal = false
 write_buffer_mb = 9
 block_cache_mb = 10
+virtual_shards = 64
 
 [metrics]
 address = "0.0.0.0:9464"
@@ -88,6 +89,7 @@ address = "0.0.0.0:9464"
   EXPECT_FALSE(cfg.sync_wal);
   EXPECT_EQ(cfg.write_buffer_mb, 9u);
   EXPECT_EQ(cfg.block_cache_mb, 10u);
+  EXPECT_EQ(cfg.virtual_shards, 64u);
   EXPECT_EQ(cfg.metrics_address, "0.0.0.0:9464");
 }
 
@@ -104,6 +106,7 @@ TEST_F(Config, ExampleFileStatesTheDefaults) {
   cfg.sweep_interval_ms = 99;
   cfg.sync_wal = !cfg.sync_wal;
   cfg.write_buffer_mb = cfg.block_cache_mb = 99;
+  cfg.virtual_shards = 99;
   cfg.metrics_address = "x:1";
   cfg.rpc_address = "x:2";
   cfg.rpc_read_cache = 99;
@@ -123,6 +126,7 @@ TEST_F(Config, ExampleFileStatesTheDefaults) {
   EXPECT_EQ(cfg.sync_wal, defaults.sync_wal);
   EXPECT_EQ(cfg.write_buffer_mb, defaults.write_buffer_mb);
   EXPECT_EQ(cfg.block_cache_mb, defaults.block_cache_mb);
+  EXPECT_EQ(cfg.virtual_shards, defaults.virtual_shards);
   EXPECT_EQ(cfg.metrics_address, defaults.metrics_address);
   EXPECT_EQ(cfg.rpc_address, defaults.rpc_address);
   EXPECT_EQ(cfg.rpc_read_cache, defaults.rpc_read_cache);
@@ -192,6 +196,15 @@ TEST_F(Config, NumberTooLargeForItsSettingIsRefused) {
   // 2^32 + 2 would wrap to 2 threads.
   auto why = refusal("[node]\nthreads = 4294967298\n");
   EXPECT_EQ(why, path_ + ":2: 'node.threads' must be at most 4294967295");
+}
+
+TEST_F(Config, VirtualShardsOutsideOneTo65536AreRefused) {
+  EXPECT_EQ(refusal("[storage]\nvirtual_shards = 0\n"),
+            path_ + ":2: 'storage.virtual_shards' must be from 1 to 65536");
+  EXPECT_EQ(refusal("[storage]\nsync_wal = true\nvirtual_shards = 65537\n"),
+            path_ + ":3: 'storage.virtual_shards' must be from 1 to 65536");
+  EXPECT_FALSE(load("[storage]\nvirtual_shards = 65536\n").has_value());
+  EXPECT_EQ(cfg.virtual_shards, 65536u);
 }
 
 TEST_F(Config, NumberForAStringIsRefusedWithFileAndLine) {

@@ -19,6 +19,7 @@ enum class errc : uint8_t {
   conflict,        // give up: twin exists, cycle, kind not allowed as parent
   storage_failure, // the node cannot read or write its data directory
   bad_model,       // a model file was refused
+  unavailable,     // retry later: no node owns the twin's shard right now (shard_directory.hpp)
 };
 
 const char* to_string(errc x);

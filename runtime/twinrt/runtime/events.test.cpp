@@ -63,7 +63,7 @@ protected:
   void open() {
     db.reset();
     std::string error;
-    db = storage::open({dir_.string(), false, 8, 8, nullptr}, error);
+    db = storage::open({dir_.string(), false, 8, 8, nullptr, default_virtual_shards}, error);
     ASSERT_TRUE(db) << error;
   }
   static event ev(const std::string& twin, const std::string& type,

@@ -40,6 +40,8 @@ const char* to_string(errc x) {
       return "storage failure";
     case errc::bad_model:
       return "bad model";
+    case errc::unavailable:
+      return "unavailable";
   }
   return "unknown";
 }
@@ -89,6 +91,7 @@ struct node::impl {
       // is gone they may still address shards, so the list stays.
       sys->await_all_actors_done();
       ctx->shards.clear();
+      ctx->directory.reset();
       sys.reset();
     }
   }
@@ -161,11 +164,11 @@ struct node::impl {
   }
 
   // Brings every parent's stored contribution up to date with its children's
-  // stored states, deepest parents first, and tells the shards what to watch
-  // for staleness. After a crash this makes the rollups exact again before
-  // the first sample is taken.
-  // Returns the storage failure that stopped it; empty when done.
-  std::string recover(std::vector<watch_list>& watches) {
+  // stored states, deepest parents first, and lists what the shards must
+  // watch for staleness (send_watches). After a crash this makes the rollups
+  // exact again before the first sample is taken. Returns the storage
+  // failure that stopped it; empty when done.
+  std::string recover(watch_list& watches) {
     auto metas = ctx->cat.all();
     std::unordered_map<uint32_t, const twin_meta*> by_number;
     for (auto& m : metas)
@@ -196,8 +199,7 @@ struct node::impl {
         ++st.version;
         storage::put_state(refreshed, meta.number, st);
       }
-      watches[stable_hash(meta.id) % watches.size()].push_back(
-        {meta.id, twins::data_since_ms(st), st.status});
+      watches.push_back({meta.id, twins::data_since_ms(st), st.status});
       if (ctx->cat.child_count(meta.id) > 0)
         parents.emplace(meta.id, st);
       else
@@ -232,6 +234,24 @@ struct node::impl {
     return {};
   }
 
+  // Tells the shard actors owning the twins of `watches` to watch them, one
+  // message per owner. A twin whose shard has no owner now is left to the
+  // owner that takes the shard, which learns it from storage.
+  void send_watches(watch_list watches) {
+    owner_groups owners(*ctx->directory);
+    std::vector<watch_list> lists;
+    for (auto& w : watches) {
+      auto g = owners.group_of(w.id);
+      if (!g)
+        continue;
+      if (*g >= lists.size())
+        lists.resize(*g + 1);
+      lists[*g].push_back(std::move(w));
+    }
+    for (size_t g = 0; g < lists.size(); ++g)
+      caf::anon_send(owners.owners()[g], watch_atom::value, std::move(lists[g]));
+  }
+
   template <class T, class... Ts>
   caf::expected<T> ask(const caf::actor& dest, Ts&&... xs) {
     caf::scoped_actor self{*sys};
@@ -251,7 +271,8 @@ node::~node() {
   impl_->metrics.reset(); // before anything a scrape reads goes away
 }
 
-caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg, bool serve_rpc) {
+caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg,
+                                                 directory_factory make_directory, bool serve_rpc) {
   auto p = std::make_unique<impl>();
   p->ctx = std::make_shared<node_context>();
   auto& ctx = *p->ctx;
@@ -260,10 +281,16 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg, bool se
   if (!cfg.rpc_address.empty())
     ctx.views.set_capacity(cfg.rpc_read_cache);
   std::string error;
-  ctx.db = storage::open(
-    {cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb, cfg.file_system}, error);
+  ctx.db = storage::open({cfg.data_dir, cfg.sync_wal, cfg.write_buffer_mb, cfg.block_cache_mb,
+                          cfg.file_system, cfg.virtual_shards},
+                         error);
   if (!ctx.db)
     return make_error(errc::storage_failure, error);
+  if (ctx.db->virtual_shards() != cfg.virtual_shards)
+    std::fprintf(stderr,
+                 "twinrt: data directory %s keeps its %u virtual shards, fixed when it was "
+                 "created; storage.virtual_shards = %u applies to new data only\n",
+                 cfg.data_dir.c_str(), ctx.db->virtual_shards(), cfg.virtual_shards);
   for (auto& m : ctx.db->load_models()) {
     auto r = twins::parse_model(m.text, "stored model " + m.kind);
     if (auto parsed = std::get_if<twins::model>(&r))
@@ -299,7 +326,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg, bool se
       p->probe.alert_changed(a.sev, 1);
   p->router = std::make_unique<event_router>(*ctx.db, cfg.events_keep);
   p->router->start();
-  std::vector<watch_list> watches(cfg.shards);
+  watch_list watches;
   if (auto failure = p->recover(watches); !failure.empty())
     return make_error(errc::storage_failure, failure);
   p->probe.set_shard_count(cfg.shards);
@@ -309,8 +336,14 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg, bool se
   p->sys = std::make_unique<caf::actor_system>(p->caf_cfg);
   for (size_t i = 0; i < cfg.shards; ++i)
     ctx.shards.push_back(spawn_shard(*p->sys, p->ctx, i));
-  for (size_t i = 0; i < cfg.shards; ++i)
-    caf::anon_send(ctx.shards[i], watch_atom::value, std::move(watches[i]));
+  // Before any message reaches a shard: they route with it.
+  ctx.directory = make_directory ? make_directory(ctx.db->virtual_shards(), ctx.shards)
+                                 : make_local_directory(ctx.db->virtual_shards(), ctx.shards);
+  if (!ctx.directory) {
+    p.reset(); // stops the shards
+    return make_error(errc::bad_request, "node::start: the directory factory returned none");
+  }
+  p->send_watches(std::move(watches));
   p->gate = spawn_gate(*p->sys, p->ctx);
   p->bridge = spawn_bridge(*p->sys);
   std::unique_ptr<node> n(new node(std::move(p)));
@@ -377,6 +410,24 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     }
     new_kinds.emplace(s.id, s.kind);
   }
+  // Every twin's owner (it watches the twin) and every parent's (it takes
+  // the first contribution) is known before anything is written.
+  owner_groups owners(*ctx.directory);
+  std::vector<uint32_t> group_of_twin, group_of_parent;
+  for (auto& s : specs) {
+    auto g = owners.group_of(s.id);
+    if (!g)
+      return std::move(g.error());
+    group_of_twin.push_back(*g);
+    if (s.parent.empty()) {
+      group_of_parent.push_back(0);
+    } else {
+      auto pg = owners.group_of(s.parent);
+      if (!pg)
+        return std::move(pg.error());
+      group_of_parent.push_back(*pg);
+    }
+  }
   rocksdb::WriteBatch wb;
   std::vector<std::pair<twin_meta, twins::twin_state>> made;
   auto now = now_ms();
@@ -396,17 +447,17 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     return make_error(errc::storage_failure, failure);
   for (auto& [m, st] : made)
     ctx.cat.insert(m);
-  std::vector<watch_list> watches(ctx.shards.size());
-  for (auto& [m, st] : made) {
-    watches[stable_hash(m.id) % watches.size()].push_back(
-      {m.id, twins::data_since_ms(st), st.status});
+  std::vector<watch_list> watches(owners.owners().size());
+  for (size_t i = 0; i < made.size(); ++i) {
+    auto& [m, st] = made[i];
+    watches[group_of_twin[i]].push_back({m.id, twins::data_since_ms(st), st.status});
     if (!m.parent.empty())
-      caf::anon_send(ctx.shard_for(m.parent), contrib_atom::value,
+      caf::anon_send(owners.owners()[group_of_parent[i]], contrib_atom::value,
                      contrib_msg{m.parent, m.id, st.version, st.own, now});
   }
-  for (size_t i = 0; i < watches.size(); ++i)
-    if (!watches[i].empty())
-      caf::anon_send(ctx.shards[i], watch_atom::value, std::move(watches[i]));
+  for (size_t g = 0; g < watches.size(); ++g)
+    if (!watches[g].empty())
+      caf::anon_send(owners.owners()[g], watch_atom::value, std::move(watches[g]));
   return {};
 }
 
@@ -429,13 +480,16 @@ caf::error node::reparent(const std::string& id, const std::string& new_parent) 
   if (ctx.cat.is_ancestor(id, new_parent))
     return make_error(errc::conflict, "moving " + id + " under " + new_parent
                                         + " would make a cycle");
+  auto owner = ctx.directory->owner_of(id);
+  if (!owner)
+    return std::move(owner.error());
   m->parent = new_parent;
   rocksdb::WriteBatch wb;
   storage::put_meta(wb, *m);
   if (auto failure = ctx.db->commit_and_wait(std::move(wb)); !failure.empty())
     return make_error(errc::storage_failure, failure);
   ctx.cat.reparent(id, new_parent);
-  caf::anon_send(ctx.shard_for(id), reparent_atom::value, id, new_parent);
+  caf::anon_send(*owner, reparent_atom::value, id, new_parent);
   return {};
 }
 
@@ -460,7 +514,10 @@ caf::expected<twin_view> node::get(const std::string& id) {
   auto& ctx = *impl_->ctx;
   if (!ctx.cat.contains(id))
     return make_error(errc::unknown_twin, "no twin " + id);
-  return impl_->ask<twin_view>(ctx.shard_for(id), get_atom::value, id);
+  auto owner = ctx.directory->owner_of(id);
+  if (!owner)
+    return std::move(owner.error());
+  return impl_->ask<twin_view>(*owner, get_atom::value, id);
 }
 
 std::vector<caf::expected<twin_view>> node::get_many(const std::vector<std::string>& ids) {
@@ -475,8 +532,13 @@ std::vector<caf::expected<twin_view>> node::get_many(const std::vector<std::stri
       out.emplace_back(make_error(errc::unknown_twin, "no twin " + ids[i]));
       continue;
     }
+    auto owner = ctx.directory->owner_of(ids[i]);
+    if (!owner) {
+      out.emplace_back(std::move(owner.error()));
+      continue;
+    }
     out.emplace_back(caf::error{});
-    asked.push_back(self->request(ctx.shard_for(ids[i]), caf::infinite, get_atom::value, ids[i]));
+    asked.push_back(self->request(*owner, caf::infinite, get_atom::value, ids[i]));
     asked_index.push_back(i);
   }
   for (size_t k = 0; k < asked.size(); ++k) {
@@ -526,10 +588,12 @@ void node::get_async(const std::string& id,
   auto& ctx = *impl_->ctx;
   if (!ctx.cat.contains(id))
     return done(make_error(errc::unknown_twin, "no twin " + id));
+  auto owner = ctx.directory->owner_of(id);
+  if (!owner)
+    return done(std::move(owner.error()));
   // Straight to the shard, which hands the callback to the twin: two
   // messages and no reply to route back.
-  caf::anon_send(ctx.shard_for(id), get_atom::value, id,
-                 std::make_shared<get_done>(std::move(done)));
+  caf::anon_send(*owner, get_atom::value, id, std::make_shared<get_done>(std::move(done)));
 }
 
 void node::ingest_async(std::vector<twins::sample> batch,
@@ -575,10 +639,19 @@ caf::error node::remove(const std::string& id) {
   if (auto n = ctx.cat.child_count(id); n > 0)
     return make_error(errc::conflict, "twin " + id + " has " + std::to_string(n)
                                         + " children; move or delete them first");
+  auto owner = ctx.directory->owner_of(id);
+  if (!owner)
+    return std::move(owner.error());
+  caf::expected<caf::actor> parent_owner{caf::actor{}};
+  if (!m->parent.empty()) {
+    parent_owner = ctx.directory->owner_of(m->parent);
+    if (!parent_owner)
+      return std::move(parent_owner.error());
+  }
   ctx.cat.erase(id);
-  caf::anon_send(ctx.shard_for(id), delete_atom::value, id, m->kind);
+  caf::anon_send(*owner, delete_atom::value, id, m->kind);
   if (!m->parent.empty())
-    caf::anon_send(ctx.shard_for(m->parent), drop_atom::value, m->parent, id);
+    caf::anon_send(*parent_owner, drop_atom::value, m->parent, id);
   rocksdb::WriteBatch wb;
   storage::delete_meta(wb, id);
   storage::delete_twin_data(wb, m->number);
@@ -680,7 +753,10 @@ void node::ack_alert_async(uint64_t id, const std::string& by, const std::string
     return done(make_error(errc::unknown_twin, "no alert " + std::to_string(id)));
   if (a->state == twins::alert_phase::idle)
     return done(make_error(errc::conflict, "alert " + std::to_string(id) + " is cleared"));
-  caf::anon_send(impl_->ctx->shard_for(a->twin), ack_atom::value, a->twin, id, by, note,
+  auto owner = impl_->ctx->directory->owner_of(a->twin);
+  if (!owner)
+    return done(std::move(owner.error()));
+  caf::anon_send(*owner, ack_atom::value, a->twin, id, by, note,
                  std::make_shared<ack_done>(std::move(done)));
 }
 
@@ -707,6 +783,10 @@ runtime_probe& node::probe() {
 
 const node_config& node::config() const {
   return impl_->ctx->cfg;
+}
+
+const shard_directory& node::directory() const {
+  return *impl_->ctx->directory;
 }
 
 storage& node::store() {

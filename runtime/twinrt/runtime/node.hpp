@@ -16,6 +16,7 @@
 #include "twinrt/runtime/errc.hpp"
 #include "twinrt/runtime/events.hpp"
 #include "twinrt/runtime/probe.hpp"
+#include "twinrt/runtime/shard_directory.hpp"
 #include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/model.hpp"
 #include "twinrt/twins/sample.hpp"
@@ -53,7 +54,10 @@ struct twin_spec {
 /// One twinrt node: the actor system, the shards that own twins, storage and
 /// the models in force. All methods are thread-safe and block the calling
 /// thread until the answer is there; call them from outside actors (CLI,
-/// tests, adapters' own threads).
+/// tests, adapters' own threads). A call that addresses a twin by id fails
+/// with errc::unavailable, changing nothing, when the directory knows no
+/// owner for the twin's shard right now (never with the local directory):
+/// retry later.
 class node {
 public:
   /// Opens the data directory, loads the models (built-in, `models_dir`, and
@@ -62,7 +66,15 @@ public:
   /// Prometheus metrics there (metrics.hpp) and, when `rpc_address` is set
   /// and `serve_rpc` is true, the operator API. Fails with a reason naming
   /// the file, directory or address at fault.
+  ///
+  /// Every twin is routed through the directory that `make_directory` builds
+  /// from the data's virtual shard count and the node's shard actors
+  /// (shard_directory.hpp); none: a local_shard_directory, where this node
+  /// owns every virtual shard. The virtual shard count is
+  /// cfg.virtual_shards for a new data directory and the stored count after
+  /// (a different configured count is logged and ignored).
   static caf::expected<std::unique_ptr<node>> start(const node_config& cfg,
+                                                    directory_factory make_directory = {},
                                                     bool serve_rpc = true);
 
   /// Serves the operator API at config().rpc_address, for a node started
@@ -191,7 +203,8 @@ public:
   /// Acknowledges the open alert `id` as `by` (the token name) with `note`.
   /// `done` gets the updated record once it and its `*.acknowledged` event
   /// are durable; or errc::unknown_twin ("no alert 12"), errc::conflict
-  /// ("alert 12 is cleared"). Does not check access: callers do (see the
+  /// ("alert 12 is cleared"), errc::unavailable (the twin's shard has no
+  /// owner now). Does not check access: callers do (see the
   /// alert's twin).
   void ack_alert_async(uint64_t id, const std::string& by, const std::string& note,
                        std::function<void(caf::expected<alert_record>)> done);
@@ -207,6 +220,9 @@ public:
 
   runtime_probe& probe();
   const node_config& config() const;
+  /// Where this node routes twins (shard_directory.hpp); lives as long as
+  /// the node.
+  const shard_directory& directory() const;
   storage& store();
   caf::actor_system& system();
 

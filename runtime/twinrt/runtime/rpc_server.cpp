@@ -36,15 +36,16 @@ constexpr int stream_window = 32 * 1024; // bytes of Watcher.update in flight; s
 constexpr auto watcher_update_interval = 100 * kj::MILLISECONDS;
 
 // Errors reach the client as kj exceptions whose description is the whole
-// message; "overloaded" tells it to back off.
+// message; "overloaded" tells it to back off (ingest at its bound, or the
+// twin's shard without an owner for now).
 [[noreturn]] void fail(const std::string& what,
                        kj::Exception::Type type = kj::Exception::Type::FAILED) {
   throw kj::Exception(type, __FILE__, __LINE__, kj::str(what.c_str()));
 }
 
 [[noreturn]] void fail(const caf::error& e) {
-  fail(describe(e), code_of(e) == errc::overloaded ? kj::Exception::Type::OVERLOADED
-                                                   : kj::Exception::Type::FAILED);
+  auto retry = code_of(e) == errc::overloaded || code_of(e) == errc::unavailable;
+  fail(describe(e), retry ? kj::Exception::Type::OVERLOADED : kj::Exception::Type::FAILED);
 }
 
 std::string text(capnp::Text::Reader t) {

@@ -29,6 +29,13 @@ void append_be64(std::string& s, uint64_t v) {
     s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
 
+uint32_t read_be32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i)
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
 uint64_t read_be64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i)
@@ -367,6 +374,49 @@ uint64_t last_id(rocksdb::DB& db, char prefix) {
   return read_be64(it->key().data() + 1);
 }
 
+const char* const virtual_shards_key = "Pvirtual_shards";
+
+// The stored virtual shard count; when there is none, stores `for_new_data`
+// in an empty database and the default in data written before the count was
+// kept. Returns 0 and sets `error` when it cannot.
+uint32_t settle_virtual_shards(rocksdb::DB& db, const storage_options& opts, std::string& error) {
+  std::string value;
+  auto s = db.Get(rocksdb::ReadOptions(), virtual_shards_key, &value);
+  if (s.ok()) {
+    auto n = value.size() == 4 ? read_be32(value.data()) : 0;
+    if (n > 0 && n <= max_virtual_shards)
+      return n;
+    error = "data directory " + opts.path + ": the stored number of virtual shards is "
+            + (value.size() == 4 ? std::to_string(n) : std::to_string(value.size()) + " bytes long")
+            + ", not 1.." + std::to_string(max_virtual_shards);
+    return 0;
+  }
+  if (!s.IsNotFound()) {
+    error = "data directory " + opts.path + ": cannot read the number of virtual shards: "
+            + s.ToString();
+    return 0;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  it->SeekToFirst();
+  uint32_t n = it->Valid() ? default_virtual_shards : opts.virtual_shards;
+  if (n == 0 || n > max_virtual_shards) {
+    error = "data directory " + opts.path + ": virtual_shards = " + std::to_string(n)
+            + " is outside 1.." + std::to_string(max_virtual_shards);
+    return 0;
+  }
+  std::string bytes;
+  append_be32(bytes, n);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db.Put(wo, virtual_shards_key, bytes);
+  if (!s.ok()) {
+    error = "data directory " + opts.path + ": cannot store the number of virtual shards: "
+            + s.ToString();
+    return 0;
+  }
+  return n;
+}
+
 } // namespace
 
 std::unique_ptr<storage> storage::open(const storage_options& opts, std::string& error) {
@@ -399,6 +449,9 @@ std::unique_ptr<storage> storage::open(const storage_options& opts, std::string&
   st->env_ = std::move(env);
   st->db_.reset(raw);
   st->sync_wal_ = opts.sync_wal;
+  st->virtual_shards_ = settle_virtual_shards(*st->db_, opts, error);
+  if (st->virtual_shards_ == 0)
+    return nullptr; // closes the database; no committer runs yet
   st->last_event_id_ = last_id(*st->db_, 'E');
   st->durable_event_id_ = st->last_event_id_;
   st->committer_ = std::thread([p = st.get()] { p->run_committer(); });

@@ -19,6 +19,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "twinrt/runtime/event.hpp"
+#include "twinrt/runtime/sharding.hpp"
 #include "twinrt/twins/twin_state.hpp"
 
 namespace twinrt::runtime {
@@ -52,6 +53,9 @@ struct storage_options {
   uint64_t write_buffer_mb = 64;
   uint64_t block_cache_mb = 128;
   std::shared_ptr<rocksdb::FileSystem> file_system; // null: the real one (tests inject faults)
+  /// Stored when the data is created (an empty directory), fixed after:
+  /// see storage::virtual_shards(). 1 .. max_virtual_shards.
+  uint32_t virtual_shards = default_virtual_shards;
 };
 
 /// Runs once a commit is over: `failure` is empty when the data is durable,
@@ -67,6 +71,7 @@ using commit_done = std::function<void(const std::string& failure)>;
 ///   'A' alert id(8, BE)              -> Alert
 ///   'E' event id(8, BE)              -> Event (the log the event router reads)
 ///   'C' sink name                    -> the sink's cursor: last event id delivered (8, BE)
+///   'P' "virtual_shards"             -> the number of virtual shards (4, BE), fixed at creation
 /// Values are Cap'n Proto records (schemas/records.capnp).
 ///
 /// Writes go through one committer thread that groups whatever is queued into
@@ -80,7 +85,9 @@ using commit_done = std::function<void(const std::string& failure)>;
 class storage {
 public:
   /// Opens or creates the database; nullopt-free: returns nullptr and sets
-  /// `error` to a message naming the path and RocksDB's reason.
+  /// `error` to a message naming the path and RocksDB's reason (or naming
+  /// the stored virtual shard count when it is unreadable, or the option
+  /// when the data is new and opts.virtual_shards is out of range).
   static std::unique_ptr<storage> open(const storage_options& opts, std::string& error);
 
   ~storage();
@@ -122,6 +129,12 @@ public:
   bool failed() const { return failed_.load(std::memory_order_acquire); }
 
   // -- reads -----------------------------------------------------------------
+  /// The number of virtual shards of this data (shard_directory.hpp), fixed
+  /// when it was created: opts.virtual_shards for a directory that open()
+  /// found empty; for data written before the count was kept, the default
+  /// (default_virtual_shards), stored by the first open. Never 0.
+  uint32_t virtual_shards() const { return virtual_shards_; }
+
   std::vector<twin_meta> load_metas() const;
   std::optional<twins::twin_state> load_state(uint32_t number) const;
   /// Points of one channel with from_ms <= ts < to_ms, oldest first, at most
@@ -177,6 +190,7 @@ private:
 
   std::unique_ptr<rocksdb::DB> db_;
   bool sync_wal_ = true;
+  uint32_t virtual_shards_ = 0;
   std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<pending> queue_;

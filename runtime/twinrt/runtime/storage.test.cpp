@@ -113,16 +113,28 @@ protected:
     std::filesystem::remove_all(dir_, ec);
   }
 
-  void reopen() {
+  void reopen(uint32_t virtual_shards = default_virtual_shards) {
     db_.reset();
     std::string error;
+    db_ = storage::open(options(virtual_shards), error);
+    ASSERT_NE(db_, nullptr) << error;
+  }
+
+  storage_options options(uint32_t virtual_shards) const {
     storage_options opts;
     opts.path = dir_.string();
     opts.sync_wal = false;
     opts.write_buffer_mb = 4;
     opts.block_cache_mb = 4;
-    db_ = storage::open(opts, error);
-    ASSERT_NE(db_, nullptr) << error;
+    opts.virtual_shards = virtual_shards;
+    return opts;
+  }
+
+  // An empty data directory again.
+  void wipe() {
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
   }
 
   void put_points(uint32_t number, const std::string& channel,
@@ -441,6 +453,56 @@ TEST_F(Storage, CommitRunsDoneOnceDataIsReadable) {
   std::unique_lock<std::mutex> g(m);
   ASSERT_TRUE(cv.wait_for(g, std::chrono::seconds(120), [&] { return done; })); // a broken build
   EXPECT_TRUE(visible_in_done);
+}
+
+// -- virtual shards -------------------------------------------------------------
+
+TEST_F(Storage, NewDataGetsTheDefaultVirtualShardCount) {
+  EXPECT_EQ(db_->virtual_shards(), 256u);
+}
+
+TEST_F(Storage, VirtualShardCountIsFixedWhenTheDataIsCreated) {
+  wipe();
+  reopen(64);
+  EXPECT_EQ(db_->virtual_shards(), 64u);
+  reopen(256);
+  EXPECT_EQ(db_->virtual_shards(), 64u) << "the configured count applies to new data only";
+  reopen(1000);
+  EXPECT_EQ(db_->virtual_shards(), 64u);
+}
+
+TEST_F(Storage, DataWrittenBeforeTheCountWasKeptGetsTheDefault) {
+  rocksdb::WriteBatch wb;
+  storage::put_meta(wb, {"acme", 1, "enterprise", ""});
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  // As an older build left it: twins, but no count.
+  ASSERT_TRUE(db_->db().Delete(rocksdb::WriteOptions(), "Pvirtual_shards").ok());
+  reopen(64);
+  EXPECT_EQ(db_->virtual_shards(), 256u);
+  reopen(64);
+  EXPECT_EQ(db_->virtual_shards(), 256u) << "stored by the first open";
+}
+
+TEST_F(Storage, NewDataWithAVirtualShardCountOutOfRangeIsRefused) {
+  for (uint32_t n : {0u, 65537u}) {
+    wipe();
+    std::string error;
+    auto db = storage::open(options(n), error);
+    EXPECT_EQ(db, nullptr) << n;
+    EXPECT_NE(error.find("virtual_shards = " + std::to_string(n) + " is outside 1..65536"),
+              std::string::npos)
+      << error;
+  }
+}
+
+TEST_F(Storage, AnUnreadableStoredVirtualShardCountIsRefusedNamingTheDirectory) {
+  ASSERT_TRUE(db_->db().Put(rocksdb::WriteOptions(), "Pvirtual_shards", "xyz").ok());
+  db_.reset();
+  std::string error;
+  auto db = storage::open(options(256), error);
+  EXPECT_EQ(db, nullptr);
+  EXPECT_EQ(error, "data directory " + dir_.string()
+                     + ": the stored number of virtual shards is 3 bytes long, not 1..65536");
 }
 
 TEST(StorageOpen, UnopenablePathIsRefusedNamingThePath) {

@@ -10,18 +10,22 @@
 
 namespace twinrt::runtime::internal {
 
-/// Spawns the actor of one twin. Its state comes from `preset` when given
-/// (a twin passivated a moment ago whose last write may not be durable yet),
-/// else from storage, else it starts empty.
+/// Spawns the actor of one twin for `shard`, the shard actor that holds it
+/// (its writes go there). Its state comes from `preset` when given (a twin
+/// passivated a moment ago whose last write may not be durable yet), else
+/// from storage, else it starts empty.
 caf::actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
-                      twin_meta meta, std::optional<twins::twin_state> preset);
+                      caf::actor shard, twin_meta meta,
+                      std::optional<twins::twin_state> preset);
 
-/// Spawns shard number `index`; it owns the twins whose id hashes to it.
+/// Spawns shard actor number `index` of this node; it owns the twins of the
+/// virtual shards that ctx->directory gives it. It starts running with its
+/// first message: set ctx->directory before sending one.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                        size_t index);
 
-/// Spawns the ingest gate: splits batches by shard and bounds the batches in
-/// flight.
+/// Spawns the ingest gate: splits batches by owning shard actor (one part
+/// each, as ctx->directory says) and bounds the batches in flight.
 caf::actor spawn_gate(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 
 /// Spawns the bridge: asks the gate on behalf of callers outside the actor

@@ -13,19 +13,18 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/expected.hpp>
 
 #include "twinrt/runtime/catalog.hpp"
 #include "twinrt/runtime/change_feed.hpp"
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/internal/view_cache.hpp"
 #include "twinrt/runtime/probe.hpp"
-#include "twinrt/runtime/sharding.hpp"
+#include "twinrt/runtime/shard_directory.hpp"
 #include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/model.hpp"
 
 namespace twinrt::runtime::internal {
-
-using runtime::stable_hash;
 
 int64_t now_ms();
 
@@ -39,7 +38,11 @@ struct node_context {
   change_feed feed;
   view_cache views; // on when the node serves RPC
 
+  // This node's shard actors: the ones a broadcast (model reload,
+  // passivation, shutdown) goes to. Which one owns a twin is the
+  // directory's answer, never worked out from this list.
   std::vector<caf::actor> shards;
+  std::unique_ptr<shard_directory> directory; // set once the shards run
   std::atomic<uint64_t> next_alert_id{1}; // set past the stored ones at start-up
 
   twins::model_set::model_ptr model_of(std::string_view kind) const {
@@ -47,12 +50,45 @@ struct node_context {
     return models.find(kind);
   }
 
-  const caf::actor& shard_for(std::string_view id) const {
-    return shards[stable_hash(id) % shards.size()];
-  }
-
   mutable std::shared_mutex models_mtx;
   twins::model_set models;
+};
+
+/// Sorts twins into one group per owning actor, asking the directory once
+/// per virtual shard met rather than once per twin: how a batch or a list of
+/// twins becomes one message per owner. For one batch or list at a time, on
+/// one thread.
+class owner_groups {
+public:
+  explicit owner_groups(const shard_directory& dir)
+    : dir_(dir), group_of_shard_(dir.virtual_shards(), unresolved) {
+  }
+
+  /// The group (0, 1, ... in the order owners are first met) of the actor
+  /// that owns twin `id`, or the directory's error naming the twin.
+  caf::expected<uint32_t> group_of(std::string_view id) {
+    auto shard = dir_.shard_of(id);
+    auto& g = group_of_shard_[shard];
+    if (g != unresolved)
+      return g;
+    auto owner = dir_.owner_of(id);
+    if (!owner)
+      return std::move(owner.error());
+    auto i = std::find(owners_.begin(), owners_.end(), *owner);
+    g = static_cast<uint32_t>(i - owners_.begin());
+    if (i == owners_.end())
+      owners_.push_back(std::move(*owner));
+    return g;
+  }
+
+  /// The owner of each group, by group number.
+  const std::vector<caf::actor>& owners() const { return owners_; }
+
+private:
+  static constexpr uint32_t unresolved = std::numeric_limits<uint32_t>::max();
+  const shard_directory& dir_;
+  std::vector<uint32_t> group_of_shard_;
+  std::vector<caf::actor> owners_;
 };
 
 } // namespace twinrt::runtime::internal

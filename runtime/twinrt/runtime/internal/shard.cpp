@@ -99,7 +99,8 @@ struct shard_state {
       preset = std::move(r->second.state);
       recent.erase(r);
     }
-    auto a = spawn_twin(self->system(), ctx, std::move(*meta), std::move(preset));
+    auto a = spawn_twin(self->system(), ctx, caf::actor_cast<caf::actor>(self), std::move(*meta),
+                        std::move(preset));
     self->link_to(a); // the twin goes when its shard goes
     auto& e = active[id];
     e.actor = a;
@@ -417,11 +418,14 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
       });
     },
     [=](model_atom, const std::string& kind) {
-      // Every twin of the kind applies the new version now, passivated ones
-      // too (they are activated for it), so that rollups follow at once.
+      // Every twin of the kind that this shard owns applies the new version
+      // now, passivated ones too (they are activated for it), so that
+      // rollups follow at once. Each shard of the node is told.
       auto& st = self->state;
       for (auto& meta : st.ctx->cat.all()) {
-        if (meta.kind != kind || st.ctx->shard_for(meta.id) != self)
+        if (meta.kind != kind)
+          continue;
+        if (auto owner = st.ctx->directory->owner_of(meta.id); !owner || *owner != self)
           continue;
         st.route(meta.id, [self](const caf::actor& a) { self->send(a, model_atom::value); });
       }
@@ -468,9 +472,13 @@ struct gate_state {
     }
     auto now = now_ms();
     auto shared = std::make_shared<twins::ingest_result>();
-    std::vector<std::vector<uint32_t>> per_shard(ctx->shards.size());
-    // Samples of one twin usually come together: its id is checked once a run.
+    // One part per owning actor, whichever virtual shards it owns.
+    owner_groups owners(*ctx->directory);
+    std::vector<std::vector<uint32_t>> parts;
+    // Samples of one twin usually come together: its id is checked, and its
+    // owner looked up, once a run.
     std::optional<std::string_view> last_ok;
+    uint32_t part = 0; // of last_ok
     for (uint32_t i = 0; i < samples.size(); ++i) {
       auto& s = samples[i];
       if (s.twin != last_ok) {
@@ -478,26 +486,27 @@ struct gate_state {
           shared->rejected.push_back(std::move(*refused));
           continue;
         }
+        auto g = owners.group_of(s.twin);
+        if (!g) // nothing is sent yet: the whole batch is refused, to retry
+          return std::move(g.error());
+        part = *g;
+        if (part >= parts.size())
+          parts.resize(part + 1);
         last_ok = s.twin;
       }
-      per_shard[stable_hash(s.twin) % per_shard.size()].push_back(i);
+      parts[part].push_back(i);
     }
     auto rp = self->make_response_promise<twins::ingest_result>();
-    auto pending = std::make_shared<size_t>(0);
+    auto pending = std::make_shared<size_t>(parts.size());
     auto first_error = std::make_shared<caf::error>();
-    for (auto& v : per_shard)
-      if (!v.empty())
-        ++*pending;
     if (*pending == 0) {
       finish(rp, *shared, t0);
       return rp;
     }
     ctx->probe->inflight_batches(++inflight);
-    for (size_t k = 0; k < per_shard.size(); ++k) {
-      if (per_shard[k].empty())
-        continue;
-      self->request(ctx->shards[k], caf::infinite, ingest_atom::value,
-                    apply_request{batch, std::move(per_shard[k]), now})
+    for (size_t k = 0; k < parts.size(); ++k) {
+      self->request(owners.owners()[k], caf::infinite, ingest_atom::value,
+                    apply_request{batch, std::move(parts[k]), now})
         .then(
           [=](twins::ingest_result& part) mutable {
             shared->accepted += part.accepted;
@@ -569,7 +578,9 @@ caf::behavior gate_actor(caf::stateful_actor<gate_state>* self,
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                        size_t index) {
-  return sys.spawn(shard_actor, std::move(ctx), index);
+  // Starts with its first message, which the node sends once the directory
+  // it routes with is in place.
+  return sys.spawn<caf::lazy_init>(shard_actor, std::move(ctx), index);
 }
 
 caf::actor spawn_bridge(caf::actor_system& sys) {

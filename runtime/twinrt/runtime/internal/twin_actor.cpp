@@ -20,6 +20,7 @@ constexpr int64_t no_pending = std::numeric_limits<int64_t>::max();
 struct twin_actor_state {
   caf::stateful_actor<twin_actor_state>* self = nullptr;
   std::shared_ptr<node_context> ctx;
+  caf::actor shard; // holds this twin; writes go there
   twin_meta meta;
   twins::twin_state st;
   twins::model_set::model_ptr model;
@@ -37,6 +38,7 @@ struct twin_actor_state {
   std::string viewed_parent;
   twin_outbox outbox;               // events and alerts for the next write
   int64_t alert_check_at = no_pending; // a delayed alert_atom is on its way for then
+  std::vector<std::string> pending_drops; // former parents not told yet: no owner when we tried
 
   static inline const char* name = "twin";
 
@@ -143,7 +145,7 @@ struct twin_actor_state {
     persist_msg m{meta.id,   meta.number,       storage::encode_state(st), twins::data_since_ms(st),
                   st.status, std::move(outbox), std::move(durable)};
     outbox = {};
-    self->send(ctx->shard_for(meta.id), persist_atom::value, std::move(m));
+    self->send(shard, persist_atom::value, std::move(m));
   }
 
   // -- alerts and events ---------------------------------------------------------
@@ -247,14 +249,36 @@ struct twin_actor_state {
       if (oldest_pending_ts != no_pending)
         ctx->probe->rollup_lag(meta.kind, now - oldest_pending_ts);
     }
+    send_drops();
     if (push_needed && !meta.parent.empty()) {
-      self->send(ctx->shard_for(meta.parent), contrib_atom::value,
-                 contrib_msg{meta.parent, meta.id, st.version, st.own,
-                             oldest_pending_ts == no_pending ? now : oldest_pending_ts});
+      if (auto owner = ctx->directory->owner_of(meta.parent)) {
+        self->send(*owner, contrib_atom::value,
+                   contrib_msg{meta.parent, meta.id, st.version, st.own,
+                               oldest_pending_ts == no_pending ? now : oldest_pending_ts});
+      } else {
+        schedule_flush(); // the parent's shard has no owner now: try again later
+        publish();
+        return;
+      }
     }
     push_needed = false;
     oldest_pending_ts = no_pending;
     publish();
+  }
+
+  // Tells former parents, whose shard had no owner when we moved, that we
+  // left; keeps those that still have none for the next flush.
+  void send_drops() {
+    std::vector<std::string> still;
+    for (auto& parent : pending_drops) {
+      if (auto owner = ctx->directory->owner_of(parent))
+        self->send(*owner, drop_atom::value, parent, meta.id);
+      else
+        still.push_back(std::move(parent));
+    }
+    pending_drops = std::move(still);
+    if (!pending_drops.empty())
+      schedule_flush();
   }
 
   // Tells watchers (RPC subscriptions) about the new state, once per flush;
@@ -307,8 +331,10 @@ struct twin_actor_state {
   }
 
   void reparent(const std::string& new_parent) {
-    if (!meta.parent.empty())
-      self->send(ctx->shard_for(meta.parent), drop_atom::value, meta.parent, meta.id);
+    if (!meta.parent.empty()) {
+      pending_drops.push_back(meta.parent);
+      send_drops();
+    }
     meta.parent = new_parent;
     push_needed = true;
     schedule_flush();
@@ -347,7 +373,7 @@ struct twin_actor_state {
 
   passivate_reply passivate() {
     if (flush_scheduled || fold_needed || push_needed || has_children()
-        || twins::any_pending(st.alerts))
+        || !pending_drops.empty() || twins::any_pending(st.alerts))
       return {false, {}};
     ctx->probe->twin_passivated(meta.kind);
     self->quit();
@@ -356,11 +382,12 @@ struct twin_actor_state {
 };
 
 caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
-                         std::shared_ptr<node_context> ctx, twin_meta meta,
-                         std::optional<twins::twin_state> preset) {
+                         std::shared_ptr<node_context> ctx, caf::actor shard,
+                         twin_meta meta, std::optional<twins::twin_state> preset) {
   auto& s = self->state;
   s.self = self;
   s.ctx = std::move(ctx);
+  s.shard = std::move(shard);
   s.meta = std::move(meta);
   s.init(std::move(preset));
   // Every handler that may change the twin ends with sync_view().
@@ -406,8 +433,10 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
 } // namespace
 
 caf::actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
-                      twin_meta meta, std::optional<twins::twin_state> preset) {
-  return sys.spawn(twin_actor, std::move(ctx), std::move(meta), std::move(preset));
+                      caf::actor shard, twin_meta meta,
+                      std::optional<twins::twin_state> preset) {
+  return sys.spawn(twin_actor, std::move(ctx), std::move(shard), std::move(meta),
+                   std::move(preset));
 }
 
 int64_t now_ms() {

@@ -5,7 +5,7 @@
 namespace twinrt::runtime::internal {
 
 view_cache::stripe& view_cache::stripe_for(std::string_view id) const {
-  // The shard picks by stable_hash % shards; use other bits here.
+  // Virtual shards take stable_hash % their count (the low bits); use others here.
   return stripes_[(stable_hash(id) >> 16) % stripes];
 }
 
