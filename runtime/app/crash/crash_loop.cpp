@@ -570,23 +570,32 @@ std::string crash_loop::create_tree() {
   return "";
 }
 
-// Waits, with ingest stopped, until the node has fewer twins in memory than
-// when the wait began: idle leaves are passivating.
+// Sends one acknowledged batch, then waits, with ingest stopped, until the
+// node has fewer twins in memory than right after it: idle leaves are
+// passivating. The batch makes sure there are leaves to passivate; should they
+// all have gone before the first look (a stalled machine), another batch
+// follows after a while, until `patience` runs out.
 std::string crash_loop::wait_passivation(int64_t& before, int64_t& after) {
-  auto s = client_.status();
-  if (!s)
-    return fail_with_log("Reader.status: " + s.message);
-  before = s->active_twins;
   auto deadline = clock_type::now() + patience;
+  auto again_after = milliseconds(20 * (passivate_after_ms + sweep_interval_ms));
   for (;;) {
-    client_.pump(milliseconds(5));
-    s = client_.status();
+    if (auto err = ingest_acked(next_batch()); !err.empty())
+      return err;
+    auto s = client_.status();
     if (!s)
       return fail_with_log("Reader.status: " + s.message);
-    after = s->active_twins;
-    if (after < before)
-      return "";
-    before = std::max(before, after);
+    before = s->active_twins;
+    auto again = clock_type::now() + again_after;
+    while (clock_type::now() < again) {
+      client_.pump(milliseconds(5));
+      s = client_.status();
+      if (!s)
+        return fail_with_log("Reader.status: " + s.message);
+      after = s->active_twins;
+      if (after < before)
+        return "";
+      before = std::max(before, after);
+    }
     if (clock_type::now() > deadline)
       return "no twin passivated within " + std::to_string(patience.count()) + " s of idleness ("
              + std::to_string(after) + " active)";
