@@ -870,6 +870,8 @@ std::string crash_loop::check_restart(findings& f, std::string& said) {
 // -- the loop ------------------------------------------------------------------
 
 int crash_loop::summary(int code) {
+  // Kept after a problem, for a look; removed after a clean run or a stop.
+  bool remove = (code == 0 || code == 130) && made_dir_ && !o_.keep;
   auto& t = total_;
   std::printf("\ntwinrt bench crash: summary\n");
   std::printf("  rounds (kills)                          %d of %d, in %.0f s\n", rounds_done_,
@@ -903,14 +905,14 @@ int crash_loop::summary(int code) {
     if (!m.drive)
       std::printf("  not covered yet: %-22s %s\n", m.name, m.missing);
   std::printf("  work directory                          %s%s\n", dir_.string().c_str(),
-              code == 0 && made_dir_ && !o_.keep ? " (removed)" : " (kept)");
+              remove ? " (removed)" : " (kept)");
   std::fflush(stdout);
   client_.disconnect();
   if (node_)
     node_->stop(milliseconds(10'000));
   node_.reset();
   log_.reset();
-  if (code == 0 && made_dir_ && !o_.keep) {
+  if (remove) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
