@@ -271,3 +271,62 @@ TEST_F(RollupExactness, MovedVehicleLeavesOldDepotAndJoinsNewOne) {
 
 } // namespace
 } // namespace twinrt
+
+namespace twinrt {
+namespace {
+
+// Found by the crash loop (scripts/crash-loop.sh): a reparent is durable once
+// the twin's new parent is stored; its old parent drops the twin's
+// contribution a moment later. Killed in between, a parent left with no
+// children kept the moved twin in its stored fold, and recovery, which
+// refolded only twins with children, never took it out: its own parent
+// counted the twin twice from then on.
+TEST(RollupRecovery, ParentThatLostItsLastChildBeforeACrashHoldsNothingOfIt) {
+  testing::temp_dir dir{"rollup-recovery"};
+  auto cfg = testing::test_config(dir.str());
+  const std::string v = "acme/fleet/depot-1/v-1";
+  uint32_t v_number = 0;
+  {
+    auto node = testing::start_node(cfg);
+    ASSERT_TRUE(node);
+    ASSERT_FALSE(node->create({{"acme", "enterprise", ""},
+                               {"acme/fleet", "fleet", "acme"},
+                               {"acme/fleet/depot-1", "depot", "acme/fleet"},
+                               {"acme/fleet/depot-2", "depot", "acme/fleet"},
+                               {v, "vehicle", "acme/fleet/depot-1"}}));
+    auto r = node->ingest_waiting({{v, "state", testing::now_ms() - 500, 1, "", 0}});
+    ASSERT_TRUE(r && r->accepted == 1);
+    auto depot_1 = node->twins()[2]; // acme, acme/fleet, acme/fleet/depot-1, ...
+    ASSERT_EQ(depot_1.id, "acme/fleet/depot-1");
+    // depot-1's fold with the vehicle on the road is stored.
+    ASSERT_TRUE(testing::eventually([&] {
+      auto st = node->store().load_state(depot_1.number);
+      return st && st->own.sums.count("count/on_road") == 1;
+    }));
+    for (auto& m : node->twins())
+      if (m.id == v)
+        v_number = m.number;
+  }
+  {
+    // The reparent's own write, and nothing after it: the crash.
+    std::string error;
+    auto db = runtime::storage::open({dir.str(), false, 8, 16, nullptr}, error);
+    ASSERT_TRUE(db) << error;
+    rocksdb::WriteBatch wb;
+    runtime::storage::put_meta(wb, {v, v_number, "vehicle", "acme/fleet/depot-2"});
+    ASSERT_EQ(db->commit_and_wait(std::move(wb)), "");
+  }
+  auto node = testing::start_node(cfg);
+  ASSERT_TRUE(node);
+  auto on_road = [&](const std::string& id) {
+    auto sums = node->get(id)->state.own.sums;
+    return sums.count("count/on_road") ? sums.at("count/on_road") : 0.0;
+  };
+  EXPECT_EQ(on_road("acme/fleet/depot-1"), 0);
+  EXPECT_EQ(on_road("acme/fleet/depot-2"), 1);
+  EXPECT_EQ(on_road("acme/fleet"), 1);
+  EXPECT_EQ(on_road("acme"), 1);
+}
+
+} // namespace
+} // namespace twinrt

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "crash/crash_loop.hpp"
 
 using namespace twinrt;
 
@@ -156,6 +157,28 @@ int main(int argc, char** argv) {
   bench_replay_cmd->add_option("--samples", bench_replay.samples, "samples per file (default 1000000)")
     ->check(CLI::Range(uint64_t{1'000}, uint64_t{100'000'000}));
 
+  crash_loop::options crash;
+  auto crash_cmd = bench_cmd->add_subcommand(
+    "crash", "kill -9 a `twinrt node` at random moments, ROUNDS times, and check over RPC, against "
+             "a log of its own, that nothing acknowledged was lost or applied twice");
+  crash_cmd->add_option("--rounds", crash.rounds, "kills (default 100)")->check(CLI::Range(1, 1'000'000));
+  crash_cmd->add_option("--seed", crash.seed,
+                        "seed of the random choices (kill moments, workload); default: random, printed");
+  crash_cmd->add_option("--twinrt", crash.node_exe,
+                        "the twinrt binary run as `twinrt node` (default: this one)");
+  crash_cmd->add_option("--dir", crash.dir,
+                        "work directory, new or empty: node data, config, models, the log "
+                        "(default: a temporary one, removed after a clean run)");
+  crash_cmd->add_flag("--keep", crash.keep, "keep the work directory after a clean run");
+  crash_cmd->add_option("--max-batches", crash.max_batches,
+                        "acknowledged batches per round before the kill, at most (default 40)")
+    ->check(CLI::Range(1, 100'000));
+  crash_cmd->add_option("--phantom-round", crash.phantom_round,
+                        "to test the checker: in round N, log one batch as acknowledged without "
+                        "sending it; the next check must report its samples lost (exit status 1)");
+  bool crash_no_sync = false;
+  crash_cmd->add_flag("--no-sync", crash_no_sync, "run the node with storage.sync_wal = false");
+
   adapters::replay_options replay;
   if (auto a = std::getenv("TWINRT_ADDRESS"))
     replay.address = a;
@@ -235,6 +258,11 @@ int main(int argc, char** argv) {
     if (!bench_spb_flags.apply(bench_spb.node))
       return 2;
     return app::run_bench_sparkplug(bench_spb);
+  }
+  if (*crash_cmd) {
+    crash.sync_wal = !crash_no_sync;
+    crash.stop = [] { return app::stop_requested(); };
+    return crash_loop::run(crash);
   }
   if (*rpc_cmd) {
     if (!bench_rpc_flags.apply(bench_rpc.node))

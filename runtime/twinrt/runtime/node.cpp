@@ -199,8 +199,16 @@ struct node::impl {
         ++st.version;
         storage::put_state(refreshed, meta.number, st);
       }
+      bool is_parent = ctx->cat.child_count(meta.id) > 0;
+      // A twin whose last child moved away or was deleted just before a
+      // crash may still hold that child in its stored fold: it folds nothing
+      // but itself now.
+      if (auto model = ctx->models.find(meta.kind);
+          !is_parent && model && !(st.own == twins::own_contribution(st, *model, meta.id))
+          && twins::refold(st, *model, meta.id, {}, now))
+        storage::put_state(refreshed, meta.number, st);
       watches.push_back({meta.id, twins::data_since_ms(st), st.status});
-      if (ctx->cat.child_count(meta.id) > 0)
+      if (is_parent)
         parents.emplace(meta.id, st);
       else
         contributions.emplace(meta.id, st.own);
