@@ -19,6 +19,7 @@ enum class errc : uint8_t {
   conflict,        // give up: twin exists, cycle, kind not allowed as parent
   storage_failure, // the node cannot read or write its data directory
   bad_model,       // a model file was refused
+  corrupt_record,  // a stored value does not read back as its record: refused, skipped
 };
 
 const char* to_string(errc x);
