@@ -16,7 +16,8 @@ void print_stats(const adapters::edge::edge_stats& s) {
   std::printf("twinrt edge: %llu messages (%llu rejected), %llu samples: %llu redelivered, "
               "%llu filtered, %llu buffered; %llu forwarded (%llu refused by central, %llu "
               "already applied there); "
-              "%llu queued (%llu bytes), %llu dropped for the disk budget; broker %s, central %s\n",
+              "%llu queued (%llu bytes), %llu dropped for the disk budget, %llu corrupt; "
+              "broker %s, central %s\n",
               static_cast<unsigned long long>(s.messages), static_cast<unsigned long long>(s.rejected),
               static_cast<unsigned long long>(s.samples),
               static_cast<unsigned long long>(s.redelivered),
@@ -25,7 +26,8 @@ void print_stats(const adapters::edge::edge_stats& s) {
               static_cast<unsigned long long>(s.already_applied),
               static_cast<unsigned long long>(s.queued),
               static_cast<unsigned long long>(s.queued_bytes),
-              static_cast<unsigned long long>(s.dropped), s.broker_connected ? "up" : "down",
+              static_cast<unsigned long long>(s.dropped),
+              static_cast<unsigned long long>(s.corrupt), s.broker_connected ? "up" : "down",
               s.central_connected ? "up" : "down");
   std::fflush(stdout);
 }

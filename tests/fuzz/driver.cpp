@@ -1,9 +1,16 @@
-// Runs a fuzz target without libFuzzer: every file of the seed corpus directories given
-// on the command line, then deterministic mutations of them (the same on every run, so a
-// failure reproduces). TWINRT_FUZZ_RUNS sets the number of mutations (default 5000).
-// A crash, an abort or a sanitizer report fails the test; the input is written to
-// fuzz-crash-input first so that it can be replayed with the libFuzzer build.
+// Runs a fuzz target without libFuzzer: every file of the seed corpus directories (or
+// files) given on the command line, in name order, then deterministic mutations of them
+// (the same on every run, so a failure reproduces). TWINRT_FUZZ_RUNS sets the number of
+// mutations (default 5000; 0 replays the given files only). A crash, an abort, a failed
+// check (__builtin_trap) or a sanitizer report fails the test, and the input that did it
+// is written to fuzz-crash-input in the working directory, to replay with this binary
+// (TWINRT_FUZZ_RUNS=0 fuzz_NAME fuzz-crash-input) or with the libFuzzer build.
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +19,17 @@
 #include <iterator>
 #include <string>
 #include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TWINRT_DRIVER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TWINRT_DRIVER_ASAN 1
+#endif
+#endif
+#ifdef TWINRT_DRIVER_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -34,7 +52,10 @@ const char* const tokens[] = {"{", "}", "[", "]", "\"", ":", ",", "\\", "\\u0000
                               "null", "true", "false", "-", "0", "-0", "1e999", "-1e999",
                               "9223372036854775808", "18446744073709551616", "1.5", "\"ts\"",
                               "\"seq\"", "\"timestamp\"", "/", "+", "#", "{x}", "\n", "\xff",
-                              "\xc3\x28"};
+                              "\xc3\x28",
+                              // TOML (models, config), predicates, CSV lines
+                              "[[", "]]", "=", "\"\"\"", "\'\'\'", "inf", "nan", "-inf", "and ",
+                              ">=", "!=", " < ", "\r\n", "1e308", "4294967296"};
 
 std::string mutate(std::string s, rng& r) {
   int steps = 1 + static_cast<int>(r.below(4));
@@ -83,24 +104,76 @@ std::string mutate(std::string s, rng& r) {
   return s;
 }
 
-void run(const std::string& input) {
-  {
-    std::ofstream out("fuzz-crash-input", std::ios::binary | std::ios::trunc);
-    out << input;
+// The input being run, for the fault handlers: written out only when it fails
+// (writing every input first costs a file rewrite per run, seconds per target).
+const std::string* current = nullptr;
+
+// Async-signal-safe: open, write, close.
+void save_current() {
+  if (current == nullptr)
+    return;
+  int fd = ::open("fuzz-crash-input", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return;
+  const char* p = current->data();
+  size_t left = current->size();
+  while (left > 0) {
+    auto n = ::write(fd, p, left);
+    if (n <= 0)
+      break;
+    p += n;
+    left -= static_cast<size_t>(n);
   }
+  ::close(fd);
+  static const char note[] = "fuzz driver: the failing input is in fuzz-crash-input\n";
+  (void)!::write(2, note, sizeof note - 1);
+}
+
+extern "C" void on_fault(int sig) {
+  save_current();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void catch_faults() {
+  // Under ASan its own SEGV handler reports, then calls the death callback.
+  for (int sig : {SIGABRT, SIGILL, SIGTRAP, SIGFPE, SIGBUS
+#ifndef TWINRT_DRIVER_ASAN
+                  , SIGSEGV
+#endif
+       })
+    std::signal(sig, on_fault);
+#ifdef TWINRT_DRIVER_ASAN
+  __sanitizer_set_death_callback(save_current);
+#endif
+}
+
+void run(const std::string& input) {
+  current = &input;
   LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+  current = nullptr;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> seeds;
-  for (int i = 1; i < argc; ++i)
+  catch_faults();
+  std::vector<std::filesystem::path> files;
+  for (int i = 1; i < argc; ++i) {
+    if (std::filesystem::is_regular_file(argv[i])) {
+      files.emplace_back(argv[i]);
+      continue;
+    }
     for (auto& e : std::filesystem::recursive_directory_iterator(argv[i]))
-      if (e.is_regular_file()) {
-        std::ifstream in(e.path(), std::ios::binary);
-        seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      }
+      if (e.is_regular_file())
+        files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> seeds;
+  for (auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
   if (seeds.empty()) {
     std::fprintf(stderr, "no seed inputs in the given corpus directories\n");
     return 2;
@@ -113,7 +186,6 @@ int main(int argc, char** argv) {
   rng r{0x9E3779B97F4A7C15ULL};
   for (long i = 0; i < runs; ++i)
     run(mutate(seeds[r.below(seeds.size())], r));
-  std::remove("fuzz-crash-input");
   std::printf("%zu seeds and %ld mutations ran without a fault\n", seeds.size(), runs);
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "twinrt/adapters/mqtt_json.hpp"
 #include "twinrt/adapters/rate_limited_log.hpp"
 #include "twinrt/adapters/rpc_ingest.hpp"
+#include "twinrt/runtime/errc.hpp"
 
 namespace twinrt::adapters::edge {
 
@@ -77,7 +78,10 @@ void put_text(std::string& out, const std::string& t) {
   out += t;
 }
 
-std::string encode(const twins::sample& s) {
+
+} // namespace
+
+std::string encode_buffered(const twins::sample& s) {
   std::string out;
   out.reserve(s.twin.size() + s.channel.size() + 24);
   put_text(out, s.twin);
@@ -87,29 +91,31 @@ std::string encode(const twins::sample& s) {
   return out;
 }
 
-bool decode(const rocksdb::Slice& in, twins::sample& s) {
+caf::expected<twins::sample> decode_buffered(std::string_view in) {
+  auto corrupt = [&](const std::string& why) {
+    return runtime::make_error(runtime::errc::corrupt_record,
+                               "buffered sample of " + std::to_string(in.size())
+                                 + " bytes: " + why);
+  };
+  twins::sample s;
   size_t at = 0;
-  auto text = [&](std::string& t) {
+  for (auto* t : {&s.twin, &s.channel}) {
     uint32_t n = 0;
-    if (at + 4 > in.size())
-      return false;
+    if (in.size() - at < 4)
+      return corrupt("cut short in a length");
     std::memcpy(&n, in.data() + at, 4);
     at += 4;
-    if (at + n > in.size())
-      return false;
-    t.assign(in.data() + at, n);
+    if (in.size() - at < n)
+      return corrupt("a text of " + std::to_string(n) + " bytes runs past the end");
+    t->assign(in.data() + at, n);
     at += n;
-    return true;
-  };
-  if (!text(s.twin) || !text(s.channel) || at + 16 != in.size())
-    return false;
+  }
+  if (in.size() - at != 16)
+    return corrupt(std::to_string(in.size() - at) + " bytes where the time and value (16) belong");
   std::memcpy(&s.ts_ms, in.data() + at, 8);
   std::memcpy(&s.value, in.data() + at + 8, 8);
-  return true;
+  return s;
 }
-
-
-} // namespace
 
 // -- sample_filter ------------------------------------------------------------------
 
@@ -253,7 +259,7 @@ std::string sample_buffer::append(const std::vector<twins::sample>& samples,
   records.reserve(samples.size());
   uint64_t need = 0;
   for (auto& s : samples) {
-    records.emplace_back(seq_key(d.next + records.size()), encode(s));
+    records.emplace_back(seq_key(d.next + records.size()), encode_buffered(s));
     need += records.back().first.size() + records.back().second.size();
   }
   rocksdb::WriteBatch wb;
@@ -303,8 +309,11 @@ std::vector<buffered> sample_buffer::oldest(uint64_t after, size_t n) const {
        it->Valid() && it->key()[0] == queue_prefix && out.size() < n; it->Next()) {
     buffered b;
     b.seq = key_seq(it->key());
-    if (decode(it->value(), b.sample))
-      out.push_back(std::move(b));
+    if (auto s = decode_buffered({it->value().data(), it->value().size()}))
+      b.sample = std::move(*s);
+    else
+      b.corrupt = runtime::describe(s.error());
+    out.push_back(std::move(b));
   }
   return out;
 }
@@ -384,7 +393,7 @@ struct edge_node::impl {
 
   std::thread writer, forwarder;
   std::atomic<uint64_t> messages{0}, rejected{0}, samples{0}, redelivered{0}, filtered{0},
-    buffered{0}, forwarded{0}, refused{0}, already{0};
+    buffered{0}, forwarded{0}, refused{0}, already{0}, corrupt{0};
   std::atomic<bool> central_up{false};
 
   void on_message(const mqtt::message& m) {
@@ -542,9 +551,20 @@ struct edge_node::impl {
       std::vector<twins::sample> out;
       out.reserve(batch.size());
       for (auto& b : batch) {
+        if (!b.corrupt.empty()) {
+          corrupt.fetch_add(1, std::memory_order_relaxed);
+          log.line("corrupt record refused: buffered sample " + std::to_string(b.seq) + ": "
+                   + b.corrupt + "; skipped");
+          continue;
+        }
         out.push_back(std::move(b.sample));
         out.back().source = cfg.id;
         out.back().seq = b.seq;
+      }
+      if (out.empty()) { // only corrupt records: nothing to send, remove them
+        if (auto err = buffer->remove_through(batch.back().seq); !err.empty())
+          log.line(err);
+        continue;
       }
       auto timeout = rpc.timer().afterDelay(10 * kj::SECONDS).then([] {
         return batch_outcome{batch_status::disconnected, "no answer within 10 s", 0, {}};
@@ -657,6 +677,7 @@ edge_stats edge_node::stats() const {
   s.forwarded = d.forwarded.load();
   s.refused = d.refused.load();
   s.already_applied = d.already.load();
+  s.corrupt = d.corrupt.load();
   s.queued = d.buffer->queued();
   s.queued_bytes = d.buffer->queued_bytes();
   s.dropped = d.buffer->dropped();

@@ -12,9 +12,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <caf/expected.hpp>
 
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/twins/sample.hpp"
@@ -67,7 +70,15 @@ private:
 struct buffered {
   uint64_t seq = 0;
   twins::sample sample; // source and seq empty: the forwarder sets them
+  std::string corrupt;  // non-empty: the stored record did not decode (why); no sample
 };
+
+/// A buffered sample as stored: twin and channel (each a 4-byte length and
+/// its bytes), then ts_ms and value (8 bytes each), in host byte order.
+std::string encode_buffered(const twins::sample& s);
+/// The reverse: a value that is not exactly one such record fails with
+/// runtime::errc::corrupt_record saying what is wrong. Never reads outside `bytes`.
+caf::expected<twins::sample> decode_buffered(std::string_view bytes);
 
 /// The edge's durable buffer: samples in RocksDB under a strictly increasing
 /// sequence number that never goes back, not even after every sample was
@@ -92,7 +103,9 @@ public:
   std::string append(const std::vector<twins::sample>& samples,
                      const std::vector<std::pair<std::string, std::string>>& marks);
 
-  /// Up to `n` of the oldest samples with seq > `after`.
+  /// Up to `n` of the oldest samples with seq > `after`. A record that does
+  /// not decode comes back with `corrupt` set (and takes its place in `n`),
+  /// so that the caller removes it with the others.
   std::vector<buffered> oldest(uint64_t after, size_t n) const;
 
   /// Deletes the samples with seq <= `seq` (forwarded and acknowledged).
@@ -127,6 +140,7 @@ struct edge_stats {
   uint64_t queued = 0;       // samples in the buffer now
   uint64_t queued_bytes = 0;
   uint64_t dropped = 0;      // dropped for the disk budget, over the buffer's life
+  uint64_t corrupt = 0;      // buffered records that did not read back: logged, skipped, removed
   bool broker_connected = false; // connected, and every subscription acknowledged
   bool central_connected = false;
 };

@@ -7,6 +7,9 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include "twinrt/runtime/errc.hpp"
 
 namespace twinrt::adapters::edge {
 namespace {
@@ -202,6 +205,51 @@ TEST_F(EdgeBuffer, OverTheBudgetTheOldestAreDroppedAndCounted) {
   EXPECT_EQ(got.front().sample.value, 28); // the newest ten are kept
   EXPECT_EQ(got.back().sample.value, 37);
   EXPECT_EQ(got.back().seq, got.front().seq + 9);
+}
+
+TEST_F(EdgeBuffer, CorruptRecordComesBackMarkedAndIsRemovedWithTheOthers) {
+  uint64_t first = 0;
+  {
+    auto b = open(1 << 20);
+    ASSERT_EQ(b->append(samples(0, 3), {}), "");
+    first = b->oldest(0, 1).at(0).seq;
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string key(1, 'q');
+    for (int i = 7; i >= 0; --i)
+      key.push_back(static_cast<char>(((first + 1) >> (i * 8)) & 0xff));
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, "xx").ok());
+  }
+  auto b = open(1 << 20);
+  auto got = b->oldest(0, 100);
+  ASSERT_EQ(got.size(), 3u) << "the corrupt record is not silently left behind";
+  EXPECT_TRUE(got[0].corrupt.empty());
+  EXPECT_EQ(got[1].corrupt, "buffered sample of 2 bytes: cut short in a length");
+  EXPECT_EQ(got[2].sample.value, 2);
+  ASSERT_EQ(b->remove_through(got.back().seq), "");
+  EXPECT_TRUE(b->oldest(0, 100).empty());
+  EXPECT_EQ(b->queued(), 0u);
+}
+
+TEST(EdgeRecord, DecodeTakesExactlyOneRecord) {
+  auto good = encode_buffered(at("acme/p/l/m", "power_kw", -5, 1.5));
+  auto back = decode_buffered(good);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->twin, "acme/p/l/m");
+  EXPECT_EQ(back->channel, "power_kw");
+  EXPECT_EQ(back->ts_ms, -5);
+  EXPECT_EQ(back->value, 1.5);
+  EXPECT_FALSE(decode_buffered(good + "x"));
+  EXPECT_FALSE(decode_buffered(good.substr(0, good.size() - 1)));
+  EXPECT_FALSE(decode_buffered(""));
+  auto huge = good;
+  huge[0] = huge[1] = huge[2] = huge[3] = '\xff'; // a twin of 4 GB
+  auto r = decode_buffered(huge);
+  ASSERT_FALSE(r);
+  EXPECT_NE(runtime::describe(r.error()).find("runs past the end"), std::string::npos);
 }
 
 TEST_F(EdgeBuffer, AnUnusableDirectoryIsRefusedWithItsName) {

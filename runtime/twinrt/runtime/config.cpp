@@ -435,51 +435,66 @@ void read_edge(const toml::table& doc, node_config& cfg) {
   }
 }
 
-} // namespace
+void read_config(const toml::table& doc, node_config& cfg) {
+  check_keys(doc);
+  read(doc, "node", "data_dir", cfg.data_dir);
+  read(doc, "node", "models_dir", cfg.models_dir);
+  read(doc, "node", "threads", cfg.threads);
+  read(doc, "node", "shards", cfg.shards);
+  read(doc, "ingest", "max_batch_samples", cfg.max_batch_samples);
+  read(doc, "ingest", "max_inflight_batches", cfg.max_inflight_batches);
+  read(doc, "ingest", "future_skew_ms", cfg.future_skew_ms);
+  read(doc, "twins", "passivate_after_ms", cfg.passivate_after_ms);
+  read(doc, "twins", "rollup_delay_ms", cfg.rollup_delay_ms);
+  read(doc, "twins", "sweep_interval_ms", cfg.sweep_interval_ms);
+  read(doc, "storage", "sync_wal", cfg.sync_wal);
+  read(doc, "storage", "write_buffer_mb", cfg.write_buffer_mb);
+  read(doc, "storage", "block_cache_mb", cfg.block_cache_mb);
+  read(doc, "storage", "virtual_shards", cfg.virtual_shards);
+  if (auto v = doc.at_path("storage.virtual_shards").node();
+      v != nullptr && (cfg.virtual_shards == 0 || cfg.virtual_shards > max_virtual_shards))
+    throw bad_setting{std::to_string(v->source().begin.line)
+                      + ": 'storage.virtual_shards' must be from 1 to "
+                      + std::to_string(max_virtual_shards)};
+  read(doc, "metrics", "address", cfg.metrics_address);
+  read(doc, "metrics", "max_asset_series", cfg.max_asset_series);
+  read(doc, "rpc", "address", cfg.rpc_address);
+  read(doc, "rpc", "read_cache", cfg.rpc_read_cache);
+  read_tokens(doc, cfg);
+  read_sparkplug(doc, cfg);
+  read(doc, "events", "keep", cfg.events_keep);
+  read_routing(doc, cfg);
+  read_mqtt(doc, cfg);
+  read_edge(doc, cfg);
+}
 
-std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
+// Parses the document `parse` returns (it throws toml::parse_error) into cfg;
+// errors name `name`.
+template <class Parse>
+std::optional<std::string> load(const std::string& name, Parse&& parse, node_config& cfg) {
   try {
-    auto doc = toml::parse_file(path);
-    check_keys(doc);
-    read(doc, "node", "data_dir", cfg.data_dir);
-    read(doc, "node", "models_dir", cfg.models_dir);
-    read(doc, "node", "threads", cfg.threads);
-    read(doc, "node", "shards", cfg.shards);
-    read(doc, "ingest", "max_batch_samples", cfg.max_batch_samples);
-    read(doc, "ingest", "max_inflight_batches", cfg.max_inflight_batches);
-    read(doc, "ingest", "future_skew_ms", cfg.future_skew_ms);
-    read(doc, "twins", "passivate_after_ms", cfg.passivate_after_ms);
-    read(doc, "twins", "rollup_delay_ms", cfg.rollup_delay_ms);
-    read(doc, "twins", "sweep_interval_ms", cfg.sweep_interval_ms);
-    read(doc, "storage", "sync_wal", cfg.sync_wal);
-    read(doc, "storage", "write_buffer_mb", cfg.write_buffer_mb);
-    read(doc, "storage", "block_cache_mb", cfg.block_cache_mb);
-    read(doc, "storage", "virtual_shards", cfg.virtual_shards);
-    if (auto v = doc.at_path("storage.virtual_shards").node();
-        v != nullptr && (cfg.virtual_shards == 0 || cfg.virtual_shards > max_virtual_shards))
-      throw bad_setting{std::to_string(v->source().begin.line)
-                        + ": 'storage.virtual_shards' must be from 1 to "
-                        + std::to_string(max_virtual_shards)};
-    read(doc, "metrics", "address", cfg.metrics_address);
-    read(doc, "metrics", "max_asset_series", cfg.max_asset_series);
-    read(doc, "rpc", "address", cfg.rpc_address);
-    read(doc, "rpc", "read_cache", cfg.rpc_read_cache);
-    read_tokens(doc, cfg);
-    read_sparkplug(doc, cfg);
-    read(doc, "events", "keep", cfg.events_keep);
-    read_routing(doc, cfg);
-    read_mqtt(doc, cfg);
-    read_edge(doc, cfg);
+    read_config(parse(), cfg);
   } catch (const toml::parse_error& e) {
-    return path + ":" + std::to_string(e.source().begin.line) + ": "
+    return name + ":" + std::to_string(e.source().begin.line) + ": "
            + std::string(e.description());
   } catch (const bad_setting& e) {
-    return path + ":" + e.where;
+    return name + ":" + e.where;
   }
   if (cfg.threads == 0 || cfg.shards == 0 || cfg.max_inflight_batches == 0
       || cfg.max_batch_samples == 0)
-    return path + ": threads, shards, max_inflight_batches and max_batch_samples must be at least 1";
+    return name + ": threads, shards, max_inflight_batches and max_batch_samples must be at least 1";
   return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
+  return load(path, [&] { return toml::parse_file(path); }, cfg);
+}
+
+std::optional<std::string> parse_config(std::string_view text, const std::string& name,
+                                        node_config& cfg) {
+  return load(name, [&] { return toml::parse(text, name); }, cfg);
 }
 
 } // namespace twinrt::runtime

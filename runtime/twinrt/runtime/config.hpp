@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -140,5 +141,11 @@ struct node_config {
 /// where known, the line: "node.toml:7: 'threads' must be a whole number".
 std::optional<std::string> load_config_file(const std::string& path,
                                             node_config& cfg);
+
+/// The same for config text already in memory; `name` stands for the file in
+/// the reason ("node.toml:7: ..."). Never throws: every input gives either a
+/// config or a reason.
+std::optional<std::string> parse_config(std::string_view text, const std::string& name,
+                                        node_config& cfg);
 
 } // namespace twinrt::runtime

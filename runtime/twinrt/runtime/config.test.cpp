@@ -403,5 +403,19 @@ TEST_F(Config, BadMqttSettingsAreRefusedNamingTheLine) {
             path_ + ":2: 'mqtt.routes' must be an array of tables ([[mqtt.routes]])");
 }
 
+TEST_F(Config, TextInMemoryParsesAsTheSameFileWould) {
+  const std::string text = "[node]\nthreads = 3\n[rpc]\naddress = \"127.0.0.1:1\"\n";
+  ASSERT_FALSE(load(text));
+  node_config from_text;
+  ASSERT_FALSE(parse_config(text, "inline.toml", from_text));
+  EXPECT_EQ(from_text.threads, cfg.threads);
+  EXPECT_EQ(from_text.rpc_address, cfg.rpc_address);
+  node_config bad;
+  EXPECT_EQ(parse_config("[node]\nthreads = -1\n", "inline.toml", bad),
+            "inline.toml:2: 'node.threads' must be a whole number, not negative");
+  EXPECT_EQ(parse_config("[node\n", "inline.toml", bad).value_or("").rfind("inline.toml:1: ", 0),
+            0u);
+}
+
 } // namespace
 } // namespace twinrt::runtime

@@ -20,6 +20,7 @@ enum class errc : uint8_t {
   storage_failure, // the node cannot read or write its data directory
   bad_model,       // a model file was refused
   unavailable,     // retry later: no node owns the twin's shard right now (shard_directory.hpp)
+  corrupt_record,  // a stored value does not read back as its record: refused, skipped
 };
 
 const char* to_string(errc x);

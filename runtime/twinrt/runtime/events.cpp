@@ -242,7 +242,12 @@ void event_router::run(sink_slot& s) {
   uint64_t saved = s.cursor.load();
   while (!stopping_) {
     auto cursor = s.cursor.load();
-    auto events = db_.read_events(cursor, std::max<size_t>(s.settings.max_batch * 4, 256));
+    auto page = db_.read_events(cursor, std::max<size_t>(s.settings.max_batch * 4, 256));
+    auto& events = page.events;
+    if (events.empty() && page.last_id > cursor) {
+      s.cursor = page.last_id; // only corrupt events, refused: past them
+      continue;
+    }
     if (events.empty()) {
       if (saved != cursor) // skipped events: remember so, once idle
         save_cursor(cursor), saved = cursor;
@@ -251,15 +256,20 @@ void event_router::run(sink_slot& s) {
     }
     std::vector<event> batch;
     uint64_t upto = cursor;
+    bool full = false;
     for (auto& e : events) {
       auto id = e.id;
       if (s.wants(e)) {
-        if (batch.size() == s.settings.max_batch)
+        if (batch.size() == s.settings.max_batch) {
+          full = true;
           break;
+        }
         batch.push_back(std::move(e));
       }
       upto = id;
     }
+    if (!full)
+      upto = page.last_id; // corrupt events after the last good one are passed too
     if (batch.empty()) {
       s.cursor = upto; // nothing for this sink; saved once idle
       continue;

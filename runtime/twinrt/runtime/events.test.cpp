@@ -97,18 +97,18 @@ protected:
 TEST_F(EventLog, CommitNumbersEventsInOrderAndIdsContinueAfterReopen) {
   log({ev("a/1", "alert.raised"), ev("a/2", "alert.raised")});
   log({ev("a/1", "alert.cleared")});
-  auto got = db->read_events(0, 100);
+  auto got = db->read_events(0, 100).events;
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].id, 1u);
   EXPECT_EQ(got[1].id, 2u);
   EXPECT_EQ(got[2].id, 3u);
   EXPECT_EQ(got[2].type, "alert.cleared");
   EXPECT_EQ(got[0].details, "{\"n\":1}");
-  EXPECT_EQ(db->read_events(2, 100).size(), 1u);
+  EXPECT_EQ(db->read_events(2, 100).events.size(), 1u);
   open();
   EXPECT_EQ(db->durable_event_id(), 3u);
   log({ev("a/3", "health.changed")});
-  got = db->read_events(0, 100);
+  got = db->read_events(0, 100).events;
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[3].id, 4u);
 }
@@ -207,12 +207,40 @@ TEST_F(EventLog, TrimKeepsWhatASinkHasNotConfirmedAndTheLastEvent) {
   db->trim_events(4); // as the router does once every cursor is past 3
   rocksdb::WriteBatch none;
   ASSERT_EQ(db->commit_and_wait(std::move(none)), ""); // the trim went through the committer
-  auto left = db->read_events(0, 100);
+  auto left = db->read_events(0, 100).events;
   ASSERT_EQ(left.size(), 3u);
   EXPECT_EQ(left[0].id, 4u);
   open();
   log({ev("a/1", "alert.cleared")});
-  EXPECT_EQ(db->read_events(0, 100).back().id, 7u);
+  EXPECT_EQ(db->read_events(0, 100).events.back().id, 7u);
+}
+
+TEST_F(EventLog, CorruptEventsAreSkippedAndTheCursorPassesThem) {
+  for (int i = 0; i < 4; ++i)
+    log({ev("a/1", "alert.raised")});
+  // Events 2 and 4 (the last) go bad on disk.
+  for (char id : {'\2', '\4'})
+    ASSERT_TRUE(db->db()
+                  .Put(rocksdb::WriteOptions(), std::string("E\0\0\0\0\0\0\0", 8) + id, "bad")
+                  .ok());
+  auto page = db->read_events(0, 100);
+  ASSERT_EQ(page.events.size(), 2u);
+  EXPECT_EQ(page.events[0].id, 1u);
+  EXPECT_EQ(page.events[1].id, 3u);
+  EXPECT_EQ(page.last_id, 4u) << "the next read starts past the corrupt last event";
+  EXPECT_EQ(db->corrupt_records(), 2u);
+  auto sink = std::make_unique<recording_sink>();
+  auto* got = sink.get();
+  event_router router(*db, 0);
+  router.add_sink({"s", 2, 10, 40}, std::move(sink), {event_filter{}});
+  router.start();
+  ASSERT_TRUE(got->wait_for(2));
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (db->load_cursor("s") != 4 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(db->load_cursor("s"), 4u) << "a corrupt event does not hold the sink back";
+  std::lock_guard<std::mutex> g(got->mtx);
+  EXPECT_EQ(got->got.size(), 2u);
 }
 
 } // namespace

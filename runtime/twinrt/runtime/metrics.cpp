@@ -137,6 +137,9 @@ const family_spec specs[] = {
   {"twinrt_storage_failed", MetricType::Gauge,
    "1 once a write or WAL sync failed (disk full, I/O error): the node acknowledges nothing "
    "more until it is restarted with the fault cleared; the log says why."},
+  {"twinrt_storage_corrupt_records_total", MetricType::Counter,
+   "Stored records that did not read back (each key once since start): refused and skipped; "
+   "the log names each one."},
   // -- assets (kinds whose model says export_metrics = true)
   {"twinrt_asset_health_score", MetricType::Gauge,
    "Health score 0-100 of an exported twin: the mean score of the twins below it."},
@@ -382,6 +385,8 @@ void node_collector::collect_storage(std::vector<MetricFamily>& out) const {
   add_value(set["twinrt_rocksdb_wal_syncs_total"], {}, static_cast<double>(db.wal_syncs()));
   add_value(set["twinrt_storage_commit_groups_total"], {}, static_cast<double>(db.commit_groups()));
   add_value(set["twinrt_storage_failed"], {}, db.failed() ? 1.0 : 0.0);
+  add_value(set["twinrt_storage_corrupt_records_total"], {},
+            static_cast<double>(db.corrupt_records()));
   for (auto& f : set.all)
     out.push_back(std::move(f));
 }

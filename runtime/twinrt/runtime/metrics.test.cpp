@@ -205,6 +205,7 @@ TEST_F(Metrics, RocksDbFiguresAreThere) {
   EXPECT_GT(value_of(text, "twinrt_rocksdb_memtable_bytes"), 0);
   EXPECT_GE(value_of(text, "twinrt_rocksdb_write_stalls_total{cause=\"stop\"}"), 0);
   EXPECT_GT(value_of(text, "twinrt_storage_commit_groups_total"), 0);
+  EXPECT_EQ(value_of(text, "twinrt_storage_corrupt_records_total"), 0);
   // sync_wal is off in this fixture.
   EXPECT_EQ(value_of(text, "twinrt_rocksdb_wal_syncs_total"), 0);
 }

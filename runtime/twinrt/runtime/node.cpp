@@ -42,6 +42,8 @@ const char* to_string(errc x) {
       return "bad model";
     case errc::unavailable:
       return "unavailable";
+    case errc::corrupt_record:
+      return "corrupt record";
   }
   return "unknown";
 }
@@ -187,12 +189,26 @@ struct node::impl {
       auto m = by_number.find(number);
       if (m == by_number.end())
         continue;
-      auto st = storage::decode_state(it->value().ToString());
       auto& meta = *m->second;
+      auto model = ctx->models.find(meta.kind);
+      auto decoded = ctx->db->checked_state(number, {it->value().data(), it->value().size()});
+      bool corrupt = !decoded;
+      if (corrupt) {
+        // Refused (logged and counted by storage). Its actor will start
+        // from an empty state: the rollups count it as that.
+        std::fprintf(stderr, "twinrt: %s: its stored state is corrupt; it starts from an empty "
+                             "state (its history is kept)\n", meta.id.c_str());
+        twins::twin_state fresh;
+        fresh.created_ms = now;
+        if (model)
+          fresh.own = twins::own_contribution(fresh, *model, meta.id);
+        decoded = std::move(fresh);
+      }
+      auto& st = *decoded;
       // A model loaded at run time applies to twins that were passivated
       // when it came: bring their health and contribution up to date.
-      if (auto model = ctx->models.find(meta.kind);
-          model && st.model_version != model->version && ctx->cat.child_count(meta.id) == 0) {
+      if (!corrupt && model && st.model_version != model->version
+          && ctx->cat.child_count(meta.id) == 0) {
         twins::evaluate_health(st, *model, now);
         st.own = twins::own_contribution(st, *model, meta.id);
         st.model_version = model->version;

@@ -13,7 +13,9 @@
 #include <rocksdb/cache.h>
 
 #include "records.capnp.h"
+#include "twinrt/runtime/errc.hpp"
 #include "twinrt/runtime/sharding.hpp"
+#include "twinrt/twins/names.hpp"
 
 namespace twinrt::runtime {
 
@@ -68,22 +70,84 @@ std::string to_bytes(capnp::MessageBuilder& msg) {
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
 }
 
-// Cap'n Proto reads need word-aligned memory; RocksDB values are not.
-struct aligned_reader {
-  kj::Array<capnp::word> words;
-  std::unique_ptr<capnp::FlatArrayMessageReader> reader;
-  explicit aligned_reader(const std::string& bytes)
-    : words(kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word))) {
-    std::memcpy(words.begin(), bytes.data(), words.size() * sizeof(capnp::word));
-    capnp::ReaderOptions opts;
-    opts.traversalLimitInWords = 1ull << 30;
-    reader = std::make_unique<capnp::FlatArrayMessageReader>(words.asPtr(), opts);
+std::string_view view(const rocksdb::Slice& s) {
+  return {s.data(), s.size()};
+}
+
+caf::error corrupt(const char* type, const std::string& why) {
+  return make_error(errc::corrupt_record, std::string("stored ") + type + ": " + why);
+}
+
+// Reads one stored value as a `Record` with `read`, which returns
+// caf::expected<T>. The one place where a malformed value's kj::Exception
+// (a pointer out of bounds, a truncated segment, text without its NUL)
+// becomes an error. Cap'n Proto needs word-aligned memory, which RocksDB
+// values are not: the bytes are copied. A value is one whole message: no
+// byte short, none over.
+template <class Record, class Read>
+auto decode_record(std::string_view bytes, const char* type, Read&& read)
+  -> decltype(read(std::declval<typename Record::Reader>())) {
+  constexpr size_t word = sizeof(capnp::word);
+  if (bytes.empty())
+    return corrupt(type, "the value is empty");
+  if (bytes.size() % word != 0)
+    return corrupt(type, std::to_string(bytes.size()) + " bytes, not a whole number of "
+                           + std::to_string(word) + "-byte words");
+  auto words = kj::heapArray<capnp::word>(bytes.size() / word);
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  capnp::ReaderOptions opts;
+  // Each word is read once by a decoder; the bound stops a value that names
+  // the same words many times (or a list of billions of empty structs) from
+  // costing more than a few passes over its own size.
+  opts.traversalLimitInWords = words.size() * 4 + 1024;
+  try {
+    capnp::FlatArrayMessageReader reader(words.asPtr(), opts);
+    if (reader.getEnd() != words.end())
+      return corrupt(type, std::to_string((words.end() - reader.getEnd()) * word)
+                             + " bytes after the end of the record");
+    return read(reader.getRoot<Record>());
+  } catch (const kj::Exception& e) {
+    return corrupt(type, e.getDescription().cStr());
   }
-  template <class T>
-  typename T::Reader root() {
-    return reader->getRoot<T>();
+}
+
+// What a key holds, for a log line: "state of twin #7".
+std::string describe_key(std::string_view k) {
+  if (k.empty())
+    return "an empty key";
+  auto rest = k.substr(1);
+  switch (k[0]) {
+    case 'S':
+      if (rest.size() == 4)
+        return "state of twin #" + std::to_string(read_be32(rest.data()));
+      break;
+    case 'M':
+      return "meta of twin " + twins::printable(rest);
+    case 'H':
+      if (rest.size() > 4 + 1 + 12) {
+        auto channel = rest.substr(4, rest.size() - 4 - 1 - 12);
+        auto ts = static_cast<int64_t>(read_be64(rest.data() + rest.size() - 12)
+                                       ^ (uint64_t{1} << 63));
+        return "history of twin #" + std::to_string(read_be32(rest.data())) + " channel "
+               + twins::printable(channel) + " at " + std::to_string(ts) + " ms";
+      }
+      break;
+    case 'D':
+      if (auto nul = rest.find('\0'); nul != std::string_view::npos && rest.size() == nul + 5)
+        return "model " + twins::printable(rest.substr(0, nul)) + " v"
+               + std::to_string(read_be32(rest.data() + nul + 1));
+      break;
+    case 'A':
+    case 'E':
+      if (rest.size() == 8)
+        return std::string(k[0] == 'A' ? "alert " : "event ")
+               + std::to_string(read_be64(rest.data()));
+      break;
+    case 'C':
+      return "cursor of sink " + twins::printable(rest);
   }
-};
+  return "key " + twins::printable(k);
+}
 
 void fatal(const char* what, const rocksdb::Status& s) {
   std::fprintf(stderr, "twinrt: fatal storage error in %s: %s\n", what,
@@ -334,17 +398,27 @@ std::string encode_event(const event& e) {
   return to_bytes(msg);
 }
 
-event decode_event(const std::string& bytes) {
-  aligned_reader r(bytes);
-  auto e = r.root<records::Event>();
-  return event{e.getId(),       e.getType().cStr(), e.getTwin().cStr(),
-               e.getKind().cStr(), read_severity(e.getSeverity()), e.getTimeMs(),
-               e.getDetails().cStr()};
+// The highest id under a one-letter prefix of 8-byte ids; 0 when none.
+uint64_t last_id(rocksdb::DB& db, char prefix) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(id_key(prefix, ~uint64_t{0}));
+  if (!it->Valid() || it->key().size() != 9 || it->key()[0] != prefix)
+    return 0;
+  return read_be64(it->key().data() + 1);
 }
 
-alert_record decode_alert(const std::string& bytes) {
-  aligned_reader r(bytes);
-  auto a = r.root<records::Alert>();
+} // namespace
+
+caf::expected<event> storage::decode_event(std::string_view bytes) {
+  return decode_record<records::Event>(bytes, "Event", [](records::Event::Reader e) {
+    return caf::expected<event>(event{e.getId(), e.getType().cStr(), e.getTwin().cStr(),
+                                      e.getKind().cStr(), read_severity(e.getSeverity()),
+                                      e.getTimeMs(), e.getDetails().cStr()});
+  });
+}
+
+caf::expected<alert_record> storage::decode_alert(std::string_view bytes) {
+  return decode_record<records::Alert>(bytes, "Alert", [](records::Alert::Reader a) {
   alert_record out;
   out.id = a.getId();
   out.twin = a.getTwin().cStr();
@@ -362,16 +436,15 @@ alert_record decode_alert(const std::string& bytes) {
   out.note = a.getNote().cStr();
   out.cleared_ms = a.getClearedMs();
   out.cleared_value = a.getClearedValue();
-  return out;
+  return caf::expected<alert_record>(std::move(out));
+  });
 }
 
-// The highest id under a one-letter prefix of 8-byte ids; 0 when none.
-uint64_t last_id(rocksdb::DB& db, char prefix) {
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
-  it->SeekForPrev(id_key(prefix, ~uint64_t{0}));
-  if (!it->Valid() || it->key().size() != 9 || it->key()[0] != prefix)
-    return 0;
-  return read_be64(it->key().data() + 1);
+caf::expected<twin_meta> storage::decode_meta(std::string_view bytes) {
+  return decode_record<records::TwinMeta>(bytes, "TwinMeta", [](records::TwinMeta::Reader m) {
+    return caf::expected<twin_meta>(
+      twin_meta{m.getId().cStr(), m.getNumber(), m.getKind().cStr(), m.getParent().cStr()});
+  });
 }
 
 const char* const virtual_shards_key = "Pvirtual_shards";
@@ -418,6 +491,35 @@ uint32_t settle_virtual_shards(rocksdb::DB& db, const storage_options& opts, std
 }
 
 } // namespace
+caf::expected<history_point> storage::decode_history_point(std::string_view bytes) {
+  return decode_record<records::HistoryPoint>(
+    bytes, "HistoryPoint", [](records::HistoryPoint::Reader p) {
+      return caf::expected<history_point>(
+        history_point{0, p.getValue(), p.getModelVersion(), p.getSource().cStr(), p.getSeq()});
+    });
+}
+
+caf::expected<stored_model> storage::decode_model(std::string_view bytes) {
+  return decode_record<records::ModelText>(bytes, "ModelText", [](records::ModelText::Reader m) {
+    return caf::expected<stored_model>(
+      stored_model{m.getKind().cStr(), m.getVersion(), m.getText().cStr()});
+  });
+}
+
+void storage::refuse(std::string_view key, const caf::error& why) const {
+  {
+    std::lock_guard<std::mutex> g(corrupt_mtx_);
+    if (!corrupt_keys_.emplace(key).second)
+      return;
+  }
+  corrupt_records_.fetch_add(1, std::memory_order_relaxed);
+  std::fprintf(stderr, "twinrt: corrupt record refused: %s: %s; skipped\n",
+               describe_key(key).c_str(), describe(why).c_str());
+}
+
+uint64_t storage::corrupt_records() const {
+  return corrupt_records_.load(std::memory_order_relaxed);
+}
 
 std::unique_ptr<storage> storage::open(const storage_options& opts, std::string& error) {
   rocksdb::Options o;
@@ -643,9 +745,9 @@ std::string storage::encode_state(const twins::twin_state& st) {
   return to_bytes(msg);
 }
 
-twins::twin_state storage::decode_state(const std::string& bytes) {
-  aligned_reader r(bytes);
-  auto s = r.root<records::TwinState>();
+caf::expected<twins::twin_state> storage::decode_state(std::string_view bytes) {
+  return decode_record<records::TwinState>(bytes, "TwinState", [](records::TwinState::Reader s)
+                                                                  -> caf::expected<twins::twin_state> {
   twins::twin_state st;
   st.version = s.getVersion();
   st.model_version = s.getModelVersion();
@@ -661,8 +763,14 @@ twins::twin_state storage::decode_state(const std::string& bytes) {
   st.last_power_kw = s.getLastPowerKw();
   st.last_power_ms = s.getLastPowerMs();
   st.last_counter_kwh = s.getLastCounterKwh();
-  for (auto c : s.getStock())
-    st.stock.emplace(c.getKey().cStr(), static_cast<int64_t>(c.getValue()));
+  for (auto c : s.getStock()) {
+    // Units are whole; a double outside int64's range has no int64 value.
+    double units = c.getValue();
+    if (!(units >= -0x1p63 && units < 0x1p63) || units != std::trunc(units))
+      return corrupt("TwinState", "stock of " + twins::printable(c.getKey().cStr()) + " is "
+                                    + std::to_string(units) + ", not a whole number of units");
+    st.stock.emplace(c.getKey().cStr(), static_cast<int64_t>(units));
+  }
   st.status = static_cast<twins::health_status>(std::min<uint8_t>(s.getStatus(), 3));
   st.score = s.getScore();
   st.last_data_ms = s.getLastDataMs();
@@ -679,6 +787,15 @@ twins::twin_state storage::decode_state(const std::string& bytes) {
   st.own = read_contribution(s.getContribution());
   st.alerts = read_alert_tracks(s);
   st.analytics = read_analytics(s.getAnalytics());
+  return st;
+  });
+}
+
+caf::expected<twins::twin_state> storage::checked_state(uint32_t number,
+                                                        std::string_view bytes) const {
+  auto st = decode_state(bytes);
+  if (!st)
+    refuse(state_key(number), st.error());
   return st;
 }
 
@@ -731,9 +848,10 @@ std::vector<twin_meta> storage::load_metas() const {
   std::vector<twin_meta> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("M"); it->Valid() && it->key().starts_with("M"); it->Next()) {
-    aligned_reader r(it->value().ToString());
-    auto m = r.root<records::TwinMeta>();
-    out.push_back({m.getId().cStr(), m.getNumber(), m.getKind().cStr(), m.getParent().cStr()});
+    if (auto m = decode_meta(view(it->value())))
+      out.push_back(std::move(*m));
+    else
+      refuse(view(it->key()), m.error());
   }
   return out;
 }
@@ -743,9 +861,15 @@ std::optional<twins::twin_state> storage::load_state(uint32_t number) const {
   auto s = db_->Get(rocksdb::ReadOptions(), state_key(number), &value);
   if (s.IsNotFound())
     return std::nullopt;
+  if (s.IsCorruption()) {
+    refuse(state_key(number), corrupt("TwinState", s.ToString()));
+    return std::nullopt;
+  }
   if (!s.ok())
     fatal("state read", s);
-  return decode_state(value);
+  if (auto st = checked_state(number, value))
+    return std::move(*st);
+  return std::nullopt;
 }
 
 std::vector<history_point> storage::read_history(uint32_t number, const std::string& channel,
@@ -763,9 +887,13 @@ std::vector<history_point> storage::read_history(uint32_t number, const std::str
     auto ts = static_cast<int64_t>(read_be64(k.data() + prefix.size()) ^ (uint64_t{1} << 63));
     if (ts >= to_ms)
       break;
-    aligned_reader r(it->value().ToString());
-    auto p = r.root<records::HistoryPoint>();
-    out.push_back({ts, p.getValue(), p.getModelVersion(), p.getSource().cStr(), p.getSeq()});
+    auto p = decode_history_point(view(it->value()));
+    if (!p) {
+      refuse(view(k), p.error());
+      continue;
+    }
+    p->ts_ms = ts;
+    out.push_back(std::move(*p));
   }
   return out;
 }
@@ -774,9 +902,10 @@ std::vector<stored_model> storage::load_models() const {
   std::vector<stored_model> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("D"); it->Valid() && it->key().starts_with("D"); it->Next()) {
-    aligned_reader r(it->value().ToString());
-    auto m = r.root<records::ModelText>();
-    out.push_back({m.getKind().cStr(), m.getVersion(), m.getText().cStr()});
+    if (auto m = decode_model(view(it->value())))
+      out.push_back(std::move(*m));
+    else
+      refuse(view(it->key()), m.error());
   }
   return out;
 }
@@ -814,16 +943,29 @@ std::optional<alert_record> storage::load_alert(uint64_t id) const {
   auto s = db_->Get(rocksdb::ReadOptions(), id_key('A', id), &value);
   if (s.IsNotFound())
     return std::nullopt;
+  if (s.IsCorruption()) {
+    refuse(id_key('A', id), corrupt("Alert", s.ToString()));
+    return std::nullopt;
+  }
   if (!s.ok())
     fatal("alert read", s);
-  return decode_alert(value);
+  auto a = decode_alert(value);
+  if (!a) {
+    refuse(id_key('A', id), a.error());
+    return std::nullopt;
+  }
+  return std::move(*a);
 }
 
 std::vector<alert_record> storage::load_alerts() const {
   std::vector<alert_record> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("A"); it->Valid() && it->key().starts_with("A"); it->Next())
-    out.push_back(decode_alert(it->value().ToString()));
+  for (it->Seek("A"); it->Valid() && it->key().starts_with("A"); it->Next()) {
+    if (auto a = decode_alert(view(it->value())))
+      out.push_back(std::move(*a));
+    else
+      refuse(view(it->key()), a.error());
+  }
   return out;
 }
 
@@ -831,15 +973,24 @@ uint64_t storage::last_alert_id() const {
   return last_id(*db_, 'A');
 }
 
-std::vector<event> storage::read_events(uint64_t after, size_t limit) const {
-  std::vector<event> out;
+event_page storage::read_events(uint64_t after, size_t limit) const {
+  event_page out;
+  out.last_id = after;
   auto durable = durable_event_id_.load();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(id_key('E', after + 1)); it->Valid() && out.size() < limit; it->Next()) {
+  for (it->Seek(id_key('E', after + 1)); it->Valid() && out.events.size() < limit; it->Next()) {
     auto k = it->key();
     if (k.size() != 9 || k[0] != 'E' || read_be64(k.data() + 1) > durable)
       break;
-    out.push_back(decode_event(it->value().ToString()));
+    out.last_id = read_be64(k.data() + 1);
+    auto e = decode_event(view(it->value()));
+    if (e && e->id != out.last_id)
+      e = corrupt("Event", "id " + std::to_string(e->id) + " under the key of event "
+                             + std::to_string(out.last_id));
+    if (e)
+      out.events.push_back(std::move(*e));
+    else
+      refuse(view(k), e.error());
   }
   return out;
 }
@@ -862,10 +1013,18 @@ void storage::stop_waiters() {
 uint64_t storage::load_cursor(const std::string& sink) const {
   std::string value;
   auto s = db_->Get(rocksdb::ReadOptions(), "C" + sink, &value);
-  if (s.IsNotFound() || value.size() != 8)
+  if (s.IsNotFound())
     return 0;
+  if (s.IsCorruption()) {
+    refuse("C" + sink, corrupt("cursor", s.ToString()));
+    return 0;
+  }
   if (!s.ok())
     fatal("cursor read", s);
+  if (value.size() != 8) {
+    refuse("C" + sink, corrupt("cursor", std::to_string(value.size()) + " bytes, not 8"));
+    return 0;
+  }
   return read_be64(value.data());
 }
 

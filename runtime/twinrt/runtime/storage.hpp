@@ -10,8 +10,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
+
+#include <caf/expected.hpp>
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -58,6 +62,14 @@ struct storage_options {
   uint32_t virtual_shards = default_virtual_shards;
 };
 
+/// What storage::read_events found.
+struct event_page {
+  std::vector<event> events;
+  /// The id of the last event read, corrupt ones included: the next read
+  /// starts after it. `after` when there was none.
+  uint64_t last_id = 0;
+};
+
 /// Runs once a commit is over: `failure` is empty when the data is durable,
 /// else why it is not ("storage_failed: WAL sync: IO error: ...").
 using commit_done = std::function<void(const std::string& failure)>;
@@ -82,6 +94,13 @@ using commit_done = std::function<void(const std::string& failure)>;
 /// every later commit, without writing, so nothing more is acknowledged until
 /// the node is restarted once the fault is cleared (RocksDB itself stops
 /// taking writes after such an error). failure() tells the state.
+///
+/// A stored value that does not read back as its record (truncated, bit
+/// flipped, RocksDB reports a checksum mismatch) is a corrupt record: the
+/// reads refuse it and go on as if it were absent, log it once per key
+/// ("twinrt: corrupt record refused: state of twin #7: stored TwinState:
+/// ...; skipped") and count it in corrupt_records(). It stays on disk until
+/// written again. The decoders never throw and never read outside the value.
 class storage {
 public:
   /// Opens or creates the database; nullopt-free: returns nullptr and sets
@@ -104,7 +123,6 @@ public:
   static void put_state_bytes(rocksdb::WriteBatch& wb, uint32_t number,
                               const std::string& bytes);
   static std::string encode_state(const twins::twin_state& st);
-  static twins::twin_state decode_state(const std::string& bytes);
   static void put_history(rocksdb::WriteBatch& wb, uint32_t number,
                           const std::string& channel, int64_t ts_ms, double value,
                           uint32_t model_version, const std::string& source,
@@ -112,6 +130,18 @@ public:
   static void put_model(rocksdb::WriteBatch& wb, const stored_model& m);
   static void put_alert(rocksdb::WriteBatch& wb, const alert_record& a);
   static void put_cursor(rocksdb::WriteBatch& wb, const std::string& sink, uint64_t event_id);
+
+  // -- decoding (pure) ---------------------------------------------------------
+  /// Each reads one stored value back; a value that is not exactly one
+  /// well-formed record of its type fails with errc::corrupt_record and what
+  /// is wrong ("stored TwinState: Message ends prematurely in first segment.").
+  static caf::expected<twins::twin_state> decode_state(std::string_view bytes);
+  static caf::expected<twin_meta> decode_meta(std::string_view bytes);
+  /// The point's time is in its key, not its value: ts_ms is 0.
+  static caf::expected<history_point> decode_history_point(std::string_view bytes);
+  static caf::expected<stored_model> decode_model(std::string_view bytes);
+  static caf::expected<alert_record> decode_alert(std::string_view bytes);
+  static caf::expected<event> decode_event(std::string_view bytes);
 
   // -- writes ----------------------------------------------------------------
   /// Queues `wb` for the committer; `done` runs once it is durable or failed.
@@ -135,8 +165,14 @@ public:
   /// (default_virtual_shards), stored by the first open. Never 0.
   uint32_t virtual_shards() const { return virtual_shards_; }
 
+  // A corrupt record is skipped by each read (see above).
   std::vector<twin_meta> load_metas() const;
+  /// nullopt when no state is stored, or when it is corrupt.
   std::optional<twins::twin_state> load_state(uint32_t number) const;
+  /// decode_state for a value read under twin `number`'s state key by a
+  /// caller that iterates the states itself: a corrupt value is refused as
+  /// load_state refuses it (logged, counted), and returned as the error.
+  caf::expected<twins::twin_state> checked_state(uint32_t number, std::string_view bytes) const;
   /// Points of one channel with from_ms <= ts < to_ms, oldest first, at most
   /// `limit` of them.
   std::vector<history_point> read_history(uint32_t number, const std::string& channel,
@@ -151,7 +187,7 @@ public:
   uint64_t last_alert_id() const;
 
   /// Durable events with id > `after`, oldest first, at most `limit`.
-  std::vector<event> read_events(uint64_t after, size_t limit) const;
+  event_page read_events(uint64_t after, size_t limit) const;
   /// The id of the last durable event (0: none yet).
   uint64_t durable_event_id() const { return durable_event_id_.load(); }
   /// Waits until an event with id > `after` is durable, or `timeout` passed,
@@ -159,7 +195,8 @@ public:
   bool wait_for_events(uint64_t after, std::chrono::milliseconds timeout) const;
   /// Wakes every wait_for_events (the node is stopping).
   void stop_waiters();
-  /// A sink's cursor: the last event id it confirmed; 0 when it has none.
+  /// A sink's cursor: the last event id it confirmed; 0 when it has none
+  /// (or a corrupt one).
   uint64_t load_cursor(const std::string& sink) const;
   /// Deletes events with id < `below` (every sink is past them).
   void trim_events(uint64_t below);
@@ -173,6 +210,8 @@ public:
   /// WAL syncs and write groups done by the committer since open.
   uint64_t wal_syncs() const { return wal_syncs_.load(std::memory_order_relaxed); }
   uint64_t commit_groups() const { return commit_groups_.load(std::memory_order_relaxed); }
+  /// Corrupt records refused since open, each key once.
+  uint64_t corrupt_records() const;
   rocksdb::DB& db() { return *db_; }
 
 private:
@@ -187,6 +226,8 @@ private:
 
   // Enters the failed state (committer thread); returns the reason.
   std::string fail(const char* what, const rocksdb::Status& s);
+  // Logs and counts the corrupt record under `key`, once per key.
+  void refuse(std::string_view key, const caf::error& why) const;
 
   std::unique_ptr<rocksdb::DB> db_;
   bool sync_wal_ = true;
@@ -196,6 +237,9 @@ private:
   std::deque<pending> queue_;
   bool stopping_ = false;
   std::atomic<uint64_t> wal_syncs_{0}, commit_groups_{0};
+  mutable std::atomic<uint64_t> corrupt_records_{0};
+  mutable std::mutex corrupt_mtx_;
+  mutable std::unordered_set<std::string> corrupt_keys_; // under corrupt_mtx_
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mtx_;
   std::string failure_; // under failure_mtx_

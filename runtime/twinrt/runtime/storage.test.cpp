@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "records.capnp.h"
+#include "twinrt/runtime/errc.hpp"
 
 namespace twinrt::twins {
 
@@ -157,7 +158,7 @@ protected:
 
 TEST(StateCodec, FullStateRoundTripsUnchanged) {
   auto st = full_state();
-  auto back = storage::decode_state(storage::encode_state(st));
+  auto back = *storage::decode_state(storage::encode_state(st));
   // Field by field first, so a failure names the field; then the whole.
   EXPECT_EQ(back.version, st.version);
   EXPECT_EQ(back.model_version, st.model_version);
@@ -185,7 +186,7 @@ TEST(StateCodec, FullStateRoundTripsUnchanged) {
 
 TEST(StateCodec, EmptyStateRoundTripsUnchanged) {
   twins::twin_state st;
-  EXPECT_TRUE(storage::decode_state(storage::encode_state(st)) == st);
+  EXPECT_TRUE(*storage::decode_state(storage::encode_state(st)) == st);
 }
 
 // A state as stored before lastDataMs held the newest sample time: then it
@@ -210,19 +211,19 @@ std::string state_with_arrival_time(int64_t last_arrival_ms,
 TEST(StateCodec, OlderStateReadsTheNewestChannelTimeAsItsLastData) {
   // Backfilled samples three days old, stored as they arrived an hour ago.
   constexpr int64_t arrived = 1'700'000'000'000, hour = 3'600'000;
-  auto back = storage::decode_state(state_with_arrival_time(
+  auto back = *storage::decode_state(state_with_arrival_time(
     arrived, {{"power_kw", arrived - 72 * hour}, {"vibration_mm_s", arrived - 73 * hour}}));
   EXPECT_EQ(back.last_data_ms, arrived - 72 * hour);
   EXPECT_EQ(twins::data_since_ms(back), arrived - 72 * hour);
   // Written again, it keeps that meaning.
-  auto again = storage::decode_state(storage::encode_state(back));
+  auto again = *storage::decode_state(storage::encode_state(back));
   EXPECT_EQ(again.last_data_ms, arrived - 72 * hour);
   EXPECT_TRUE(again == back);
 }
 
 TEST(StateCodec, OlderStateWithoutDataKeepsItsCreationTime) {
   constexpr int64_t created = 1'700'000'000'000;
-  auto back = storage::decode_state(state_with_arrival_time(created, {}));
+  auto back = *storage::decode_state(state_with_arrival_time(created, {}));
   EXPECT_EQ(back.last_data_ms, 0);
   EXPECT_EQ(back.created_ms, created);
   EXPECT_EQ(twins::data_since_ms(back), created);
@@ -234,7 +235,7 @@ TEST(StateCodec, EveryStatusRoundTrips) {
     twins::twin_state st;
     st.status = s;
     st.own.worst_status = s;
-    auto back = storage::decode_state(storage::encode_state(st));
+    auto back = *storage::decode_state(storage::encode_state(st));
     EXPECT_EQ(back.status, s) << twins::to_string(s);
     EXPECT_EQ(back.own.worst_status, s) << twins::to_string(s);
   }
@@ -455,6 +456,7 @@ TEST_F(Storage, CommitRunsDoneOnceDataIsReadable) {
   EXPECT_TRUE(visible_in_done);
 }
 
+<<<<<<< HEAD
 // -- virtual shards -------------------------------------------------------------
 
 TEST_F(Storage, NewDataGetsTheDefaultVirtualShardCount) {
@@ -503,6 +505,128 @@ TEST_F(Storage, AnUnreadableStoredVirtualShardCountIsRefusedNamingTheDirectory) 
   EXPECT_EQ(db, nullptr);
   EXPECT_EQ(error, "data directory " + dir_.string()
                      + ": the stored number of virtual shards is 3 bytes long, not 1..65536");
+=======
+// -- corrupt records --------------------------------------------------------------
+
+// The ways a stored value goes bad: every one must come back as an error.
+std::vector<std::pair<std::string, std::string>> corruptions_of(const std::string& good) {
+  std::vector<std::pair<std::string, std::string>> out{
+    {"empty", ""},
+    {"not whole words", good.substr(0, good.size() - 3)},
+    {"truncated by a word", good.substr(0, good.size() - 8)},
+    {"only the segment table", good.substr(0, 8)},
+    {"a word too many", good + std::string(8, '\0')},
+    {"text", "not a capnp record at all, just text!!!"},
+  };
+  // A segment table that claims more words than there are.
+  auto huge = good;
+  huge[4] = '\xff', huge[5] = '\xff', huge[6] = '\xff', huge[7] = '\x0f';
+  out.emplace_back("segment size beyond the value", huge);
+  // 0xff over the root pointer: a far pointer to a segment that is not there.
+  auto far = good;
+  for (int i = 8; i < 16; ++i)
+    far[static_cast<size_t>(i)] = '\xff';
+  out.emplace_back("root pointer out of bounds", far);
+  return out;
+}
+
+TEST(StateCodec, CorruptStateIsRefusedWithItsReasonNotThrown) {
+  auto good = storage::encode_state(full_state());
+  ASSERT_TRUE(storage::decode_state(good));
+  for (auto& [what, bytes] : corruptions_of(good)) {
+    auto st = storage::decode_state(bytes);
+    ASSERT_FALSE(st) << what;
+    EXPECT_EQ(code_of(st.error()), errc::corrupt_record) << what;
+    EXPECT_EQ(describe(st.error()).rfind("stored TwinState: ", 0), 0u)
+      << what << ": " << describe(st.error());
+  }
+}
+
+TEST(StateCodec, StockThatIsNoWholeNumberOfUnitsIsCorrupt) {
+  for (double units : {std::numeric_limits<double>::quiet_NaN(), 1e300, -1e19, 2.5}) {
+    capnp::MallocMessageBuilder msg;
+    auto stock = msg.initRoot<records::TwinState>().initStock(1);
+    stock[0].setKey("SKU-1");
+    stock[0].setValue(units);
+    auto words = capnp::messageToFlatArray(msg);
+    auto st = storage::decode_state(std::string(
+      reinterpret_cast<const char*>(words.asBytes().begin()), words.asBytes().size()));
+    ASSERT_FALSE(st) << units;
+    EXPECT_NE(describe(st.error()).find("stock of SKU-1"), std::string::npos)
+      << describe(st.error());
+  }
+}
+
+TEST(RecordCodecs, EveryDecoderRefusesGarbage) {
+  const std::string garbage = "\x01\x00\x00\x00\x02\x00\x00\x00garbage!garbage!";
+  EXPECT_EQ(code_of(storage::decode_meta(garbage).error()), errc::corrupt_record);
+  EXPECT_EQ(code_of(storage::decode_history_point(garbage).error()), errc::corrupt_record);
+  EXPECT_EQ(code_of(storage::decode_model(garbage).error()), errc::corrupt_record);
+  EXPECT_EQ(code_of(storage::decode_alert(garbage).error()), errc::corrupt_record);
+  EXPECT_EQ(code_of(storage::decode_event(garbage).error()), errc::corrupt_record);
+}
+
+TEST_F(Storage, CorruptStateReadsAsAbsentAndIsCountedOnce) {
+  rocksdb::WriteBatch wb;
+  storage::put_state(wb, 9, full_state());
+  // One segment of five words, of which one is there.
+  storage::put_state_bytes(wb, 10, std::string("\0\0\0\0\5\0\0\0broken!!", 16));
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  EXPECT_FALSE(db_->load_state(10).has_value());
+  EXPECT_FALSE(db_->load_state(10).has_value());
+  EXPECT_EQ(db_->corrupt_records(), 1u) << "each key is counted once";
+  ASSERT_TRUE(db_->load_state(9).has_value()) << "a good neighbour still reads";
+  EXPECT_FALSE(db_->checked_state(10, "\x01"));
+  EXPECT_EQ(db_->corrupt_records(), 1u) << "the same key";
+}
+
+TEST_F(Storage, CorruptHistoryPointIsSkippedAndTheOthersRead) {
+  put_points(1, "power_kw", {{10, 1}, {20, 2}, {30, 3}});
+  // Overwrite the middle point's value, keeping its key.
+  std::unique_ptr<rocksdb::Iterator> it(db_->db().NewIterator(rocksdb::ReadOptions()));
+  std::string middle;
+  int n = 0;
+  for (it->Seek("H"); it->Valid() && it->key().starts_with("H"); it->Next())
+    if (++n == 2)
+      middle = it->key().ToString();
+  it.reset();
+  ASSERT_FALSE(middle.empty());
+  rocksdb::WriteBatch wb;
+  wb.Put(middle, "garbage");
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  EXPECT_EQ(times_of(all(1, "power_kw")), (std::vector<int64_t>{10, 30}));
+  EXPECT_EQ(db_->corrupt_records(), 1u);
+}
+
+TEST_F(Storage, CorruptMetaModelAndAlertAreSkipped) {
+  rocksdb::WriteBatch wb;
+  storage::put_meta(wb, {"a/good", 1, "machine", ""});
+  wb.Put("Ma/bad", "xxxxxxxx");
+  storage::put_model(wb, {"machine", 1, "text"});
+  wb.Put(std::string("Dline\0\0\0\0\1", 10), std::string(16, '\xff'));
+  alert_record a;
+  a.id = 1;
+  a.twin = "a/good";
+  storage::put_alert(wb, a);
+  wb.Put(std::string("A\0\0\0\0\0\0\0\2", 9), "");
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  auto metas = db_->load_metas();
+  ASSERT_EQ(metas.size(), 1u);
+  EXPECT_EQ(metas[0].id, "a/good");
+  ASSERT_EQ(db_->load_models().size(), 1u);
+  EXPECT_EQ(db_->load_alerts().size(), 1u);
+  EXPECT_FALSE(db_->load_alert(2).has_value());
+  EXPECT_TRUE(db_->load_alert(1).has_value());
+  EXPECT_EQ(db_->corrupt_records(), 3u);
+}
+
+TEST_F(Storage, CorruptCursorIsRefusedAsNone) {
+  rocksdb::WriteBatch wb;
+  wb.Put("Cslow", "123"); // a cursor is 8 bytes
+  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  EXPECT_EQ(db_->load_cursor("slow"), 0u);
+  EXPECT_EQ(db_->corrupt_records(), 1u);
+>>>>>>> fuzz-parsers
 }
 
 TEST(StorageOpen, UnopenablePathIsRefusedNamingThePath) {
