@@ -19,6 +19,7 @@ enum class errc : uint8_t {
   conflict,        // give up: twin exists, cycle, kind not allowed as parent
   storage_failure, // the node cannot read or write its data directory
   bad_model,       // a model file was refused
+  permission_denied, // give up: the caller's token does not allow it
 };
 
 const char* to_string(errc x);

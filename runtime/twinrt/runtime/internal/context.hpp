@@ -19,6 +19,7 @@
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/internal/view_cache.hpp"
 #include "twinrt/runtime/probe.hpp"
+#include "twinrt/runtime/query.hpp"
 #include "twinrt/runtime/sharding.hpp"
 #include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/model.hpp"
@@ -38,6 +39,7 @@ struct node_context {
   runtime_probe* probe = nullptr; // never null once the node runs
   change_feed feed;
   view_cache views; // on when the node serves RPC
+  query_index index; // every twin's kind, place, health and values; see query.hpp
 
   std::vector<caf::actor> shards;
   std::atomic<uint64_t> next_alert_id{1}; // set past the stored ones at start-up
