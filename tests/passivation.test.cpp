@@ -95,6 +95,38 @@ TEST_F(Passivation, TwinsAreRestoredAfterARestart) {
   EXPECT_EQ(node->get("acme/p/l")->state.own, line);
 }
 
+TEST_F(Passivation, QueriesFindTwinsAfterARestartWithoutWakingAny) {
+  auto t0 = testing::now_ms() - 60'000;
+  ingest_round(t0, 1);
+  ASSERT_TRUE(eventually([&] {
+    auto line = node->get("acme/p/l")->state.own;
+    return line == testing::fold_of_children(*node, "acme/p/l") && line.sums.count("power_kw");
+  }));
+  node.reset();
+  node = testing::start_node(cfg);
+  ASSERT_TRUE(node);
+  runtime::query_request q;
+  q.kind = "machine";
+  q.where = "power_kw >= 30";
+  q.sort_by = "power_kw";
+  q.descending = true;
+  q.limit = 3;
+  auto page = node->query(q);
+  ASSERT_TRUE(page) << runtime::describe(page.error());
+  EXPECT_EQ(page->total, 10u); // m-20 .. m-29 draw 30 .. 39 kW
+  ASSERT_EQ(page->twins.size(), 3u);
+  EXPECT_EQ(page->twins[0].meta.id, "acme/p/l/m-29");
+  EXPECT_EQ(page->twins[0].state.channels.at("power_kw").value, 39);
+  EXPECT_EQ(page->next_page_token, "v:37:acme/p/l/m-27");
+  // The line's rollup, as stored and refolded at start-up: 10 + 11 + ... + 39 kW.
+  runtime::query_request lines;
+  lines.where = "power_kw == 735";
+  auto line = node->query(lines);
+  ASSERT_TRUE(line);
+  ASSERT_EQ(line->twins.size(), 3u) << "the line, the plant and the enterprise";
+  EXPECT_EQ(node->active_twins(), 0) << "a query woke a twin";
+}
+
 TEST_F(Passivation, ForcedPassivationKeepsStateOfTwinsWithUncommittedWrites) {
   // Passivate right after a write, before the sweep would: the next
   // activation must not read an older state from storage.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -552,6 +553,43 @@ TEST_F(Rpc, PagingFollowsTheSortOrder) {
   EXPECT_EQ(seen, (std::vector<std::string>{press2, mill2, press1, mill1, press3}));
 }
 
+// The query index is written by each twin before its write is acknowledged.
+TEST_F(Rpc, QueryAfterAnAcknowledgedIngestAlwaysSeesIt) {
+  auto w = login(writer_token).writer;
+  auto r = login(viewer_token).reader;
+  auto ts = twinrt::testing::now_ms() - 5000;
+  for (int k = 1; k <= 100; ++k) {
+    ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", ts + k, 0.01 * k}}).getAccepted(), 1u);
+    char where[64];
+    std::snprintf(where, sizeof where, "vibration_mm_s == %.17g", 0.01 * k);
+    auto found = query(r, [&](rpc::Query::Builder q) { q.setWhere(where); });
+    ASSERT_EQ(ids_of(found.getTwins()), std::vector<std::string>{press1}) << "round " << k;
+    ASSERT_EQ(channel_of(found.getTwins()[0], "vibration_mm_s"), 0.01 * k) << "round " << k;
+    if (k % 25 == 0)
+      node_->passivate_all();
+  }
+}
+
+TEST_F(Rpc, QueryFindsPassivatedTwinsWithoutWakingThem) {
+  ingest_known_telemetry();
+  // Parents stay in memory; the machines and the warehouse go.
+  ASSERT_TRUE(twinrt::testing::eventually([&] {
+    node_->passivate_all(); // a twin with a flush pending says no; ask again
+    return node_->active_twins() <= 5;
+  })) << node_->active_twins() << " twins still in memory";
+  auto active = node_->active_twins();
+  auto r = login(viewer_token).reader;
+  auto shaking = query(r, [](rpc::Query::Builder q) {
+    q.setWhere("vibration_mm_s > 4.5");
+    q.setSortBy("vibration_mm_s");
+    q.setDescending(true);
+  });
+  ASSERT_EQ(ids_of(shaking.getTwins()), (std::vector<std::string>{press3, press2}));
+  EXPECT_EQ(channel_of(shaking.getTwins()[0], "vibration_mm_s"), 8.0);
+  EXPECT_EQ(shaking.getTwins()[0].getHealth(), rpc::Health::ALARM);
+  EXPECT_EQ(node_->active_twins(), active) << "the query woke a passivated twin";
+}
+
 // -- history ------------------------------------------------------------------------
 
 TEST_F(Rpc, HistoryReturnsRawPointsAndExactDownsampledSteps) {
@@ -947,6 +985,33 @@ TEST_F(Rpc, ReadTokenMayNotIngestCreateDeleteOrReparent) {
   EXPECT_EQ(text(press.getTwin().getParent()), p1_line);
   EXPECT_EQ(press.getTwin().getChannels().size(), 0u);
   EXPECT_EQ(node_->probe().accepted(), 0u);
+}
+
+TEST_F(Rpc, RefusalsAreCountedAsDeniedAndOtherFailuresAsErrors) {
+  auto viewer = login(viewer_token);
+  auto del = viewer.writer.deleteTwinRequest();
+  del.setId(press1);
+  std::string told;
+  try {
+    del.send().wait(ws());
+  } catch (const kj::Exception& e) {
+    told = e.getDescription().cStr();
+  }
+  EXPECT_NE(told.find("permission denied: token 'viewer' may not write"), std::string::npos);
+  EXPECT_EQ(told.find("errc"), std::string::npos) << "the code is not the client's: " << told;
+  auto unknown = viewer.reader.getRequest();
+  unknown.setId("acme/plant-9");
+  EXPECT_TRUE(fails_with(unknown.send(), "no twin acme/plant-9"));
+  auto bad_login = client_->getMain<rpc::Gateway>().loginRequest();
+  bad_login.setToken("wrong");
+  EXPECT_TRUE(fails_with(bad_login.send(), "permission denied: unknown token"));
+  std::map<std::pair<std::string, std::string>, uint64_t> counted;
+  for (auto& r : node_->probe().rpc())
+    counted[{r.method, r.result}] += r.requests;
+  EXPECT_EQ((counted[{"deleteTwin", "denied"}]), 1u);
+  EXPECT_EQ((counted[{"get", "error"}]), 1u);
+  EXPECT_EQ((counted[{"login", "denied"}]), 1u);
+  EXPECT_EQ((counted[{"login", "ok"}]), 1u);
 }
 
 TEST_F(Rpc, OnlyAnAdminTokenMayLoadModels) {

@@ -21,6 +21,7 @@ enum class errc : uint8_t {
   bad_model,       // a model file was refused
   unavailable,     // retry later: no node owns the twin's shard right now (shard_directory.hpp)
   corrupt_record,  // a stored value does not read back as its record: refused, skipped
+  permission_denied, // give up: the caller's token does not allow it
 };
 
 const char* to_string(errc x);

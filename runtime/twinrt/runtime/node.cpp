@@ -44,6 +44,8 @@ const char* to_string(errc x) {
       return "unavailable";
     case errc::corrupt_record:
       return "corrupt record";
+    case errc::permission_denied:
+      return "permission denied";
   }
   return "unknown";
 }
@@ -224,6 +226,7 @@ struct node::impl {
           && twins::refold(st, *model, meta.id, {}, now))
         storage::put_state(refreshed, meta.number, st);
       watches.push_back({meta.id, twins::data_since_ms(st), st.status});
+      ctx->index.update(meta.id, meta.number, st);
       if (is_parent)
         parents.emplace(meta.id, st);
       else
@@ -249,8 +252,10 @@ struct node::impl {
         auto c = contributions.find(child);
         kids[child] = c == contributions.end() ? twins::contribution{} : c->second;
       }
-      if (twins::refold(st, *model, meta->id, kids, now))
+      if (twins::refold(st, *model, meta->id, kids, now)) {
         storage::put_state(wb, meta->number, st);
+        ctx->index.update(meta->id, meta->number, st);
+      }
       contributions[meta->id] = st.own;
     }
     if (wb.Count() > 0)
@@ -337,6 +342,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg,
     return make_error(errc::bad_model, all);
   }
   ctx.cat.load(ctx.db->load_metas());
+  ctx.index.load(ctx.cat.all()); // values follow in recover()
   {
     std::vector<std::string> warnings;
     for (auto& kind : p->changed_at_start)
@@ -469,8 +475,10 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
   }
   if (auto failure = ctx.db->commit_and_wait(std::move(wb)); !failure.empty())
     return make_error(errc::storage_failure, failure);
-  for (auto& [m, st] : made)
+  for (auto& [m, st] : made) {
     ctx.cat.insert(m);
+    ctx.index.insert(m, st);
+  }
   std::vector<watch_list> watches(owners.owners().size());
   for (size_t i = 0; i < made.size(); ++i) {
     auto& [m, st] = made[i];
@@ -513,6 +521,7 @@ caf::error node::reparent(const std::string& id, const std::string& new_parent) 
   if (auto failure = ctx.db->commit_and_wait(std::move(wb)); !failure.empty())
     return make_error(errc::storage_failure, failure);
   ctx.cat.reparent(id, new_parent);
+  ctx.index.reparent(id, new_parent);
   caf::anon_send(*owner, reparent_atom::value, id, new_parent);
   return {};
 }
@@ -636,6 +645,64 @@ std::vector<bool> node::in_tree(const std::string& root,
   return impl_->ctx->cat.below(root, ids);
 }
 
+caf::expected<query_result> node::query(const query_request& q) {
+  auto& ctx = *impl_->ctx;
+  auto page = ctx.index.run(q);
+  if (!page)
+    return std::move(page.error());
+  query_result out;
+  out.total = page->total;
+  out.next_page_token = std::move(page->next_page_token);
+  out.twins.reserve(page->hits.size());
+  std::vector<size_t> newer; // positions whose matched state is not stored yet
+  std::vector<std::string> newer_ids;
+  for (auto& hit : page->hits) {
+    auto m = ctx.cat.find(hit.id);
+    if (!m || m->number != hit.number)
+      continue; // deleted since
+    twin_view v;
+    v.children = ctx.cat.child_count(hit.id);
+    v.meta = std::move(*m);
+    auto st = ctx.db->load_state(hit.number);
+    if (st && st->version >= hit.version) {
+      v.state = std::move(*st);
+    } else if (auto c = cached(hit.id); c && c->state.version >= hit.version) {
+      v = *c;
+    } else {
+      newer.push_back(out.twins.size());
+      newer_ids.push_back(hit.id);
+    }
+    out.twins.push_back(std::move(v));
+  }
+  if (!newer.empty()) {
+    auto got = get_many(newer_ids);
+    std::vector<bool> gone(out.twins.size());
+    for (size_t k = 0; k < newer.size(); ++k) {
+      if (got[k])
+        out.twins[newer[k]] = std::move(*got[k]);
+      else
+        gone[newer[k]] = true; // deleted since
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < out.twins.size(); ++i)
+      if (!gone[i])
+        out.twins[kept++] = std::move(out.twins[i]);
+    out.twins.resize(kept);
+  }
+  return out;
+}
+
+caf::expected<std::vector<history_step>> node::history(const history_request& request) {
+  auto r = checked(request);
+  if (!r)
+    return std::move(r.error());
+  auto raw = history(r->id, r->channel, r->from_ms, r->to_ms,
+                     r->step_ms > 0 ? history_request::max_raw_points : r->limit);
+  if (!raw)
+    return std::move(raw.error());
+  return downsample(*raw, r->step_ms, r->limit);
+}
+
 std::vector<twin_view> node::stored(const std::string& subtree, const std::string& kind) {
   auto& ctx = *impl_->ctx;
   std::vector<twin_view> out;
@@ -673,6 +740,7 @@ caf::error node::remove(const std::string& id) {
       return std::move(parent_owner.error());
   }
   ctx.cat.erase(id);
+  ctx.index.erase(id);
   caf::anon_send(*owner, delete_atom::value, id, m->kind);
   if (!m->parent.empty())
     caf::anon_send(*parent_owner, drop_atom::value, m->parent, id);

@@ -16,6 +16,7 @@
 #include "twinrt/runtime/errc.hpp"
 #include "twinrt/runtime/events.hpp"
 #include "twinrt/runtime/probe.hpp"
+#include "twinrt/runtime/query.hpp"
 #include "twinrt/runtime/shard_directory.hpp"
 #include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/model.hpp"
@@ -42,6 +43,13 @@ struct twin_view {
 struct model_load {
   std::vector<std::string> refused;  // "file:line: reason"; none taken when any
   std::vector<std::string> warnings; // "machine v3: acme/m1 temp_c = 130, outside [0, 120] C"
+};
+
+/// A page of a query's answer.
+struct query_result {
+  std::vector<twin_view> twins;
+  size_t total = 0;            // twins that match, on every page
+  std::string next_page_token; // empty: this is the last page
 };
 
 /// A twin to create.
@@ -137,6 +145,13 @@ public:
   std::vector<bool> in_tree(const std::string& root,
                             const std::vector<std::string_view>& ids) const;
 
+  /// The twins that match `q`, one page of them: the order, the paging and
+  /// the refusals (errc::bad_request) are query_index::run()'s. Each twin
+  /// comes with the state the query matched: its stored one, or, while a
+  /// newer one is not stored yet, its actor's. Reads no other twin's state
+  /// and activates no passivated twin. Blocks: call it off event loops.
+  caf::expected<query_result> query(const query_request& q);
+
   /// The last committed state of every twin in the rollup tree of `subtree`
   /// ("" = all; see in_tree) of `kind` ("" = any), read from storage without
   /// activating anyone, in id order.
@@ -158,6 +173,9 @@ public:
   caf::expected<std::vector<history_point>>
   history(const std::string& id, const std::string& channel, int64_t from_ms,
           int64_t to_ms, size_t limit = 100'000);
+  /// The same read as `r` asks it, raw or downsampled (see downsample());
+  /// refuses what checked() refuses, an unknown twin or channel as above.
+  caf::expected<std::vector<history_step>> history(const history_request& r);
 
   /// Loads new model versions (from a directory, or from file texts). Live
   /// twins of a changed kind apply the new version at once. Returns the

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -22,30 +21,54 @@
 
 #include "rpc.capnp.h"
 #include "twinrt/runtime/node.hpp"
-#include "twinrt/twins/predicate.hpp"
 
 namespace twinrt::runtime {
 
 namespace {
 
-constexpr uint32_t default_page = 100;
-constexpr uint32_t max_page = 1000;
-constexpr uint32_t max_history_points = 100'000;
 constexpr auto watcher_cutoff = 10 * kj::SECONDS;
 constexpr int stream_window = 32 * 1024; // bytes of Watcher.update in flight; see windowed_stream
 constexpr auto watcher_update_interval = 100 * kj::MILLISECONDS;
 
 // Errors reach the client as kj exceptions whose description is the whole
-// message; "overloaded" tells it to back off (ingest at its bound, or the
-// twin's shard without an owner for now).
-[[noreturn]] void fail(const std::string& what,
-                       kj::Exception::Type type = kj::Exception::Type::FAILED) {
-  throw kj::Exception(type, __FILE__, __LINE__, kj::str(what.c_str()));
+// message; OVERLOADED tells it to back off, FAILED to give up. The errc goes
+// along as the exception's context, for timed() to count the call by; timed()
+// takes it off before the exception leaves.
+constexpr const char* errc_context = "twinrt errc";
+
+[[noreturn]] void fail(errc code, const std::string& what) {
+  // unavailable: the twin's shard has no owner for now (a move): retry.
+  auto retry = code == errc::overloaded || code == errc::unavailable;
+  kj::Exception e(retry ? kj::Exception::Type::OVERLOADED : kj::Exception::Type::FAILED,
+                  __FILE__, __LINE__, kj::str(what.c_str()));
+  e.wrapContext(errc_context, static_cast<int>(code), kj::str(to_string(code)));
+  throw e;
 }
 
 [[noreturn]] void fail(const caf::error& e) {
-  auto retry = code_of(e) == errc::overloaded || code_of(e) == errc::unavailable;
-  fail(describe(e), retry ? kj::Exception::Type::OVERLOADED : kj::Exception::Type::FAILED);
+  fail(code_of(e), describe(e));
+}
+
+// A refusal of the credentials a caller logs in with.
+[[noreturn]] void fail(const std::string& what) {
+  fail(errc::permission_denied, what);
+}
+
+// The errc fail() gave `e`; errc::none for exceptions from elsewhere (kj, a
+// broken connection).
+errc code_of(const kj::Exception& e) {
+  KJ_IF_MAYBE(first, e.getContext()) {
+    for (const kj::Exception::Context* c = first; c != nullptr;) {
+      if (std::strcmp(c->file, errc_context) == 0)
+        return static_cast<errc>(c->line);
+      const kj::Exception::Context* next = nullptr;
+      KJ_IF_MAYBE(n, c->next) {
+        next = n->get();
+      }
+      c = next;
+    }
+  }
+  return errc::none;
 }
 
 std::string text(capnp::Text::Reader t) {
@@ -73,7 +96,7 @@ struct session_rights {
   // The same answer for "outside your scope" as for "does not exist".
   void check(const std::string& id) const {
     if (!sees(id))
-      fail("no twin " + id);
+      fail(errc::unknown_twin, "no twin " + id);
   }
   // A subtree to list or watch: the scope's twin or one above it (or "",
   // all) narrows to the scope; one outside it does not exist for this token.
@@ -273,7 +296,8 @@ struct shared_state {
 };
 
 // Runs one RPC method and counts it in twinrt_rpc_requests_total and
-// twinrt_rpc_request_duration_seconds, by method and result.
+// twinrt_rpc_request_duration_seconds, by method and result (the errc of
+// its failure).
 template <class F>
 kj::Promise<void> timed(shared_state& shared, const char* method, F&& body) {
   auto t0 = std::chrono::steady_clock::now();
@@ -283,12 +307,16 @@ kj::Promise<void> timed(shared_state& shared, const char* method, F&& body) {
   return kj::evalNow(kj::fwd<F>(body))
     .then([&shared, method, seconds]() { shared.n.probe().rpc_done(method, "ok", seconds()); },
           [&shared, method, seconds](kj::Exception&& e) {
-            auto what = std::string(e.getDescription().cStr());
-            const char* result = e.getType() == kj::Exception::Type::OVERLOADED ? "overloaded"
-                                 : what.rfind("permission denied", 0) == 0   ? "denied"
-                                                                              : "error";
+            auto code = code_of(e);
+            const char* result = code == errc::overloaded          ? "overloaded"
+                                 : code == errc::permission_denied ? "denied"
+                                                                   : "error";
             shared.n.probe().rpc_done(method, result, seconds());
-            kj::throwFatalException(kj::mv(e));
+            if (code == errc::none)
+              kj::throwFatalException(kj::mv(e));
+            // Without the code: Cap'n Proto would show it the client.
+            kj::throwFatalException(kj::Exception(e.getType(), e.getFile(), e.getLine(),
+                                                  kj::heapString(e.getDescription())));
           });
 }
 
@@ -387,67 +415,6 @@ private:
   kj::TaskSet tasks_;
 };
 
-// Where a page ended: the last twin's sort value (absent when it has none)
-// and id. The next page starts after it, so twins created or deleted between
-// two pages never shift one page's twins onto another. Order: by value
-// (ascending or descending; twins without the value last), ties and the
-// plain order by id.
-struct page_position {
-  std::optional<double> value;
-  std::string id;
-
-  bool before(const page_position& o, bool by_value, bool descending) const {
-    if (by_value) {
-      if (value.has_value() != o.value.has_value())
-        return value.has_value();
-      if (value && *value != *o.value)
-        return descending ? *value > *o.value : *value < *o.value;
-      return id < o.id;
-    }
-    return descending ? id > o.id : id < o.id;
-  }
-
-  // "i:ID" in id order; "v:VALUE:ID" or "n:ID" (no value) when sorted by a value.
-  std::string to_token(bool by_value) const {
-    if (!by_value)
-      return "i:" + id;
-    if (!value)
-      return "n:" + id;
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.17g", *value);
-    return std::string("v:") + buf + ":" + id;
-  }
-
-  static std::optional<page_position> parse(const std::string& token, bool by_value) {
-    if (token.size() < 3 || token[1] != ':')
-      return std::nullopt;
-    auto rest = token.substr(2);
-    switch (token[0]) {
-      case 'i':
-        if (by_value)
-          return std::nullopt;
-        return page_position{std::nullopt, rest};
-      case 'n':
-        if (!by_value)
-          return std::nullopt;
-        return page_position{std::nullopt, rest};
-      case 'v': {
-        auto colon = rest.find(':');
-        if (!by_value || colon == std::string::npos)
-          return std::nullopt;
-        auto number = rest.substr(0, colon);
-        char* end = nullptr;
-        double v = std::strtod(number.c_str(), &end);
-        if (number.empty() || end != number.c_str() + number.size() || !std::isfinite(v))
-          return std::nullopt;
-        return page_position{v, rest.substr(colon + 1)};
-      }
-      default:
-        return std::nullopt;
-    }
-  }
-};
-
 // -- the capabilities ------------------------------------------------------------
 
 class reader_impl final : public rpc::Reader::Server {
@@ -483,78 +450,29 @@ public:
 
   kj::Promise<void> do_query(QueryContext ctx) {
     auto q = ctx.getParams().getQuery();
-    auto subtree = rights_.narrow(text(q.getSubtree()));
-    auto limit = q.getLimit() == 0 ? default_page : q.getLimit();
-    if (limit > max_page)
-      fail("page size " + std::to_string(limit) + " is over the limit of "
-           + std::to_string(max_page));
-    auto parsed = twins::predicate::parse(text(q.getWhere()));
-    if (auto why = std::get_if<std::string>(&parsed))
-      fail(*why);
-    auto sort_by = text(q.getSortBy());
-    if (sort_by == "id")
-      sort_by.clear();
-    bool descending = q.getDescending();
-    auto token = text(q.getPageToken());
-    std::optional<page_position> after;
-    if (!token.empty()) {
-      after = page_position::parse(token, !sort_by.empty());
-      if (!after)
-        fail("bad page token '" + token + "'");
-    }
-    std::vector<twins::health_status> health;
+    query_request req;
+    req.subtree = rights_.narrow(text(q.getSubtree()));
+    req.kind = text(q.getKind());
     for (auto h : q.getHealth())
-      health.push_back(static_cast<twins::health_status>(h));
-    struct page {
-      std::vector<twin_view> twins;
-      size_t total = 0;
-      std::string next; // page token of the next page; empty: this is the last
-    };
-    auto kind = text(q.getKind());
-    auto pred = std::get<twins::predicate>(std::move(parsed));
+      req.health.push_back(static_cast<twins::health_status>(h));
+    req.where = text(q.getWhere());
+    req.sort_by = text(q.getSortBy());
+    req.descending = q.getDescending();
+    req.limit = q.getLimit();
+    req.page_token = text(q.getPageToken());
     return shared_.pool
-      .run<page>([&n = shared_.n, subtree, kind, health, pred, sort_by, descending, after, limit] {
-        auto all = n.stored(subtree, kind);
-        std::vector<twin_view> hits;
-        for (auto& v : all) {
-          if (!health.empty()
-              && std::find(health.begin(), health.end(), v.state.status) == health.end())
-            continue;
-          if (!pred.matches(v.state))
-            continue;
-          hits.push_back(std::move(v));
-        }
-        auto position = [&](const twin_view& v) {
-          return page_position{sort_by.empty() ? std::nullopt : twins::value_of(v.state, sort_by),
-                               v.meta.id};
-        };
-        auto before = [&](const page_position& a, const page_position& b) {
-          return a.before(b, !sort_by.empty(), descending);
-        };
-        std::sort(hits.begin(), hits.end(), [&](const twin_view& a, const twin_view& b) {
-          return before(position(a), position(b));
-        });
-        page p;
-        p.total = hits.size();
-        size_t i = 0;
-        if (after) // the first twin past the last one of the previous page
-          while (i < hits.size() && !before(*after, position(hits[i])))
-            ++i;
-        for (; i < hits.size() && p.twins.size() < limit; ++i)
-          p.twins.push_back(std::move(hits[i]));
-        if (i < hits.size() && !p.twins.empty())
-          p.next = position(p.twins.back()).to_token(!sort_by.empty());
-        return p;
-      })
-      .then([this, ctx](page p) mutable {
+      .run<caf::expected<query_result>>([&n = shared_.n, req] { return n.query(req); })
+      .then([this, ctx](caf::expected<query_result> page) mutable {
+        if (!page)
+          fail(page.error());
         unit_map units(shared_.n);
         auto r = ctx.getResults();
-        auto list = r.initTwins(static_cast<unsigned>(p.twins.size()));
-        for (unsigned i = 0; i < p.twins.size(); ++i)
-          fill_twin(list[i], p.twins[i], units);
-        r.setTotal(static_cast<uint32_t>(p.total));
-        if (!p.next.empty())
-          r.setNextPageToken(p.next);
+        auto list = r.initTwins(static_cast<unsigned>(page->twins.size()));
+        for (unsigned i = 0; i < page->twins.size(); ++i)
+          fill_twin(list[i], page->twins[i], units);
+        r.setTotal(static_cast<uint32_t>(page->total));
+        if (!page->next_page_token.empty())
+          r.setNextPageToken(page->next_page_token);
       });
   }
 
@@ -564,61 +482,25 @@ public:
 
   kj::Promise<void> do_history(HistoryContext ctx) {
     auto p = ctx.getParams();
-    auto id = text(p.getId());
-    rights_.check(id);
-    auto channel = text(p.getChannel());
-    auto from = p.getFromMs();
-    auto to = p.getToMs() == 0 ? std::numeric_limits<int64_t>::max() : p.getToMs();
-    auto step = p.getStepMs();
-    auto limit = p.getLimit() == 0 ? 10'000u : p.getLimit();
-    if (limit > max_history_points)
-      fail("limit " + std::to_string(limit) + " is over the limit of "
-           + std::to_string(max_history_points) + " points");
-    if (step < 0 || from > to)
-      fail("bad time range: from " + std::to_string(from) + " to " + std::to_string(to)
-           + " step " + std::to_string(step));
-    using points = std::vector<history_point>;
+    history_request req{text(p.getId()), text(p.getChannel()), p.getFromMs(), p.getToMs(),
+                        p.getStepMs(), p.getLimit()};
+    rights_.check(req.id);
+    using steps = std::vector<history_step>;
     return shared_.pool
-      .run<caf::expected<points>>([&n = shared_.n, id, channel, from, to, step, limit] {
-        // A downsampled read looks at every raw point of the range.
-        return n.history(id, channel, from, to, step > 0 ? 10'000'000 : limit);
-      })
-      .then([ctx, step, limit](caf::expected<points> raw) mutable {
-        if (!raw)
-          fail(raw.error());
-        struct bucket {
-          int64_t ts = 0;
-          double min = 0, max = 0, sum = 0, last = 0;
-          uint32_t count = 0, version = 0;
-        };
-        std::vector<bucket> out;
-        for (auto& pt : *raw) {
-          if (step == 0 || out.empty() || pt.ts_ms >= out.back().ts + step) {
-            if (out.size() == limit)
-              break;
-            // Steps fall on multiples of the step (round minutes for 1 m),
-            // as in Prometheus and Grafana; the first may start before `from`.
-            auto floor_div = [](int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); };
-            auto start = step == 0 ? pt.ts_ms : floor_div(pt.ts_ms, step) * step;
-            out.push_back({start, pt.value, pt.value, 0, pt.value, 0, pt.model_version});
-          }
-          auto& b = out.back();
-          b.min = std::min(b.min, pt.value);
-          b.max = std::max(b.max, pt.value);
-          b.sum += pt.value;
-          b.last = pt.value;
-          b.version = pt.model_version;
-          ++b.count;
-        }
-        auto list = ctx.getResults().initPoints(static_cast<unsigned>(out.size()));
-        for (unsigned i = 0; i < out.size(); ++i) {
-          list[i].setTimestampMs(out[i].ts);
-          list[i].setValue(out[i].sum / out[i].count);
-          list[i].setMin(out[i].min);
-          list[i].setMax(out[i].max);
-          list[i].setLast(out[i].last);
-          list[i].setCount(out[i].count);
-          list[i].setModelVersion(out[i].version);
+      .run<caf::expected<steps>>([&n = shared_.n, req] { return n.history(req); })
+      .then([ctx](caf::expected<steps> out) mutable {
+        if (!out)
+          fail(out.error());
+        auto list = ctx.getResults().initPoints(static_cast<unsigned>(out->size()));
+        for (unsigned i = 0; i < out->size(); ++i) {
+          auto& s = (*out)[i];
+          list[i].setTimestampMs(s.ts_ms);
+          list[i].setValue(s.mean);
+          list[i].setMin(s.min);
+          list[i].setMax(s.max);
+          list[i].setLast(s.last);
+          list[i].setCount(s.count);
+          list[i].setModelVersion(s.model_version);
         }
       });
   }
@@ -819,10 +701,11 @@ public:
     // A scoped token creates twins under a parent in its scope; a parent
     // outside it is answered as a missing one (as node::create words it).
     if (!rights_.scope.empty() && spec.parent.empty())
-      fail("permission denied: token '" + rights_.token + "' may create " + spec.id
-           + " only under a parent in " + rights_.scope);
+      fail(errc::permission_denied, "permission denied: token '" + rights_.token
+                                      + "' may create " + spec.id
+                                      + " only under a parent in " + rights_.scope);
     if (!spec.parent.empty() && !rights_.sees(spec.parent))
-      fail("twin " + spec.id + ": no parent twin " + spec.parent);
+      fail(errc::unknown_twin, "twin " + spec.id + ": no parent twin " + spec.parent);
     return blocking([&n = shared_.n, spec] { return n.create({spec}); });
   }
 
@@ -876,7 +759,8 @@ public:
 private:
   void allowed() const {
     if (rights_.r < role::write)
-      fail("permission denied: token '" + rights_.token + "' may not write");
+      fail(errc::permission_denied,
+           "permission denied: token '" + rights_.token + "' may not write");
   }
 
   template <class F>
@@ -902,7 +786,8 @@ public:
 
   kj::Promise<void> do_loadModels(LoadModelsContext ctx) {
     if (rights_.r < role::admin)
-      fail("permission denied: token '" + rights_.token + "' may not load models");
+      fail(errc::permission_denied,
+           "permission denied: token '" + rights_.token + "' may not load models");
     std::vector<std::pair<std::string, std::string>> files;
     for (auto f : ctx.getParams().getFiles())
       files.emplace_back(text(f.getName()), text(f.getText()));

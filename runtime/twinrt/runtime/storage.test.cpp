@@ -456,7 +456,6 @@ TEST_F(Storage, CommitRunsDoneOnceDataIsReadable) {
   EXPECT_TRUE(visible_in_done);
 }
 
-<<<<<<< HEAD
 // -- virtual shards -------------------------------------------------------------
 
 TEST_F(Storage, NewDataGetsTheDefaultVirtualShardCount) {
@@ -505,7 +504,7 @@ TEST_F(Storage, AnUnreadableStoredVirtualShardCountIsRefusedNamingTheDirectory) 
   EXPECT_EQ(db, nullptr);
   EXPECT_EQ(error, "data directory " + dir_.string()
                      + ": the stored number of virtual shards is 3 bytes long, not 1..65536");
-=======
+
 // -- corrupt records --------------------------------------------------------------
 
 // The ways a stored value goes bad: every one must come back as an error.
@@ -626,7 +625,6 @@ TEST_F(Storage, CorruptCursorIsRefusedAsNone) {
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   EXPECT_EQ(db_->load_cursor("slow"), 0u);
   EXPECT_EQ(db_->corrupt_records(), 1u);
->>>>>>> fuzz-parsers
 }
 
 TEST(StorageOpen, UnopenablePathIsRefusedNamingThePath) {

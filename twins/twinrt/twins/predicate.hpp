@@ -17,6 +17,36 @@ namespace twinrt::twins {
 /// the twin has no such value.
 std::optional<double> value_of(const twin_state& st, std::string_view name);
 
+/// Calls `f(name, value)` once for every name value_of() answers from the
+/// twin's own data, with the value value_of() gives it: each channel, each
+/// derived value, `score`, `health`, `energy_kwh` and each rollup sum, a name
+/// that several of them hold given once, as value_of() reads it. Names it does
+/// not visit read as value_of() says: 0 for `stock/...` and `count/...`,
+/// nothing otherwise. For indexes that keep what predicates name.
+template <class F>
+void visit_values(const twin_state& st, F&& f) {
+  static const std::string score = "score", health = "health", energy = "energy_kwh";
+  auto shadowed = [&](const std::string& name) { // an earlier source answers for it
+    return st.channels.count(name) > 0 || st.analytics.derived.count(name) > 0;
+  };
+  for (auto& [name, c] : st.channels)
+    f(name, c.value);
+  for (auto& [name, v] : st.analytics.derived)
+    if (st.channels.count(name) == 0)
+      f(name, v);
+  if (!shadowed(score))
+    f(score, st.score);
+  if (!shadowed(health))
+    f(health, static_cast<double>(st.status));
+  if (!shadowed(energy)) {
+    auto s = st.own.sums.find(energy);
+    f(energy, s == st.own.sums.end() ? st.energy_kwh : s->second);
+  }
+  for (auto& [name, v] : st.own.sums)
+    if (name != score && name != health && name != energy && !shadowed(name))
+      f(name, v);
+}
+
 /// A filter such as `vibration_mm_s > 4.5 and score < 80`: clauses
 /// NAME OP NUMBER (OP one of > >= < <= == !=) joined by `and`. A twin matches
 /// when it has every named value and each comparison holds.

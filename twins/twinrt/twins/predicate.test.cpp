@@ -1,5 +1,7 @@
 #include "twinrt/twins/predicate.hpp"
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 namespace twinrt::twins {
@@ -59,6 +61,50 @@ TEST(Predicate, ReadsRollupSumsAndZeroStock) {
 
 TEST(Predicate, TwinWithoutTheValueDoesNotMatch) {
   EXPECT_FALSE(parsed("temperature_c > -1000").matches(machine(1, 100)));
+}
+
+TEST(Predicate, VisitedValuesAreExactlyWhatValueOfReads) {
+  // Names held by several sources: value_of() reads the first of channel,
+  // derived, score/health, energy, sums; visit_values() gives each name once.
+  twin_state st;
+  st.channels["vibration_mm_s"] = {4.2, 1000};
+  st.channels["power_kw"] = {30, 1000};
+  st.analytics.derived["rul_hours"] = 61;
+  st.analytics.derived["power_kw"] = 99;  // shadowed by the channel
+  st.analytics.derived["score"] = 12;     // shadows the score
+  st.score = 80;
+  st.status = health_status::warning;
+  st.energy_kwh = 5;
+  st.own.sums["energy_kwh"] = 7;          // the sum wins over the field
+  st.own.sums["power_kw"] = 150;          // shadowed by the channel
+  st.own.sums["stock/SKU-1"] = 40;
+  st.own.sums["count/running"] = 3;
+  std::map<std::string, double> seen;
+  size_t calls = 0;
+  visit_values(st, [&](const std::string& name, double v) {
+    ++calls;
+    seen[name] = v;
+  });
+  EXPECT_EQ(calls, seen.size()) << "a name was visited twice";
+  EXPECT_EQ(seen, (std::map<std::string, double>{{"vibration_mm_s", 4.2},
+                                                 {"power_kw", 30},
+                                                 {"rul_hours", 61},
+                                                 {"score", 12},
+                                                 {"health", 1},
+                                                 {"energy_kwh", 7},
+                                                 {"stock/SKU-1", 40},
+                                                 {"count/running", 3}}));
+  for (auto& [name, v] : seen)
+    EXPECT_EQ(value_of(st, name), v) << name;
+  // Not visited: read as absent, or as zero stock and counts.
+  EXPECT_EQ(value_of(st, "temperature_c"), std::nullopt);
+  EXPECT_EQ(value_of(st, "stock/SKU-9"), 0.0);
+
+  twin_state bare; // no energy sum: the field
+  bare.energy_kwh = 5;
+  std::map<std::string, double> bare_seen;
+  visit_values(bare, [&](const std::string& name, double v) { bare_seen[name] = v; });
+  EXPECT_EQ(bare_seen["energy_kwh"], 5);
 }
 
 TEST(Predicate, MalformedTextIsRefusedWithTheTextAndReason) {

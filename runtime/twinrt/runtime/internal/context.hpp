@@ -20,6 +20,8 @@
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/internal/view_cache.hpp"
 #include "twinrt/runtime/probe.hpp"
+#include "twinrt/runtime/query.hpp"
+#include "twinrt/runtime/sharding.hpp"
 #include "twinrt/runtime/shard_directory.hpp"
 #include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/model.hpp"
@@ -37,6 +39,7 @@ struct node_context {
   runtime_probe* probe = nullptr; // never null once the node runs
   change_feed feed;
   view_cache views; // on when the node serves RPC
+  query_index index; // every twin's kind, place, health and values; see query.hpp
 
   // This node's shard actors: the ones a broadcast (model reload,
   // passivation, shutdown) goes to. Which one owns a twin is the

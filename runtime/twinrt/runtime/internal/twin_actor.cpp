@@ -33,6 +33,7 @@ struct twin_actor_state {
   int64_t oldest_pending_ts = no_pending;
   uint64_t published_version = 0; // last version handed to watchers
   std::string published_parent;   // parent when last handed to watchers
+  uint64_t indexed_version = 0;   // version last written to the query index
   bool viewed = false;            // a get put our view in the cache (it may since be evicted)
   uint64_t viewed_version = 0;    // version of the cached view
   std::string viewed_parent;
@@ -57,10 +58,14 @@ struct twin_actor_state {
       st.created_ms = now_ms();
       st.own = twins::own_contribution(st, *model, meta.id);
     }
+    // The index holds what was stored or handed over: a passivated twin's
+    // last state, written before it passivated (or at start-up).
+    indexed_version = st.version;
     load_children();
     if (st.model_version != model->version && st.version > 0)
       apply_model();
     ctx->probe->twin_activated(meta.kind);
+    sync_index();
   }
 
   void load_children() {
@@ -371,6 +376,21 @@ struct twin_actor_state {
       viewed = false; // evicted: the next get puts it back
   }
 
+  // Runs after every message, and at activation: a changed twin writes its
+  // state to the query index, before any write of it is acknowledged (the
+  // index stays with the twin when it passivates).
+  void sync_index() {
+    if (st.version == indexed_version)
+      return;
+    indexed_version = st.version;
+    ctx->index.update(meta.id, meta.number, st);
+  }
+
+  void after_message() {
+    sync_view();
+    sync_index();
+  }
+
   passivate_reply passivate() {
     if (flush_scheduled || fold_needed || push_needed || has_children()
         || !pending_drops.empty() || twins::any_pending(st.alerts))
@@ -390,11 +410,11 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
   s.shard = std::move(shard);
   s.meta = std::move(meta);
   s.init(std::move(preset));
-  // Every handler that may change the twin ends with sync_view().
+  // Every handler that may change the twin ends with after_message().
   return {
     [=](apply_atom, const apply_request& req) {
       auto r = self->state.apply(req);
-      self->state.sync_view();
+      self->state.after_message();
       return r;
     },
     [=](contrib_atom, contrib_msg& m) { self->state.on_contribution(m); },
@@ -403,29 +423,29 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
     [=](get_atom, const get_done_ptr& done) { (*done)(self->state.view_for_get()); },
     [=](flush_atom) {
       self->state.flush();
-      self->state.sync_view();
+      self->state.after_message();
     },
     [=](stale_atom, int64_t now) {
       self->state.check_stale(now);
-      self->state.sync_view();
+      self->state.after_message();
     },
     [=](reparent_atom, const std::string& p) {
       self->state.reparent(p);
-      self->state.sync_view();
+      self->state.after_message();
     },
     [=](model_atom) {
       self->state.apply_model();
-      self->state.sync_view();
+      self->state.after_message();
     },
     [=](passivate_atom) { return self->state.passivate(); },
     [=](alert_atom) {
       self->state.check_alerts();
-      self->state.sync_view();
+      self->state.after_message();
     },
     [=](ack_atom, uint64_t alert, const std::string& by, const std::string& note,
         const ack_done_ptr& done) {
       self->state.acknowledge(alert, by, note, done);
-      self->state.sync_view();
+      self->state.after_message();
     },
   };
 }
