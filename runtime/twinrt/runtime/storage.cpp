@@ -447,6 +447,8 @@ caf::expected<twin_meta> storage::decode_meta(std::string_view bytes) {
   });
 }
 
+namespace {
+
 const char* const virtual_shards_key = "Pvirtual_shards";
 
 // The stored virtual shard count; when there is none, stores `for_new_data`
@@ -491,6 +493,7 @@ uint32_t settle_virtual_shards(rocksdb::DB& db, const storage_options& opts, std
 }
 
 } // namespace
+
 caf::expected<history_point> storage::decode_history_point(std::string_view bytes) {
   return decode_record<records::HistoryPoint>(
     bytes, "HistoryPoint", [](records::HistoryPoint::Reader p) {

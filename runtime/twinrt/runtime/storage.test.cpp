@@ -504,6 +504,7 @@ TEST_F(Storage, AnUnreadableStoredVirtualShardCountIsRefusedNamingTheDirectory) 
   EXPECT_EQ(db, nullptr);
   EXPECT_EQ(error, "data directory " + dir_.string()
                      + ": the stored number of virtual shards is 3 bytes long, not 1..65536");
+}
 
 // -- corrupt records --------------------------------------------------------------
 
