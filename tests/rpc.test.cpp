@@ -683,7 +683,8 @@ TEST_F(Rpc, StatusShowsTheNodesCountersAndEveryAdapterSeries) {
   node_->probe().adapter_series("twinrt_mqtt_sequence_gaps_total", {}).store(3);
   node_->probe().adapter_series("twinrt_mqtt_rejected_total", {{"reason", "bad_seq"}}).store(2);
   auto r = login(viewer_token).reader;
-  auto st = r.statusRequest().send().wait(ws()).getStatus();
+  auto answer = r.statusRequest().send().wait(ws()); // owns what `st` reads
+  auto st = answer.getStatus();
   EXPECT_EQ(st.getTwins(), node_->twin_count());
   EXPECT_GE(st.getSamplesIngested(), 14u);
   EXPECT_EQ(st.getSamplesRejected(), 0u);

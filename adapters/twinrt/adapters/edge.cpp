@@ -168,7 +168,8 @@ sample_filter::verdict sample_filter::pass(const twins::sample& s) {
                || (change > r.deadband
                    && (r.deadband_percent <= 0
                        || change > r.deadband_percent / 100.0 * std::fabs(st.value)));
-  bool spaced = s.ts_ms - st.ts_ms >= r.min_interval_ms;
+  int64_t gap = 0; // s.ts_ms >= st.ts_ms here; a gap too wide for int64 is spaced enough
+  bool spaced = __builtin_sub_overflow(s.ts_ms, st.ts_ms, &gap) || gap >= r.min_interval_ms;
   if (!moved || !spaced)
     return verdict::drop;
   st.value = s.value;
