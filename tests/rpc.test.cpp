@@ -790,14 +790,16 @@ TEST_F(Rpc, TimestampsNotAfterTheEpochAreRefused) {
 TEST_F(Rpc, SampleSeventyTwoHoursOldDoesNotMakeATwinLookAlive) {
   auto w = login(writer_token).writer;
   auto r = login(viewer_token).reader;
-  auto fresh_twin = get(r, press1).getTwin();
+  auto fresh_twin_answer = get(r, press1); // owns what fresh_twin reads
+  auto fresh_twin = fresh_twin_answer.getTwin();
   EXPECT_EQ(fresh_twin.getHealth(), rpc::Health::OK);
   EXPECT_EQ(fresh_twin.getLastDataMs(), 0) << "a twin without samples has no data time";
 
   auto now = twinrt::testing::now_ms();
   auto old = now - 72 * 3'600'000ll;
   ASSERT_EQ(ingest(w, {{press1, "temperature_c", old, 60}}).getAccepted(), 1u);
-  auto stale = get(r, press1).getTwin();
+  auto stale_answer = get(r, press1); // owns what stale reads
+  auto stale = stale_answer.getTwin();
   EXPECT_EQ(stale.getHealth(), rpc::Health::STALE);
   EXPECT_EQ(stale.getLastDataMs(), old);
   EXPECT_TRUE(twin_becomes(r, p1_line, [](rpc::Twin::Reader t) {
@@ -808,7 +810,8 @@ TEST_F(Rpc, SampleSeventyTwoHoursOldDoesNotMakeATwinLookAlive) {
   ASSERT_EQ(ingest(w, {{press1, "temperature_c", now - 1000, 61}}).getAccepted(), 1u);
   EXPECT_EQ(get(r, press1).getTwin().getHealth(), rpc::Health::OK);
   ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", old + 1, 1}}).getAccepted(), 1u);
-  auto alive = get(r, press1).getTwin();
+  auto alive_answer = get(r, press1); // owns what alive reads
+  auto alive = alive_answer.getTwin();
   EXPECT_EQ(alive.getHealth(), rpc::Health::OK);
   EXPECT_EQ(alive.getLastDataMs(), now - 1000);
   EXPECT_TRUE(twin_becomes(r, p1_line, [](rpc::Twin::Reader t) {

@@ -684,9 +684,13 @@ caf::expected<query_result> node::query(const query_request& q) {
         gone[newer[k]] = true; // deleted since
     }
     size_t kept = 0;
-    for (size_t i = 0; i < out.twins.size(); ++i)
-      if (!gone[i])
-        out.twins[kept++] = std::move(out.twins[i]);
+    for (size_t i = 0; i < out.twins.size(); ++i) {
+      if (gone[i])
+        continue;
+      if (kept != i) // never onto itself: a self-move empties the view
+        out.twins[kept] = std::move(out.twins[i]);
+      ++kept;
+    }
     out.twins.resize(kept);
   }
   return out;
