@@ -77,7 +77,15 @@ struct bench_rpc_options {
   double seconds = 3;
 };
 
+struct bench_query_options {
+  int twins = 1'000'000; // machine twins in the generated fleet
+  int iterations = 50;   // runs of each query
+  uint64_t seed = 1;
+};
+
 int run_demo(const demo_options& opts);
+/// The query index on a generated fleet beside a filter over a plain array.
+int run_bench_query(const bench_query_options& opts);
 int run_bench_rpc(const bench_rpc_options& opts);
 int run_bench_mqtt(const bench_mqtt_options& opts);
 int run_bench_sparkplug(const bench_sparkplug_options& opts);

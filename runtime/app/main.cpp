@@ -118,6 +118,13 @@ int main(int argc, char** argv) {
   bench_rpc_flags.add(rpc_cmd, false);
   rpc_cmd->add_option("--seconds", bench_rpc.seconds, "how long each figure is measured (default 3)");
 
+  app::bench_query_options bench_query;
+  auto query_cmd = bench_cmd->add_subcommand(
+    "query", "the query index on generated machine twins, beside a filter over a plain array (the ceiling)");
+  query_cmd->add_option("--twins", bench_query.twins, "machine twins (default 1000000)");
+  query_cmd->add_option("--iterations", bench_query.iterations, "runs of each query (default 50)");
+  query_cmd->add_option("--seed", bench_query.seed, "the generator's seed (default 1)");
+
   app::bench_mqtt_options bench_mqtt;
   node_flags bench_mqtt_flags;
   auto mqtt_cmd = bench_cmd->add_subcommand(
@@ -264,6 +271,8 @@ int main(int argc, char** argv) {
     crash.stop = [] { return app::stop_requested(); };
     return crash_loop::run(crash);
   }
+  if (*query_cmd)
+    return app::run_bench_query(bench_query);
   if (*rpc_cmd) {
     if (!bench_rpc_flags.apply(bench_rpc.node))
       return 2;
