@@ -338,7 +338,7 @@ std::string chunk_encoder::encode(bool sorted_already) const {
   // Out of order: sort (stably) and encode again, in order.
   if (!in_order_ && !sorted_already) {
     auto unsorted = encode(true);
-    auto points = decode_chunk(unsorted);
+    auto points = chunk_reader::read_all(unsorted, true);
     if (!std::holds_alternative<std::vector<chunk_point>>(points))
       throw std::logic_error("chunk_encoder: cannot read its own chunk back: "
                              + std::get<std::string>(points));
@@ -561,7 +561,8 @@ bool chunk_reader::fail(std::string why) {
   return false;
 }
 
-std::variant<chunk_reader, std::string> chunk_reader::open(std::string_view bytes) {
+std::variant<chunk_reader, std::string> chunk_reader::open(std::string_view bytes,
+                                                          bool unsorted) {
   constexpr size_t smallest = 2 + 4 + 4; // format, flags, 4 one-byte varints, CRC
   if (bytes.size() < smallest)
     return prefix + std::to_string(bytes.size()) + " bytes, shorter than the smallest chunk ("
@@ -609,6 +610,8 @@ std::variant<chunk_reader, std::string> chunk_reader::open(std::string_view byte
   uint64_t ufirst = ordered(as_signed(first));
   if (before > ufirst || span > UINT64_MAX - (ufirst - before) || ufirst - before + span < ufirst)
     return prefix + "timestamp range does not hold its first point";
+  if (!c.in_order_ && !unsorted)
+    return prefix + "flags " + std::to_string(flags) + " do not say the points are in time order";
   if (c.in_order_ && before != 0)
     return prefix + "an in-order chunk whose first point is not its earliest";
   uint64_t umin = ufirst - before;
@@ -767,7 +770,12 @@ const chunk_point* chunk_reader::next() {
 }
 
 std::variant<std::vector<chunk_point>, std::string> decode_chunk(std::string_view bytes) {
-  auto opened = chunk_reader::open(bytes);
+  return chunk_reader::read_all(bytes, false);
+}
+
+std::variant<std::vector<chunk_point>, std::string> chunk_reader::read_all(std::string_view bytes,
+                                                                           bool unsorted) {
+  auto opened = open(bytes, unsorted);
   if (auto* why = std::get_if<std::string>(&opened))
     return *why;
   auto& r = std::get<chunk_reader>(opened);

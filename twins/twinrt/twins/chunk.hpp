@@ -159,7 +159,9 @@ private:
 class chunk_reader {
 public:
   /// A refusal names what is wrong: "history chunk: CRC-32 mismatch ...".
-  static std::variant<chunk_reader, std::string> open(std::string_view bytes);
+  static std::variant<chunk_reader, std::string> open(std::string_view bytes) {
+    return open(bytes, false);
+  }
 
   const chunk_header& header() const { return header_; }
 
@@ -171,7 +173,15 @@ public:
   const std::string& error() const { return error_; }
 
 private:
+  friend class chunk_encoder;
+  friend std::variant<std::vector<chunk_point>, std::string> decode_chunk(std::string_view);
   using bit_reader = internal::bit_reader;
+
+  // With `unsorted`, also the points of a chunk that is not in time order
+  // (the encoder's own intermediate form before it sorts), in stored order.
+  static std::variant<chunk_reader, std::string> open(std::string_view bytes, bool unsorted);
+  static std::variant<std::vector<chunk_point>, std::string> read_all(std::string_view bytes,
+                                                                      bool unsorted);
   bool fail(std::string why);
   bool next_value(double& v);
   bool finish();

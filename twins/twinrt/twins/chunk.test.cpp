@@ -344,6 +344,15 @@ TEST(Chunk, UnknownFormatVersionIsRefusedByName) {
     << refusal(bytes);
 }
 
+TEST(Chunk, AChunkNotMarkedInTimeOrderIsRefused) {
+  auto bytes = seal(one_hertz(3));
+  ASSERT_EQ(bytes[1] & 1, 1); // flags: in order
+  bytes[1] = static_cast<char>(bytes[1] & ~1);
+  recrc(bytes);
+  EXPECT_NE(refusal(bytes).find("not say the points are in time order"), std::string::npos)
+    << refusal(bytes);
+}
+
 TEST(Chunk, ACountTheStreamsCannotHoldIsRefused) {
   auto bytes = seal(one_hertz(3));
   ASSERT_EQ(bytes[2], 3); // count, one varint byte
