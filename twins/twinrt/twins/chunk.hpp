@@ -11,8 +11,9 @@
 //    value of the chunk is a decimal number with at most 9 digits after the
 //    point (a sensor's resolution: 4.37, 45.1, 12), the integer mantissas
 //    (value x 10^scale) as deltas or delta-of-deltas in a Rice code; the
-//    encoder keeps whichever of the three is smallest. Both are exact to the
-//    bit: NaN payloads, infinities and -0.0 come back as they went in;
+//    encoder keeps whichever of the three is smallest. Values come back
+//    exact to the bit either way (NaN payloads, infinities and -0.0 always
+//    take the XOR code);
 //  - source and model version: runs (length, source, version), the sources
 //    named once per chunk;
 //  - seq (when any sample has one): per source, the difference to that
