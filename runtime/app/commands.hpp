@@ -100,6 +100,16 @@ struct bench_replay_options {
   int machines = 100;
   uint64_t samples = 1'000'000; // per file
 };
+struct bench_chunk_options {
+  int points = 3'600; // per series, at 1 Hz
+  int chunk = 120;    // points per sealed chunk
+  uint64_t seed = 1;
+};
+/// Prints the history chunk codec's bytes per sample and encode/decode rates
+/// next to today's bytes per sample; exit code 1 when a chunk does not
+/// decode to what went in.
+int run_bench_chunk(const bench_chunk_options& opts);
+
 /// Replays generated files into a node of its own and prints samples/s.
 int run_bench_replay(const bench_replay_options& opts);
 /// Runs edge mode from cfg.mqtt and cfg.edge until a signal or `duration_s`;

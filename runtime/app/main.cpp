@@ -164,6 +164,16 @@ int main(int argc, char** argv) {
   bench_replay_cmd->add_option("--samples", bench_replay.samples, "samples per file (default 1000000)")
     ->check(CLI::Range(uint64_t{1'000}, uint64_t{100'000'000}));
 
+  app::bench_chunk_options bench_chunk;
+  auto bench_chunk_cmd = bench_cmd->add_subcommand(
+    "chunk", "the history chunk codec on demo-like data and counters: bytes per sample "
+             "against today's layout, encode and decode rates");
+  bench_chunk_cmd->add_option("--points", bench_chunk.points, "points per series at 1 Hz (default 3600)")
+    ->check(CLI::Range(1, 10'000'000));
+  bench_chunk_cmd->add_option("--chunk", bench_chunk.chunk, "points per sealed chunk (default 120)")
+    ->check(CLI::Range(1, 1 << 20));
+  bench_chunk_cmd->add_option("--seed", bench_chunk.seed, "seed of the simulated data (default 1)");
+
   crash_loop::options crash;
   auto crash_cmd = bench_cmd->add_subcommand(
     "crash", "kill -9 a `twinrt node` at random moments, ROUNDS times, and check over RPC, against "
@@ -254,6 +264,8 @@ int main(int argc, char** argv) {
   }
   if (*bench_replay_cmd)
     return app::run_bench_replay(bench_replay);
+  if (*bench_chunk_cmd)
+    return app::run_bench_chunk(bench_chunk);
   if (*replay_cmd)
     return app::run_replay(replay);
   if (*mqtt_cmd) {
