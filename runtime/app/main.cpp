@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "crash/crash_loop.hpp"
+#include "twinrt/runtime/rpc_security.hpp"
 
 using namespace twinrt;
 
@@ -214,8 +215,39 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--duration", edge_duration, "stop after this many seconds (default: Ctrl-C)");
   edge_cmd->add_option("--report-every", edge_report, "seconds between counter lines (default 5)");
 
+  auto token_cmd = cli.add_subcommand("token", "work with the operator API's tokens");
+  token_cmd->require_subcommand(1);
+  std::string token_secret;
+  uint32_t hash_iterations = runtime::default_hash_iterations;
+  auto hash_cmd = token_cmd->add_subcommand(
+    "hash", "print a salted hash of a token's secret, for `secret_hash` in [[rpc.tokens]]");
+  hash_cmd->add_option("--secret", token_secret,
+                       "the secret (default: read from the first line of standard input; "
+                       "a flag is visible to other users in the process list)");
+  hash_cmd->add_option("--iterations", hash_iterations, "PBKDF2 iterations (default 100000)")
+    ->check(CLI::Range(runtime::min_hash_iterations, runtime::max_hash_iterations));
+
   CLI11_PARSE(cli, argc, argv);
 
+  if (*hash_cmd) {
+    if (hash_cmd->count("--secret") == 0 && !std::getline(std::cin, token_secret)) {
+      std::cerr << "twinrt token hash: no secret on standard input\n";
+      return 2;
+    }
+    if (!token_secret.empty() && token_secret.back() == '\r')
+      token_secret.pop_back();
+    if (token_secret.empty()) {
+      std::cerr << "twinrt token hash: the secret is empty\n";
+      return 2;
+    }
+    auto h = runtime::hash_secret(token_secret, hash_iterations);
+    if (h.empty()) {
+      std::cerr << "twinrt token hash: no random salt from the system\n";
+      return 1;
+    }
+    std::cout << h << "\n";
+    return 0;
+  }
   app::install_signal_handlers();
   if (*demo_cmd) {
     if (!demo_flags.apply(demo.node))
