@@ -31,6 +31,7 @@ bool is_ip(const std::string& host) {
 rpc_client::rpc_client(const rpc_client_options& o) : io_(kj::setupAsyncIo()) {
   if (o.tls) {
     kj::TlsContext::Options options;
+    options.minVersion = kj::TlsVersion::TLS_1_2;
     if (!o.ca_file.empty()) {
       std::ifstream in(o.ca_file, std::ios::binary);
       std::ostringstream pem;

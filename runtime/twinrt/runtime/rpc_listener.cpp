@@ -173,6 +173,7 @@ rpc_listener::rpc_listener(kj::Timer& timer, rpc_listen_settings settings, runti
     }
     kj::TlsContext::Options options;
     options.useSystemTrustStore = false;
+    options.minVersion = kj::TlsVersion::TLS_1_2;
     options.defaultKeypair = *keypair_;
     tls_ = kj::heap<kj::TlsContext>(kj::mv(options));
   }

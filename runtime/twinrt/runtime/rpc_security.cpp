@@ -82,7 +82,7 @@ std::optional<parsed_hash> parse(const std::string& h, std::string* why) {
     start = d + 1;
   }
   if (parts.size() != 4 || parts[0] != scheme)
-    return say("expected pbkdf2-sha256$ITERATIONS$SALT$HASH (from `twinrt token hash`)");
+    return say("expected pbkdf2-sha256$ITERATIONS$SALT$HASH (from twinrt token hash)");
   parsed_hash p;
   auto& it = parts[1];
   auto [end, ec] = std::from_chars(it.data(), it.data() + it.size(), p.iterations);
