@@ -62,7 +62,12 @@ private_key = "tls/node.key"
 name = "viewer"
 secret_hash = "$secret_hash"
 role = "read"
+[[rpc.tokens]]
+name = "writer"
+secret = "tls-writer-secret"
+role = "write"
 TOML
+: > "$dir/node.log"
 (cd / && exec "$twinrt" node --config "$dir/conf/node.toml") > "$dir/node.log" 2>&1 &
 node_pid=$!
 serving() {
@@ -84,6 +89,24 @@ grep -q "machine" "$dir/out" || fail "no machine model in the listing over TLS"
 tls_ctl --json status > "$dir/out" 2> "$dir/err" || fail "twinctl --tls status failed"
 python3 -c "import json,sys; d=json.load(sys.stdin); assert d['twins'] == 0, d" < "$dir/out" \
   || fail "status over TLS is not the empty node's"
+
+# -- twinrt replay over TLS: a sample file into a twin created over TLS --------------
+tls_ctl --token tls-writer-secret twin create acme --kind enterprise > "$dir/out" 2> "$dir/err" \
+  || fail "twin create over TLS failed"
+tls_ctl --token tls-writer-secret twin create acme/wh-1 --kind warehouse --parent acme \
+  > "$dir/out" 2> "$dir/err" || fail "twin create over TLS failed"
+now=$(($(date +%s) * 1000))
+echo "acme/wh-1,receipt/SKU-1,$((now - 5000)),7" > "$dir/receipts.csv"
+"$twinrt" replay "$dir/receipts.csv" --connect "$addr" --token tls-writer-secret \
+  --ca "$dir/conf/tls/ca.pem" --tls-name localhost > "$dir/out" 2> "$dir/err" \
+  || fail "twinrt replay --ca over TLS failed"
+stock_is_7() {
+  tls_ctl --json get acme/wh-1 > "$dir/out" 2> "$dir/err" \
+    && python3 -c "import json,sys; d=json.load(sys.stdin); assert d['stock']['SKU-1'] == 7" < "$dir/out" 2> /dev/null
+}
+wait_for $patience stock_is_7 || fail "the replayed receipt is not in acme/wh-1"
+refused "connect $addr" "$twinrt" replay "$dir/receipts.csv" --connect "$addr" \
+  --token tls-writer-secret --ca "$dir/conf/tls/other.pem" --tls-name localhost --restart
 
 # -- what must fail, saying why ------------------------------------------------------
 refused "if it serves TLS, connect with --tls --ca FILE" "$twinctl" --address "$addr" models

@@ -192,6 +192,14 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--connect,--address", replay.address,
                          "node RPC address HOST:PORT (env TWINRT_ADDRESS; default 127.0.0.1:7800)");
   replay_cmd->add_option("--token", replay.token, "a write token of the node (env TWINRT_TOKEN)");
+  if (auto ca = std::getenv("TWINRT_CA"))
+    replay.transport.ca_file = ca;
+  replay_cmd->add_flag("--tls", replay.transport.tls, "connect over TLS (see twinctl --tls)");
+  replay_cmd->add_option("--ca", replay.transport.ca_file,
+                         "PEM file of the CA(s) that signed the node's certificate (env TWINRT_CA); "
+                         "implies --tls");
+  replay_cmd->add_option("--tls-name", replay.transport.name,
+                         "the name the node's certificate must carry (default: HOST)");
   replay_cmd->add_option("--speed", replay.speed,
                          "replay at this many times real time, spaced by the timestamps "
                          "(default: as fast as possible)")
@@ -279,8 +287,11 @@ int main(int argc, char** argv) {
   }
   if (*bench_replay_cmd)
     return app::run_bench_replay(bench_replay);
-  if (*replay_cmd)
+  if (*replay_cmd) {
+    if (replay_cmd->count("--ca") > 0)
+      replay.transport.tls = true;
     return app::run_replay(replay);
+  }
   if (*mqtt_cmd) {
     if (!bench_mqtt_flags.apply(bench_mqtt.node))
       return 2;
