@@ -8,6 +8,7 @@ packages=(
   prometheus-cpp-dev libboost-dev libcurl4-openssl-dev
   mosquitto mosquitto-clients prometheus python3
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev
+  libssl-dev openssl
 )
 missing=()
 for p in "${packages[@]}"; do

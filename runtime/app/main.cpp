@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "crash/crash_loop.hpp"
+#include "twinrt/runtime/rpc_security.hpp"
 
 using namespace twinrt;
 
@@ -208,6 +209,14 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--connect,--address", replay.address,
                          "node RPC address HOST:PORT (env TWINRT_ADDRESS; default 127.0.0.1:7800)");
   replay_cmd->add_option("--token", replay.token, "a write token of the node (env TWINRT_TOKEN)");
+  if (auto ca = std::getenv("TWINRT_CA"))
+    replay.transport.ca_file = ca;
+  replay_cmd->add_flag("--tls", replay.transport.tls, "connect over TLS (see twinctl --tls)");
+  replay_cmd->add_option("--ca", replay.transport.ca_file,
+                         "PEM file of the CA(s) that signed the node's certificate (env TWINRT_CA); "
+                         "implies --tls");
+  replay_cmd->add_option("--tls-name", replay.transport.name,
+                         "the name the node's certificate must carry (default: HOST)");
   replay_cmd->add_option("--speed", replay.speed,
                          "replay at this many times real time, spaced by the timestamps "
                          "(default: as fast as possible)")
@@ -231,8 +240,39 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--duration", edge_duration, "stop after this many seconds (default: Ctrl-C)");
   edge_cmd->add_option("--report-every", edge_report, "seconds between counter lines (default 5)");
 
+  auto token_cmd = cli.add_subcommand("token", "work with the operator API's tokens");
+  token_cmd->require_subcommand(1);
+  std::string token_secret;
+  uint32_t hash_iterations = runtime::default_hash_iterations;
+  auto hash_cmd = token_cmd->add_subcommand(
+    "hash", "print a salted hash of a token's secret, for `secret_hash` in [[rpc.tokens]]");
+  hash_cmd->add_option("--secret", token_secret,
+                       "the secret (default: read from the first line of standard input; "
+                       "a flag is visible to other users in the process list)");
+  hash_cmd->add_option("--iterations", hash_iterations, "PBKDF2 iterations (default 100000)")
+    ->check(CLI::Range(runtime::min_hash_iterations, runtime::max_hash_iterations));
+
   CLI11_PARSE(cli, argc, argv);
 
+  if (*hash_cmd) {
+    if (hash_cmd->count("--secret") == 0 && !std::getline(std::cin, token_secret)) {
+      std::cerr << "twinrt token hash: no secret on standard input\n";
+      return 2;
+    }
+    if (!token_secret.empty() && token_secret.back() == '\r')
+      token_secret.pop_back();
+    if (token_secret.empty()) {
+      std::cerr << "twinrt token hash: the secret is empty\n";
+      return 2;
+    }
+    auto h = runtime::hash_secret(token_secret, hash_iterations);
+    if (h.empty()) {
+      std::cerr << "twinrt token hash: no random salt from the system\n";
+      return 1;
+    }
+    std::cout << h << "\n";
+    return 0;
+  }
   app::install_signal_handlers();
   if (*demo_cmd) {
     if (!demo_flags.apply(demo.node))
@@ -266,8 +306,11 @@ int main(int argc, char** argv) {
     return app::run_bench_replay(bench_replay);
   if (*bench_chunk_cmd)
     return app::run_bench_chunk(bench_chunk);
-  if (*replay_cmd)
+  if (*replay_cmd) {
+    if (replay_cmd->count("--ca") > 0)
+      replay.transport.tls = true;
     return app::run_replay(replay);
+  }
   if (*mqtt_cmd) {
     if (!bench_mqtt_flags.apply(bench_mqtt.node))
       return 2;

@@ -12,12 +12,13 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <capnp/ez-rpc.h>
+#include <kj/debug.h>
 #include <kj/async-io.h>
 #include <kj/timer.h>
 #include <nlohmann/json.hpp>
 
 #include "rpc.capnp.h"
+#include "rpc_client.hpp"
 #include "twinrt/adapters/sample_file.hpp"
 
 namespace {
@@ -28,6 +29,9 @@ struct options {
   std::string address = "127.0.0.1:7800";
   std::string token;
   bool as_json = false;
+  bool tls = false;
+  std::string ca_file;
+  std::string tls_name;
 };
 
 struct user_error {
@@ -292,15 +296,24 @@ void print_twin(twinrt::rpc::Twin::Reader t) {
 
 // One connection, logged in.
 struct connection {
-  capnp::EzRpcClient client;
+  twinrt::app::rpc_client client;
   twinrt::rpc::Session::Reader session;
   kj::Own<capnp::Response<twinrt::rpc::Gateway::LoginResults>> login;
 
-  connection(const options& o) : client(o.address, 7800) {
+  connection(const options& o) : client({o.address, o.tls, o.ca_file, o.tls_name, 7800}) {
     auto gw = client.getMain<twinrt::rpc::Gateway>();
     auto req = gw.loginRequest();
     req.setToken(o.token);
-    login = kj::heap(req.send().wait(client.getWaitScope()));
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                  login = kj::heap(req.send().wait(client.getWaitScope()));
+                })) {
+      if (e->getType() == kj::Exception::Type::DISCONNECTED && !o.tls)
+        throw KJ_EXCEPTION(DISCONNECTED,
+                           kj::str("the node at ", o.address.c_str(),
+                                   " closed the connection before login: if it serves TLS, "
+                                   "connect with --tls --ca FILE (", e->getDescription(), ")"));
+      throw kj::mv(*e);
+    }
     session = login->getSession();
   }
   kj::WaitScope& ws() { return client.getWaitScope(); }
@@ -380,6 +393,15 @@ int main(int argc, char** argv) {
   cli.add_option("--address", o.address, "node RPC address HOST:PORT (env TWINRT_ADDRESS; default 127.0.0.1:7800)");
   cli.add_option("--token", o.token, "access token (env TWINRT_TOKEN)");
   cli.add_flag("--json", o.as_json, "print JSON instead of tables");
+  if (auto ca = std::getenv("TWINRT_CA"))
+    o.ca_file = ca;
+  cli.add_flag("--tls", o.tls, "connect over TLS, checking the node's certificate for HOST");
+  cli.add_option("--ca", o.ca_file,
+                 "PEM file of the CA(s) that signed the node's certificate (env TWINRT_CA; "
+                 "default: the system's trust store); implies --tls");
+  cli.add_option("--tls-name", o.tls_name,
+                 "with --tls: the name the node's certificate must carry (default: HOST of "
+                 "--address)");
 
   std::string id;
   auto get_cmd = cli.add_subcommand("get", "show one twin: channels, health, rollups");
@@ -460,6 +482,8 @@ int main(int argc, char** argv) {
   ack_cmd->fallthrough();
 
   CLI11_PARSE(cli, argc, argv);
+  if (cli.count("--ca") > 0)
+    o.tls = true;
 
   try {
     connection c(o);

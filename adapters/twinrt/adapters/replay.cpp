@@ -124,7 +124,7 @@ struct batch {
 class replayer {
 public:
   replayer(const replay_options& opts, std::FILE* progress)
-    : o_(opts), out_(progress), reader_(opts.file), rpc_(opts.address, opts.token) {}
+    : o_(opts), out_(progress), reader_(opts.file), rpc_(opts.address, opts.token, opts.transport) {}
 
   replay_report run();
 

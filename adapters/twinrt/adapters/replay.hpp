@@ -16,12 +16,15 @@
 #include <functional>
 #include <string>
 
+#include "twinrt/adapters/rpc_ingest.hpp"
+
 namespace twinrt::adapters {
 
 struct replay_options {
   std::string file;
   std::string address = "127.0.0.1:7800"; // node RPC HOST:PORT
   std::string token;                      // a token with role write
+  rpc_transport transport;                // plain, or TLS (--tls, --ca, --tls-name)
   std::string state_path;                 // "": FILE + ".replay-state"
   std::string source;                     // "": "replay:" + the file name
   bool restart = false;                   // ignore the state file, start at line 1

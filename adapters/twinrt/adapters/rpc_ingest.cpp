@@ -2,6 +2,10 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "rpc.capnp.h"
 
@@ -33,7 +37,10 @@ batch_status status_of(const kj::Exception& e) {
 struct rpc_ingest::impl {
   std::string address;
   std::string token;
+  rpc_transport transport;
   kj::AsyncIoContext io = kj::setupAsyncIo();
+  kj::Own<kj::TlsCertificate> ca;
+  kj::Own<kj::TlsContext> tls;
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyClient> client;
   kj::Maybe<rpc::Writer::Client> writer;
@@ -47,10 +54,11 @@ struct rpc_ingest::impl {
   }
 };
 
-rpc_ingest::rpc_ingest(std::string address, std::string token)
+rpc_ingest::rpc_ingest(std::string address, std::string token, rpc_transport transport)
   : impl_(std::make_unique<impl>()) {
   impl_->address = std::move(address);
   impl_->token = std::move(token);
+  impl_->transport = std::move(transport);
 }
 
 rpc_ingest::~rpc_ingest() {
@@ -66,6 +74,29 @@ std::string rpc_ingest::connect() {
     auto& timer = d.io.provider->getTimer();
     auto addr = d.io.provider->getNetwork().parseAddress(d.address, 7800).wait(d.io.waitScope);
     d.stream = timer.timeoutAfter(10 * kj::SECONDS, addr->connect()).wait(d.io.waitScope);
+    if (d.transport.tls) {
+      if (!d.tls) {
+        kj::TlsContext::Options options;
+        options.minVersion = kj::TlsVersion::TLS_1_2;
+        if (!d.transport.ca_file.empty()) {
+          std::ifstream in(d.transport.ca_file, std::ios::binary);
+          std::ostringstream pem;
+          if (!in || !(pem << in.rdbuf())) {
+            d.drop();
+            return "cannot read the CA file " + d.transport.ca_file;
+          }
+          d.ca = kj::heap<kj::TlsCertificate>(kj::StringPtr(pem.str().c_str()));
+          options.useSystemTrustStore = false;
+          options.trustedCertificates = kj::arrayPtr(d.ca.get(), 1);
+        }
+        d.tls = kj::heap<kj::TlsContext>(kj::mv(options));
+      }
+      auto name = d.transport.name;
+      if (name.empty())
+        name = d.address.substr(0, d.address.rfind(':'));
+      d.stream = timer.timeoutAfter(10 * kj::SECONDS, d.tls->wrapClient(kj::mv(d.stream), name))
+                   .wait(d.io.waitScope);
+    }
     d.client = kj::heap<capnp::TwoPartyClient>(*d.stream);
     auto gw = d.client->bootstrap().castAs<rpc::Gateway>();
     auto req = gw.loginRequest();

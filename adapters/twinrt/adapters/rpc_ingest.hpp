@@ -37,12 +37,21 @@ struct batch_outcome {
   std::vector<remote_rejection> rejected;
 };
 
+/// How rpc_ingest reaches the node's operator API: plain, or over TLS
+/// trusting `ca_file` (empty: the system's trust store) and checking the
+/// certificate for `name` (empty: the HOST of the address).
+struct rpc_transport {
+  bool tls = false;
+  std::string ca_file;
+  std::string name;
+};
+
 /// One logged-in connection to a node, with its own kj event loop. Owned and
 /// used by one thread (the one that constructed it); reconnects on demand.
 class rpc_ingest {
 public:
   /// `address` is HOST:PORT; `token` a write token of the node.
-  rpc_ingest(std::string address, std::string token);
+  rpc_ingest(std::string address, std::string token, rpc_transport transport = {});
   ~rpc_ingest();
   rpc_ingest(const rpc_ingest&) = delete;
   rpc_ingest& operator=(const rpc_ingest&) = delete;

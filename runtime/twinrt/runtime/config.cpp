@@ -1,12 +1,14 @@
 #include "twinrt/runtime/config.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <vector>
 
 #include <toml++/toml.h>
 
+#include "twinrt/runtime/rpc_security.hpp"
 #include "twinrt/runtime/sharding.hpp"
 
 namespace twinrt::runtime {
@@ -59,7 +61,8 @@ void check_keys(const toml::table& doc) {
     {"twins", {"passivate_after_ms", "rollup_delay_ms", "sweep_interval_ms"}},
     {"storage", {"sync_wal", "write_buffer_mb", "block_cache_mb", "virtual_shards"}},
     {"metrics", {"address", "max_asset_series"}},
-    {"rpc", {"address", "read_cache", "tokens"}},
+    {"rpc", {"address", "read_cache", "tokens", "tls", "plaintext", "max_connections",
+             "max_calls_in_flight", "max_message_bytes", "login_timeout_ms"}},
     {"events", {"keep"}},
     {"sparkplug", {"broker", "client_id", "username", "password", "groups", "host_id",
                    "max_payload_bytes", "rebirth_interval_ms", "devices"}},
@@ -89,7 +92,28 @@ void check_keys(const toml::table& doc) {
   }
 }
 
-// [[rpc.tokens]] entries: name, secret, role, scope.
+// [rpc.tls]: certificate and private_key, both or neither.
+void read_tls(const toml::table& doc, node_config& cfg) {
+  auto n = doc.at_path("rpc.tls").node();
+  if (n == nullptr)
+    return;
+  auto line = std::to_string(n->source().begin.line);
+  auto t = n->as_table();
+  if (!t)
+    throw bad_setting{line + ": [rpc.tls] must be a table"};
+  for (auto&& [key, value] : *t) {
+    auto k = std::string(key.str());
+    if (k != "certificate" && k != "private_key")
+      throw bad_setting{std::to_string(value.source().begin.line) + ": unknown key '" + k
+                        + "' in [rpc.tls]"};
+  }
+  read_node(t->get("certificate"), "rpc.tls", "certificate", cfg.rpc_tls_certificate);
+  read_node(t->get("private_key"), "rpc.tls", "private_key", cfg.rpc_tls_private_key);
+  if (cfg.rpc_tls_certificate.empty() || cfg.rpc_tls_private_key.empty())
+    throw bad_setting{line + ": [rpc.tls] needs both certificate and private_key"};
+}
+
+// [[rpc.tokens]] entries: name, secret or secret_hash, role, scope.
 void read_tokens(const toml::table& doc, node_config& cfg) {
   auto n = doc.at_path("rpc.tokens").node();
   if (n == nullptr)
@@ -114,6 +138,8 @@ void read_tokens(const toml::table& doc, node_config& cfg) {
         tok.name = *v;
       else if (k == "secret")
         tok.secret = *v;
+      else if (k == "secret_hash")
+        tok.secret_hash = *v;
       else if (k == "role")
         tok.role = *v;
       else if (k == "scope")
@@ -122,8 +148,14 @@ void read_tokens(const toml::table& doc, node_config& cfg) {
         throw bad_setting{std::to_string(value.source().begin.line) + ": unknown key '" + k
                           + "' in [[rpc.tokens]]"};
     }
-    if (tok.name.empty() || tok.secret.empty())
-      throw bad_setting{line + ": [[rpc.tokens]] needs a name and a secret"};
+    if (tok.name.empty() || (tok.secret.empty() && tok.secret_hash.empty()))
+      throw bad_setting{line + ": [[rpc.tokens]] needs a name and a secret (or secret_hash)"};
+    if (!tok.secret.empty() && !tok.secret_hash.empty())
+      throw bad_setting{line + ": token '" + tok.name
+                        + "' gives both secret and secret_hash; keep one"};
+    if (!tok.secret_hash.empty())
+      if (auto why = check_secret_hash(tok.secret_hash))
+        throw bad_setting{line + ": token '" + tok.name + "': secret_hash is malformed: " + *why};
     if (tok.role != "read" && tok.role != "write" && tok.role != "admin")
       throw bad_setting{line + ": token '" + tok.name + "': role '" + tok.role
                         + "' is not read, write or admin"};
@@ -460,6 +492,25 @@ void read_config(const toml::table& doc, node_config& cfg) {
   read(doc, "metrics", "max_asset_series", cfg.max_asset_series);
   read(doc, "rpc", "address", cfg.rpc_address);
   read(doc, "rpc", "read_cache", cfg.rpc_read_cache);
+  read(doc, "rpc", "plaintext", cfg.rpc_plaintext);
+  read(doc, "rpc", "max_connections", cfg.rpc_max_connections);
+  read(doc, "rpc", "max_calls_in_flight", cfg.rpc_max_calls_in_flight);
+  read(doc, "rpc", "max_message_bytes", cfg.rpc_max_message_bytes);
+  read(doc, "rpc", "login_timeout_ms", cfg.rpc_login_timeout_ms);
+  for (auto [key, value] : {std::pair{"max_connections", cfg.rpc_max_connections},
+                            std::pair{"max_calls_in_flight", cfg.rpc_max_calls_in_flight}})
+    if (auto n = doc.at_path(std::string("rpc.") + key).node(); n != nullptr && value == 0)
+      throw bad_setting{std::to_string(n->source().begin.line) + ": 'rpc." + key
+                        + "' must be at least 1"};
+  if (auto n = doc.at_path("rpc.max_message_bytes").node();
+      n != nullptr && cfg.rpc_max_message_bytes < 1024)
+    throw bad_setting{std::to_string(n->source().begin.line)
+                      + ": 'rpc.max_message_bytes' must be at least 1024"};
+  if (auto n = doc.at_path("rpc.login_timeout_ms").node();
+      n != nullptr && cfg.rpc_login_timeout_ms == 0)
+    throw bad_setting{std::to_string(n->source().begin.line)
+                      + ": 'rpc.login_timeout_ms' must be at least 1"};
+  read_tls(doc, cfg);
   read_tokens(doc, cfg);
   read_sparkplug(doc, cfg);
   read(doc, "events", "keep", cfg.events_keep);
@@ -489,7 +540,15 @@ std::optional<std::string> load(const std::string& name, Parse&& parse, node_con
 } // namespace
 
 std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
-  return load(path, [&] { return toml::parse_file(path); }, cfg);
+  auto err = load(path, [&] { return toml::parse_file(path); }, cfg);
+  if (!err) {
+    // [rpc.tls] files are found next to the config file.
+    auto dir = std::filesystem::path(path).parent_path();
+    for (auto* f : {&cfg.rpc_tls_certificate, &cfg.rpc_tls_private_key})
+      if (!f->empty() && std::filesystem::path(*f).is_relative())
+        *f = (dir / *f).lexically_normal().string();
+  }
+  return err;
 }
 
 std::optional<std::string> parse_config(std::string_view text, const std::string& name,

@@ -48,11 +48,21 @@ struct node_config {
   uint32_t rpc_read_cache = 10'000; // twins whose latest view a get reads without a hop; 0: off
   struct token {
     std::string name;
-    std::string secret;
+    std::string secret;        // plain; or empty and secret_hash set
     std::string role = "read"; // read | write | admin
     std::string scope;         // subtree; empty: everything
+    std::string secret_hash = {}; // from `twinrt token hash`: pbkdf2-sha256$...
   };
   std::vector<token> rpc_tokens;
+  // [rpc.tls]: PEM files, relative to the config file's directory when not absolute
+  std::string rpc_tls_certificate; // the node's certificate (chain); with the key: TLS
+  std::string rpc_tls_private_key;
+  bool rpc_plaintext = false; // serve without TLS on a non-loopback address
+  // [rpc] limits against abuse
+  uint32_t rpc_max_connections = 256;    // beyond: told overloaded and closed
+  uint32_t rpc_max_calls_in_flight = 64; // per connection; beyond: overloaded at once
+  uint64_t rpc_max_message_bytes = 64ull << 20; // a larger message ends its connection
+  int64_t rpc_login_timeout_ms = 10'000; // a connection without a login is closed after this
   // [events], [[sinks]] and [[routes]]: where events (alerts, health changes) go
   uint64_t events_keep = 10'000; // newest events kept in the log even when every sink has them
   struct sink {

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "twinrt/runtime/rpc_security.hpp"
+
 namespace twinrt::runtime {
 namespace {
 
@@ -110,6 +112,10 @@ TEST_F(Config, ExampleFileStatesTheDefaults) {
   cfg.metrics_address = "x:1";
   cfg.rpc_address = "x:2";
   cfg.rpc_read_cache = 99;
+  cfg.rpc_plaintext = true;
+  cfg.rpc_max_connections = cfg.rpc_max_calls_in_flight = 99;
+  cfg.rpc_max_message_bytes = 99;
+  cfg.rpc_login_timeout_ms = 99;
   auto r = load_config_file(example.string(), cfg);
   ASSERT_FALSE(r.has_value()) << *r;
   node_config defaults;
@@ -130,6 +136,12 @@ TEST_F(Config, ExampleFileStatesTheDefaults) {
   EXPECT_EQ(cfg.metrics_address, defaults.metrics_address);
   EXPECT_EQ(cfg.rpc_address, defaults.rpc_address);
   EXPECT_EQ(cfg.rpc_read_cache, defaults.rpc_read_cache);
+  EXPECT_EQ(cfg.rpc_plaintext, defaults.rpc_plaintext);
+  EXPECT_EQ(cfg.rpc_max_connections, defaults.rpc_max_connections);
+  EXPECT_EQ(cfg.rpc_max_calls_in_flight, defaults.rpc_max_calls_in_flight);
+  EXPECT_EQ(cfg.rpc_max_message_bytes, defaults.rpc_max_message_bytes);
+  EXPECT_EQ(cfg.rpc_login_timeout_ms, defaults.rpc_login_timeout_ms);
+  EXPECT_EQ(cfg.rpc_tls_certificate, "");
 }
 
 TEST_F(Config, KeysNotInTheFileKeepTheirValues) {
@@ -401,6 +413,78 @@ TEST_F(Config, BadMqttSettingsAreRefusedNamingTheLine) {
             path_ + ":4: unknown key 'qos' in [[mqtt.routes]]");
   EXPECT_EQ(refusal("[mqtt]\nroutes = \"a\"\n"),
             path_ + ":2: 'mqtt.routes' must be an array of tables ([[mqtt.routes]])");
+}
+
+TEST_F(Config, TokensWithAPlainSecretOrASecretHashAreRead) {
+  auto hash = hash_secret("s3cret", min_hash_iterations);
+  auto r = load("[[rpc.tokens]]\nname = \"plain\"\nsecret = \"p\"\nrole = \"write\"\n"
+                "[[rpc.tokens]]\nname = \"hashed\"\nsecret_hash = \"" + hash + "\"\n");
+  ASSERT_FALSE(r.has_value()) << *r;
+  ASSERT_EQ(cfg.rpc_tokens.size(), 2u);
+  EXPECT_EQ(cfg.rpc_tokens[0].secret, "p");
+  EXPECT_EQ(cfg.rpc_tokens[0].secret_hash, "");
+  EXPECT_EQ(cfg.rpc_tokens[1].secret, "");
+  EXPECT_EQ(cfg.rpc_tokens[1].secret_hash, hash);
+  EXPECT_EQ(cfg.rpc_tokens[1].role, "read");
+}
+
+TEST_F(Config, MalformedSecretHashIsRefusedNamingTheToken) {
+  auto good = hash_secret("s3cret", min_hash_iterations);
+  auto with_hash = [](const std::string& h) {
+    return "[[rpc.tokens]]\nname = \"ops\"\nsecret_hash = \"" + h + "\"\n";
+  };
+  auto why = refusal(with_hash("s3cret"));
+  EXPECT_NE(why.find("node.toml:1: token 'ops': secret_hash is malformed: expected "
+                     "pbkdf2-sha256$ITERATIONS$SALT$HASH"),
+            std::string::npos)
+    << why;
+  why = refusal(with_hash("pbkdf2-sha256$10$" + good.substr(good.find('$', 14) + 1)));
+  EXPECT_NE(why.find("token 'ops'"), std::string::npos) << why;
+  EXPECT_NE(why.find("iterations 10 are not from 1000"), std::string::npos) << why;
+  why = refusal(with_hash(good.substr(0, good.size() - 4)));
+  EXPECT_NE(why.find("the hash is not base64 of 32 bytes"), std::string::npos) << why;
+  why = refusal(with_hash("pbkdf2-sha256$1000$!!!!$" + good.substr(good.rfind('$') + 1)));
+  EXPECT_NE(why.find("the salt is not base64"), std::string::npos) << why;
+  why = refusal("[[rpc.tokens]]\nname = \"ops\"\nsecret = \"x\"\nsecret_hash = \"" + good
+                + "\"\n");
+  EXPECT_NE(why.find("token 'ops' gives both secret and secret_hash"), std::string::npos) << why;
+  why = refusal("[[rpc.tokens]]\nname = \"ops\"\n");
+  EXPECT_NE(why.find("needs a name and a secret (or secret_hash)"), std::string::npos) << why;
+  EXPECT_TRUE(cfg.rpc_tokens.empty());
+}
+
+TEST_F(Config, RpcTlsAndLimitsAreReadWithTlsPathsNextToTheConfigFile) {
+  auto r = load("[rpc]\nplaintext = true\nmax_connections = 5\nmax_calls_in_flight = 6\n"
+                "max_message_bytes = 4096\nlogin_timeout_ms = 700\n"
+                "[rpc.tls]\ncertificate = \"tls/node.pem\"\nprivate_key = \"/etc/k.pem\"\n");
+  ASSERT_FALSE(r.has_value()) << *r;
+  EXPECT_TRUE(cfg.rpc_plaintext);
+  EXPECT_EQ(cfg.rpc_max_connections, 5u);
+  EXPECT_EQ(cfg.rpc_max_calls_in_flight, 6u);
+  EXPECT_EQ(cfg.rpc_max_message_bytes, 4096u);
+  EXPECT_EQ(cfg.rpc_login_timeout_ms, 700);
+  EXPECT_EQ(cfg.rpc_tls_certificate, (dir_ / "tls" / "node.pem").string());
+  EXPECT_EQ(cfg.rpc_tls_private_key, "/etc/k.pem");
+}
+
+TEST_F(Config, BadRpcTlsAndLimitsAreRefusedNamingTheLine) {
+  EXPECT_NE(refusal("[rpc.tls]\ncertificate = \"a.pem\"\n")
+              .find("node.toml:1: [rpc.tls] needs both certificate and private_key"),
+            std::string::npos);
+  EXPECT_NE(refusal("[rpc.tls]\ncertificate = \"a\"\nprivate_key = \"b\"\nca = \"c\"\n")
+              .find("node.toml:4: unknown key 'ca' in [rpc.tls]"),
+            std::string::npos);
+  EXPECT_NE(refusal("[rpc]\nmax_connections = 0\n")
+              .find("node.toml:2: 'rpc.max_connections' must be at least 1"),
+            std::string::npos);
+  EXPECT_NE(refusal("[rpc]\nmax_calls_in_flight = 0\n")
+              .find("'rpc.max_calls_in_flight' must be at least 1"),
+            std::string::npos);
+  EXPECT_NE(refusal("[rpc]\nmax_message_bytes = 10\n")
+              .find("'rpc.max_message_bytes' must be at least 1024"),
+            std::string::npos);
+  EXPECT_NE(refusal("[rpc]\nplaintext = 1\n").find("'rpc.plaintext' must be true or false"),
+            std::string::npos);
 }
 
 TEST_F(Config, TextInMemoryParsesAsTheSameFileWould) {

@@ -396,7 +396,7 @@ caf::error node::serve_rpc() {
     return {};
   std::vector<rpc_token> tokens;
   for (auto& t : cfg.rpc_tokens)
-    tokens.push_back({t.name, t.secret, t.role, t.scope});
+    tokens.push_back({t.name, t.secret, t.role, t.scope, t.secret_hash});
   auto r = rpc_server::start(*this, cfg.rpc_address, std::move(tokens));
   if (!r)
     return std::move(r.error());

@@ -12,8 +12,6 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <capnp/rpc-twoparty.h>
-#include <sys/socket.h>
 #include <kj/async.h>
 #include <kj/async-io.h>
 #include <kj/debug.h>
@@ -21,13 +19,14 @@
 
 #include "rpc.capnp.h"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/runtime/rpc_listener.hpp"
+#include "twinrt/runtime/rpc_security.hpp"
 
 namespace twinrt::runtime {
 
 namespace {
 
 constexpr auto watcher_cutoff = 10 * kj::SECONDS;
-constexpr int stream_window = 32 * 1024; // bytes of Watcher.update in flight; see windowed_stream
 constexpr auto watcher_update_interval = 100 * kj::MILLISECONDS;
 
 // Errors reach the client as kj exceptions whose description is the whole
@@ -87,6 +86,7 @@ struct session_rights {
   std::string token;
   role r = role::read;
   std::string scope;
+  std::shared_ptr<connection_state> conn; // the connection logged in on
 
   bool sees(const std::string& id) const { return n.in_tree(scope, id); }
   // sees() for a batch's twins, each distinct twin and parent looked up once.
@@ -130,52 +130,6 @@ void fill_alert(rpc::Alert::Builder b, const alert_record& a) {
 }
 
 // Units of channels come from the twin's model in force.
-// A connection as TwoPartyVatNetwork sees it, except that it reports a
-// small send buffer. Cap'n Proto sizes the flow-control window of streaming
-// calls (Watcher.update) by SO_SNDBUF, which Linux grows to megabytes and
-// which would let a slow watcher fall minutes behind before the node
-// notices; reporting 32 KiB keeps it seconds behind, so coalescing and the
-// cut-off work. The real buffer keeps its size, so large answers (history,
-// query pages, ingest replies) go out at full speed.
-class windowed_stream final : public kj::AsyncIoStream {
-public:
-  explicit windowed_stream(kj::Own<kj::AsyncIoStream> inner) : inner_(kj::mv(inner)) {}
-
-  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
-    return inner_->tryRead(buffer, min_bytes, max_bytes);
-  }
-  kj::Promise<void> write(const void* buffer, size_t size) override {
-    return inner_->write(buffer, size);
-  }
-  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
-    return inner_->write(pieces);
-  }
-  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
-  void shutdownWrite() override { inner_->shutdownWrite(); }
-  void abortRead() override { inner_->abortRead(); }
-  void getsockopt(int level, int option, void* value, kj::uint* length) override {
-    if (level == SOL_SOCKET && option == SO_SNDBUF && *length >= sizeof(int)) {
-      int window = stream_window;
-      std::memcpy(value, &window, sizeof window);
-      *length = sizeof window;
-      return;
-    }
-    inner_->getsockopt(level, option, value, length);
-  }
-  void setsockopt(int level, int option, const void* value, kj::uint length) override {
-    inner_->setsockopt(level, option, value, length);
-  }
-  void getsockname(struct sockaddr* addr, kj::uint* length) override {
-    inner_->getsockname(addr, length);
-  }
-  void getpeername(struct sockaddr* addr, kj::uint* length) override {
-    inner_->getpeername(addr, length);
-  }
-
-private:
-  kj::Own<kj::AsyncIoStream> inner_;
-};
-
 class unit_map {
 public:
   explicit unit_map(node& n) : n_(n) {}
@@ -289,10 +243,25 @@ std::pair<kj::Promise<T>, std::function<void(T)>> bridge() {
 // What every capability of one server uses. Outlives them all; its pool
 // joins before the node can go.
 struct shared_state {
-  shared_state(node& node_ref, kj::Timer& t) : n(node_ref), timer(t) {}
+  shared_state(node& node_ref, kj::Timer& t, std::vector<rpc_token> token_list)
+    : n(node_ref), timer(t), tokens(std::move(token_list)), check(entries(tokens)),
+      login_failures(n.probe().adapter_series("twinrt_rpc_login_failures_total", {})),
+      logins_delayed(n.probe().adapter_series("twinrt_rpc_logins_delayed_total", {})) {}
   node& n;
-  worker_pool pool{2};
   kj::Timer& timer;
+  std::vector<rpc_token> tokens;
+  token_check check;
+  login_throttle throttle;
+  std::atomic<int64_t>& login_failures;
+  std::atomic<int64_t>& logins_delayed;
+  worker_pool pool{2}; // last: joins before what its jobs use goes
+
+  static std::vector<token_check::entry> entries(const std::vector<rpc_token>& tokens) {
+    std::vector<token_check::entry> out;
+    for (auto& t : tokens)
+      out.push_back({t.secret, t.secret_hash});
+    return out;
+  }
 };
 
 // Runs one RPC method and counts it in twinrt_rpc_requests_total and
@@ -322,7 +291,7 @@ kj::Promise<void> timed(shared_state& shared, const char* method, F&& body) {
 
 // -- watching ------------------------------------------------------------------
 
-class subscription_impl final : public rpc::Subscription::Server, public kj::TaskSet::ErrorHandler {
+class subscription_impl : public rpc::Subscription::Server, public kj::TaskSet::ErrorHandler {
 public:
   subscription_impl(std::shared_ptr<change_subscription> sub, rpc::Watcher::Client watcher,
                     shared_state& shared)
@@ -417,7 +386,7 @@ private:
 
 // -- the capabilities ------------------------------------------------------------
 
-class reader_impl final : public rpc::Reader::Server {
+class reader_impl : public rpc::Reader::Server {
 public:
   reader_impl(session_rights rights, shared_state& shared)
     : rights_(std::move(rights)), shared_(shared) {}
@@ -512,8 +481,9 @@ public:
   kj::Promise<void> do_watch(WatchContext ctx) {
     auto subtree = rights_.narrow(text(ctx.getParams().getSubtree()));
     auto subscribe = [this, ctx, subtree]() mutable {
-      ctx.getResults().setSubscription(kj::heap<subscription_impl>(
-        shared_.n.watch(subtree, rights_.scope), ctx.getParams().getWatcher(), shared_));
+      ctx.getResults().setSubscription(kj::heap<call_limited<subscription_impl>>(
+        rights_.conn, shared_.n.watch(subtree, rights_.scope), ctx.getParams().getWatcher(),
+        shared_));
     };
     if (subtree.empty()) {
       subscribe();
@@ -623,7 +593,7 @@ private:
   shared_state& shared_;
 };
 
-class writer_impl final : public rpc::Writer::Server {
+class writer_impl : public rpc::Writer::Server {
 public:
   writer_impl(session_rights rights, shared_state& shared)
     : rights_(std::move(rights)), shared_(shared) {}
@@ -775,7 +745,7 @@ private:
   shared_state& shared_;
 };
 
-class admin_impl final : public rpc::Admin::Server {
+class admin_impl : public rpc::Admin::Server {
 public:
   admin_impl(session_rights rights, shared_state& shared)
     : rights_(std::move(rights)), shared_(shared) {}
@@ -809,10 +779,14 @@ private:
   shared_state& shared_;
 };
 
-class gateway_impl final : public rpc::Gateway::Server {
+// The bootstrap capability of one connection. A login is checked against
+// every token in constant time (hashed ones on the worker pool: PBKDF2 takes
+// milliseconds); refusals are counted and slow down the next logins from the
+// same address (login_throttle).
+class gateway_impl : public rpc::Gateway::Server {
 public:
-  gateway_impl(std::vector<rpc_token> tokens, shared_state& shared)
-    : tokens_(std::move(tokens)), shared_(shared) {}
+  gateway_impl(std::shared_ptr<connection_state> conn, shared_state& shared)
+    : conn_(std::move(conn)), shared_(shared) {}
 
   kj::Promise<void> login(LoginContext ctx) override {
     return timed(shared_, "login", [&] { return do_login(ctx); });
@@ -820,31 +794,76 @@ public:
 
   kj::Promise<void> do_login(LoginContext ctx) {
     auto secret = text(ctx.getParams().getToken());
-    auto t = std::find_if(tokens_.begin(), tokens_.end(),
-                          [&](const rpc_token& x) { return !secret.empty() && x.secret == secret; });
-    if (t == tokens_.end())
-      fail(secret.empty() ? "permission denied: no token given" : "permission denied: unknown token");
-    session_rights rights{shared_.n, t->name,
-                          t->role == "admin" ? role::admin
-                          : t->role == "write" ? role::write
-                                               : role::read,
-                          t->scope};
-    auto s = ctx.getResults().initSession();
-    s.setTokenName(t->name);
-    s.setRole(static_cast<rpc::Role>(rights.r));
-    s.setScope(t->scope);
-    s.setReader(kj::heap<reader_impl>(rights, shared_));
-    s.setWriter(kj::heap<writer_impl>(rights, shared_));
-    s.setAdmin(kj::heap<admin_impl>(rights, shared_));
-    return kj::READY_NOW;
+    auto wait = shared_.throttle.before_login(conn_->peer, std::chrono::steady_clock::now());
+    if (wait.count() <= 0)
+      return check(ctx, std::move(secret));
+    shared_.logins_delayed.fetch_add(1, std::memory_order_relaxed);
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+    return shared_.timer.afterDelay(ns * kj::NANOSECONDS)
+      .then([this, ctx, secret = std::move(secret)]() mutable { return check(ctx, secret); });
   }
 
 private:
-  std::vector<rpc_token> tokens_;
+  kj::Promise<void> check(LoginContext ctx, std::string secret) {
+    if (secret.empty())
+      refuse("permission denied: no token given");
+    if (auto i = shared_.check.find_fast(secret)) {
+      accept(ctx, *i);
+      return kj::READY_NOW;
+    }
+    if (!shared_.check.has_unverified_hashes())
+      refuse("permission denied: unknown token");
+    return shared_.pool
+      .run<std::optional<size_t>>([&check = shared_.check, secret] { return check.find(secret); })
+      .then([this, ctx](std::optional<size_t> i) mutable {
+        if (!i)
+          refuse("permission denied: unknown token");
+        accept(ctx, *i);
+      });
+  }
+
+  [[noreturn]] void refuse(const std::string& why) {
+    shared_.login_failures.fetch_add(1, std::memory_order_relaxed);
+    shared_.throttle.failed(conn_->peer, std::chrono::steady_clock::now());
+    fail(why);
+  }
+
+  void accept(LoginContext ctx, size_t index) {
+    auto& t = shared_.tokens[index];
+    shared_.throttle.succeeded(conn_->peer);
+    conn_->logged_in = true;
+    session_rights rights{shared_.n, t.name,
+                          t.role == "admin" ? role::admin
+                          : t.role == "write" ? role::write
+                                              : role::read,
+                          t.scope, conn_};
+    auto s = ctx.getResults().initSession();
+    s.setTokenName(t.name);
+    s.setRole(static_cast<rpc::Role>(rights.r));
+    s.setScope(t.scope);
+    s.setReader(kj::heap<call_limited<reader_impl>>(conn_, rights, shared_));
+    s.setWriter(kj::heap<call_limited<writer_impl>>(conn_, rights, shared_));
+    s.setAdmin(kj::heap<call_limited<admin_impl>>(conn_, rights, shared_));
+  }
+
+  std::shared_ptr<connection_state> conn_;
   shared_state& shared_;
 };
 
 } // namespace
+
+// The listener's settings from [rpc] and [rpc.tls].
+rpc_listen_settings listen_settings(const node_config& cfg) {
+  rpc_listen_settings s;
+  s.certificate_file = cfg.rpc_tls_certificate;
+  s.private_key_file = cfg.rpc_tls_private_key;
+  s.plaintext = cfg.rpc_plaintext;
+  s.max_connections = std::max<uint32_t>(cfg.rpc_max_connections, 1);
+  s.max_calls_in_flight = std::max<uint32_t>(cfg.rpc_max_calls_in_flight, 1);
+  s.max_message_bytes = cfg.rpc_max_message_bytes;
+  s.login_timeout_ms = std::max<int64_t>(cfg.rpc_login_timeout_ms, 1);
+  return s;
+}
 
 struct rpc_server::impl {
   std::thread loop;
@@ -878,32 +897,39 @@ const std::string& rpc_server::address() const {
 caf::expected<std::unique_ptr<rpc_server>>
 rpc_server::start(node& n, const std::string& address, std::vector<rpc_token> tokens) {
   for (auto& t : tokens) {
-    if (t.name.empty() || t.secret.empty())
-      return make_error(errc::bad_request, "rpc token '" + t.name + "' needs a name and a secret");
+    if (t.name.empty() || (t.secret.empty() && t.secret_hash.empty()))
+      return make_error(errc::bad_request, "rpc token '" + t.name
+                                             + "' needs a name and a secret (or secret_hash)");
+    if (!t.secret_hash.empty())
+      if (auto why = check_secret_hash(t.secret_hash))
+        return make_error(errc::bad_request,
+                          "rpc token '" + t.name + "': secret_hash is malformed: " + *why);
     if (t.role != "read" && t.role != "write" && t.role != "admin")
       return make_error(errc::bad_request, "rpc token '" + t.name + "': role '" + t.role
                                              + "' is not read, write or admin");
   }
+  auto settings = listen_settings(n.config());
+  auto colon = address.rfind(':');
+  auto host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (auto why = check_transport(address, host, settings))
+    return make_error(errc::bad_request, "cannot serve RPC: " + *why);
   auto p = std::make_unique<impl>();
   auto* raw = p.get();
-  p->loop = std::thread([raw, &n, address, tokens = std::move(tokens)]() mutable {
+  p->loop = std::thread([raw, &n, address, host, settings, tokens = std::move(tokens)]() mutable {
     try {
       auto colon = address.rfind(':');
-      auto host = colon == std::string::npos ? address : address.substr(0, colon);
       auto port = colon == std::string::npos ? 0u : static_cast<uint>(std::stoul(address.substr(colon + 1)));
       auto io = kj::setupAsyncIo();
       auto& ws = io.waitScope;
-      shared_state shared(n, io.provider->getTimer());
-      capnp::TwoPartyServer server(kj::heap<gateway_impl>(std::move(tokens), shared));
+      shared_state shared(n, io.provider->getTimer(), std::move(tokens));
+      rpc_listener connections(
+        io.provider->getTimer(), settings, n.probe(),
+        [&shared](std::shared_ptr<connection_state> conn) -> capnp::Capability::Client {
+          return kj::heap<call_limited<gateway_impl>>(conn, conn, shared);
+        });
       auto listener = io.provider->getNetwork().parseAddress(host, port).wait(ws)->listen();
       auto bound_port = listener->getPort();
-      std::function<kj::Promise<void>()> accept_loop = [&]() {
-        return listener->accept().then([&](kj::Own<kj::AsyncIoStream>&& stream) {
-          server.accept(kj::heap<windowed_stream>(kj::mv(stream)));
-          return accept_loop();
-        });
-      };
-      auto accepting = accept_loop().eagerlyEvaluate([](kj::Exception&& e) {
+      auto accepting = connections.listen(*listener).eagerlyEvaluate([](kj::Exception&& e) {
         std::fprintf(stderr, "twinrt rpc: no longer accepting: %s\n", e.getDescription().cStr());
       });
       auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
