@@ -236,6 +236,10 @@ interface Writer {
 
 interface Admin {
   loadModels @0 (files :List(ModelFile)) -> (refused :List(Text), warnings :List(Text));
+  audit @1 (sinceMs :Int64, token :Text, limit :UInt32) -> (entries :List(AuditEntry));
+  # The audit trail, oldest first: the newest `limit` (0: 1000) entries
+  # recorded at or after sinceMs, of every token or of `token` alone.
+  # Needs an admin token.
   # refused: "file:line: reason"; when there is one, no file is taken.
   # warnings: what was taken but deserves a look, e.g. a new version whose
   # narrower range leaves twins holding values outside it.
@@ -244,4 +248,16 @@ interface Admin {
     name @0 :Text;
     text @1 :Text;
   }
+}
+
+# One call that changed something (or tried to), as the audit trail keeps it.
+struct AuditEntry {
+  seq @0 :UInt64;      # grows by one per entry
+  timeMs @1 :Int64;    # when the node recorded it
+  token @2 :Text;      # who: the token's name
+  peer @3 :Text;       # from where: the client's address
+  action @4 :Text;     # ingest, twin.create, twin.delete, twin.reparent, alert.ack, models.load
+  target @5 :Text;     # the twin, alert or models it was about
+  detail @6 :Text;     # what: counts, the new parent, a note
+  outcome @7 :Text;    # ok, or the error the caller got
 }

@@ -204,6 +204,28 @@ has out "deleted $press"
 refused "no twin $press" get "$press"
 refused "has 10 children" --token demo-writer twin delete "$line"
 
+# -- audit: every change above, who made it, from where, refusals too ---------------
+refused "permission denied: token 'demo-viewer' may not read the audit trail" audit
+ok --json --token demo-admin audit --since 1h
+json "press = '$press'
+mine = [e for e in d if e['target'] == press]
+acts = [(e['action'], e['token'], e['outcome']) for e in mine]
+assert ('twin.create', 'demo-writer', 'ok') in acts, acts
+assert ('twin.create', 'demo-viewer', \"permission denied: token 'demo-viewer' may not write\") in acts, acts
+assert ('twin.reparent', 'demo-writer', 'ok') in acts, acts
+assert ('twin.delete', 'demo-writer', 'ok') in acts, acts
+assert any(e['detail'] == 'parent acme/plant-2/line-1' for e in mine), mine
+assert any(a == 'twin.create' and 'already exists' in o for a, _, o in acts), acts
+ing = [e for e in mine if e['action'] == 'ingest' and e['token'] == 'demo-writer']
+assert any(e['detail'] == '3 samples: accepted 2, rejected 1' for e in ing), ing
+assert all(e['peer'] == '127.0.0.1' for e in d), set(e['peer'] for e in d)
+assert [e['seq'] for e in d] == sorted(e['seq'] for e in d), 'oldest first'"
+ok --json --token demo-admin audit --since 1h --token demo-viewer
+json "assert d and all(e['token'] == 'demo-viewer' for e in d), d"
+ok --token demo-admin audit --since 1h --limit 2
+[ "$(grep -c 'demo-' "$dir/out")" -eq 2 ] || fail "audit --limit 2 printed $(grep -c 'demo-' "$dir/out") entries"
+has out "OUTCOME"
+
 # -- watch --------------------------------------------------------------------------
 ok watch acme/plant-1 --count 3
 [ "$(wc -l < "$dir/out")" -eq 3 ] || fail "--count 3 printed $(wc -l < "$dir/out") changes"

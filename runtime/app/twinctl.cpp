@@ -464,6 +464,17 @@ int main(int argc, char** argv) {
   auto status_cmd = cli.add_subcommand(
     "status", "the node's counters: twins, samples, and its adapters' (MQTT sequence gaps ...)");
 
+  std::string audit_since = "24h", audit_token;
+  uint32_t audit_limit = 0;
+  auto audit_cmd = cli.add_subcommand(
+    "audit", "who changed what, when and from where: the node's audit trail (needs an admin token)");
+  audit_cmd->add_option("--since", audit_since, "how far back, e.g. 2h (default 24h)");
+  audit_cmd->add_option("--token", audit_token,
+                        "only the calls of this token NAME (give the credential itself before "
+                        "'audit', or in TWINRT_TOKEN)");
+  audit_cmd->add_option("--limit", audit_limit, "the newest this many (default 1000)");
+  audit_cmd->fallthrough();
+
   std::vector<std::string> alert_states;
   bool all_alerts = false;
   uint64_t alert_id = 0;
@@ -752,6 +763,28 @@ int main(int argc, char** argv) {
         for (auto& [name, value] : series)
           rows.push_back({name, std::to_string(value)});
         print_table({"COUNTER", "VALUE"}, rows);
+      }
+    } else if (*audit_cmd) {
+      auto req = c.session.getAdmin().auditRequest();
+      req.setSinceMs(wall_ms() - duration_ms(audit_since));
+      req.setToken(audit_token);
+      req.setLimit(audit_limit);
+      auto res = req.send().wait(ws);
+      if (o.as_json) {
+        json j = json::array();
+        for (auto e : res.getEntries())
+          j.push_back({{"seq", e.getSeq()}, {"time_ms", e.getTimeMs()}, {"time", iso_time(e.getTimeMs())},
+                       {"token", e.getToken().cStr()}, {"peer", e.getPeer().cStr()},
+                       {"action", e.getAction().cStr()}, {"target", e.getTarget().cStr()},
+                       {"detail", e.getDetail().cStr()}, {"outcome", e.getOutcome().cStr()}});
+        std::printf("%s\n", j.dump(2).c_str());
+      } else {
+        std::vector<std::vector<std::string>> rows;
+        for (auto e : res.getEntries())
+          rows.push_back({iso_time(e.getTimeMs()), e.getToken().cStr(), e.getPeer().cStr(),
+                          e.getAction().cStr(), e.getTarget().cStr(), e.getDetail().cStr(),
+                          e.getOutcome().cStr()});
+        print_table({"TIME", "TOKEN", "FROM", "ACTION", "TARGET", "DETAIL", "OUTCOME"}, rows);
       }
     } else if (*models_cmd) {
       auto res = reader.modelsRequest().send().wait(ws);

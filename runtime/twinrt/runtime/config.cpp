@@ -64,6 +64,7 @@ void check_keys(const toml::table& doc) {
     {"rpc", {"address", "read_cache", "tokens", "tls", "plaintext", "max_connections",
              "max_calls_in_flight", "max_message_bytes", "login_timeout_ms"}},
     {"events", {"keep"}},
+    {"audit", {"max_mb"}},
     {"sparkplug", {"broker", "client_id", "username", "password", "groups", "host_id",
                    "max_payload_bytes", "rebirth_interval_ms", "devices"}},
     {"mqtt", {"broker", "client_id", "username", "password", "qos", "keep_alive_s",
@@ -514,6 +515,9 @@ void read_config(const toml::table& doc, node_config& cfg) {
   read_tokens(doc, cfg);
   read_sparkplug(doc, cfg);
   read(doc, "events", "keep", cfg.events_keep);
+  read(doc, "audit", "max_mb", cfg.audit_max_mb);
+  if (auto n = doc.at_path("audit.max_mb").node(); n != nullptr && cfg.audit_max_mb == 0)
+    throw bad_setting{std::to_string(n->source().begin.line) + ": 'audit.max_mb' must be at least 1"};
   read_routing(doc, cfg);
   read_mqtt(doc, cfg);
   read_edge(doc, cfg);

@@ -64,6 +64,7 @@ struct node_config {
   uint64_t rpc_max_message_bytes = 64ull << 20; // a larger message ends its connection
   int64_t rpc_login_timeout_ms = 10'000; // a connection without a login is closed after this
   // [events], [[sinks]] and [[routes]]: where events (alerts, health changes) go
+  uint64_t audit_max_mb = 64;    // [audit] max_mb: the audit trail's bound on disk (audit_log.hpp)
   uint64_t events_keep = 10'000; // newest events kept in the log even when every sink has them
   struct sink {
     std::string name;

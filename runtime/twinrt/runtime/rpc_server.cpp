@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 #include <kj/timer.h>
 
 #include "rpc.capnp.h"
+#include "twinrt/runtime/audit_log.hpp"
 #include "twinrt/runtime/node.hpp"
 #include "twinrt/runtime/rpc_listener.hpp"
 #include "twinrt/runtime/rpc_security.hpp"
@@ -254,6 +256,7 @@ struct shared_state {
   login_throttle throttle;
   std::atomic<int64_t>& login_failures;
   std::atomic<int64_t>& logins_delayed;
+  std::unique_ptr<audit_log> audit; // null: no data directory, no trail
   worker_pool pool{2}; // last: joins before what its jobs use goes
 
   static std::vector<token_check::entry> entries(const std::vector<rpc_token>& tokens) {
@@ -287,6 +290,38 @@ kj::Promise<void> timed(shared_state& shared, const char* method, F&& body) {
             kj::throwFatalException(kj::Exception(e.getType(), e.getFile(), e.getLine(),
                                                   kj::heapString(e.getDescription())));
           });
+}
+
+// Records a call in the audit trail once it is answered: who, from where,
+// what, and "ok" or the error the caller got. `detail` may be filled in by
+// the call itself (an ingest's counts) before it is answered.
+kj::Promise<void> audited(shared_state& shared, const session_rights& who, const char* action,
+                          std::string target, std::shared_ptr<std::string> detail,
+                          kj::Promise<void> call) {
+  if (!shared.audit)
+    return call;
+  auto record = [&shared, token = who.token, peer = who.conn ? who.conn->peer : std::string{},
+                 action, target = std::move(target), detail](std::string outcome) {
+    audit_entry e;
+    e.token = token;
+    e.peer = peer;
+    e.action = action;
+    e.target = target;
+    e.detail = *detail;
+    e.outcome = std::move(outcome);
+    shared.audit->append(std::move(e));
+  };
+  return call.then([record]() { record("ok"); },
+                   [record](kj::Exception&& e) {
+                     record(e.getDescription().cStr());
+                     kj::throwFatalException(kj::mv(e));
+                   });
+}
+
+kj::Promise<void> audited(shared_state& shared, const session_rights& who, const char* action,
+                          std::string target, std::string detail, kj::Promise<void> call) {
+  return audited(shared, who, action, std::move(target),
+                 std::make_shared<std::string>(std::move(detail)), kj::mv(call));
 }
 
 // -- watching ------------------------------------------------------------------
@@ -599,10 +634,31 @@ public:
     : rights_(std::move(rights)), shared_(shared) {}
 
   kj::Promise<void> ingest(IngestContext ctx) override {
-    return timed(shared_, "ingest", [&] { return do_ingest(ctx); });
+    auto detail = std::make_shared<std::string>();
+    auto target = batch_target(ctx.getParams().getSamples(), *detail);
+    return audited(shared_, rights_, "ingest", std::move(target), detail,
+                   timed(shared_, "ingest", [&] { return do_ingest(ctx, detail); }));
   }
 
-  kj::Promise<void> do_ingest(IngestContext ctx) {
+  // The audit trail's target of a batch ("acme/m1" or "acme/m1 and 3 more
+  // twins"); `detail` gets its size.
+  static std::string batch_target(capnp::List<rpc::Sample>::Reader in, std::string& detail) {
+    detail = std::to_string(in.size()) + " samples";
+    if (in.size() == 0)
+      return "";
+    std::string first = text(in[0].getTwin());
+    std::vector<std::string_view> others;
+    for (auto s : in) {
+      std::string_view id(s.getTwin().cStr(), s.getTwin().size());
+      if (id != first)
+        others.push_back(id);
+    }
+    std::sort(others.begin(), others.end());
+    auto distinct = std::unique(others.begin(), others.end()) - others.begin();
+    return distinct == 0 ? first : first + " and " + std::to_string(distinct) + " more twins";
+  }
+
+  kj::Promise<void> do_ingest(IngestContext ctx, std::shared_ptr<std::string> detail) {
     allowed();
     auto in = ctx.getParams().getSamples();
     // Samples outside the token's scope are refused here, as unknown twins;
@@ -634,7 +690,7 @@ public:
     }
     auto [promise, done] = bridge<caf::expected<twins::ingest_result>>();
     shared_.n.ingest_async(std::move(batch), std::move(done));
-    return promise.then([ctx, position = std::move(position),
+    return promise.then([ctx, detail, position = std::move(position),
                          refused = std::move(refused)](caf::expected<twins::ingest_result> r) mutable {
       if (!r)
         fail(r.error());
@@ -649,6 +705,8 @@ public:
       }
       std::sort(refused.begin(), refused.end(),
                 [](auto& a, auto& b) { return a.index < b.index; });
+      *detail += ": accepted " + std::to_string(r->accepted) + ", rejected "
+                 + std::to_string(refused.size());
       auto res = ctx.getResults();
       res.setAccepted(r->accepted);
       auto list = res.initRejected(static_cast<unsigned>(refused.size()));
@@ -661,7 +719,10 @@ public:
   }
 
   kj::Promise<void> createTwin(CreateTwinContext ctx) override {
-    return timed(shared_, "createTwin", [&] { return do_createTwin(ctx); });
+    auto p = ctx.getParams();
+    return audited(shared_, rights_, "twin.create", text(p.getId()),
+                   "kind " + text(p.getKind()) + ", parent " + text(p.getParent()),
+                   timed(shared_, "createTwin", [&] { return do_createTwin(ctx); }));
   }
 
   kj::Promise<void> do_createTwin(CreateTwinContext ctx) {
@@ -680,7 +741,8 @@ public:
   }
 
   kj::Promise<void> deleteTwin(DeleteTwinContext ctx) override {
-    return timed(shared_, "deleteTwin", [&] { return do_deleteTwin(ctx); });
+    return audited(shared_, rights_, "twin.delete", text(ctx.getParams().getId()), "",
+                   timed(shared_, "deleteTwin", [&] { return do_deleteTwin(ctx); }));
   }
 
   kj::Promise<void> do_deleteTwin(DeleteTwinContext ctx) {
@@ -691,11 +753,15 @@ public:
   }
 
   kj::Promise<void> reparent(ReparentContext ctx) override {
-    return timed(shared_, "reparent", [&] { return do_reparent(ctx); });
+    return audited(shared_, rights_, "twin.reparent", text(ctx.getParams().getId()),
+                   "parent " + text(ctx.getParams().getParent()),
+                   timed(shared_, "reparent", [&] { return do_reparent(ctx); }));
   }
 
   kj::Promise<void> ackAlert(AckAlertContext ctx) override {
-    return timed(shared_, "ackAlert", [&] { return do_ackAlert(ctx); });
+    return audited(shared_, rights_, "alert.ack", std::to_string(ctx.getParams().getId()),
+                   "note " + text(ctx.getParams().getNote()),
+                   timed(shared_, "ackAlert", [&] { return do_ackAlert(ctx); }));
   }
 
   kj::Promise<void> do_ackAlert(AckAlertContext ctx) {
@@ -751,10 +817,52 @@ public:
     : rights_(std::move(rights)), shared_(shared) {}
 
   kj::Promise<void> loadModels(LoadModelsContext ctx) override {
-    return timed(shared_, "loadModels", [&] { return do_loadModels(ctx); });
+    std::string names;
+    for (auto f : ctx.getParams().getFiles())
+      names += (names.empty() ? "" : ", ") + text(f.getName());
+    auto detail = std::make_shared<std::string>(
+      std::to_string(ctx.getParams().getFiles().size()) + " files");
+    return audited(shared_, rights_, "models.load", std::move(names), detail,
+                   timed(shared_, "loadModels", [&] { return do_loadModels(ctx, detail); }));
   }
 
-  kj::Promise<void> do_loadModels(LoadModelsContext ctx) {
+  kj::Promise<void> audit(AuditContext ctx) override {
+    return timed(shared_, "audit", [&] { return do_audit(ctx); });
+  }
+
+  kj::Promise<void> do_audit(AuditContext ctx) {
+    if (rights_.r < role::admin)
+      fail(errc::permission_denied,
+           "permission denied: token '" + rights_.token + "' may not read the audit trail");
+    if (!shared_.audit)
+      fail(errc::unavailable, "this node keeps no audit trail (it has no data directory)");
+    audit_filter f;
+    f.since_ms = ctx.getParams().getSinceMs();
+    f.token = text(ctx.getParams().getToken());
+    auto limit = ctx.getParams().getLimit();
+    if (limit > 100'000)
+      fail(errc::bad_request, "limit " + std::to_string(limit) + " is over the limit of 100000 entries");
+    f.limit = limit == 0 ? 1000 : limit;
+    return shared_.pool
+      .run<std::vector<audit_entry>>([&log = *shared_.audit, f] { return log.read(f); })
+      .then([ctx](std::vector<audit_entry> entries) mutable {
+        auto list = ctx.getResults().initEntries(static_cast<unsigned>(entries.size()));
+        for (unsigned i = 0; i < entries.size(); ++i) {
+          auto& e = entries[i];
+          auto out = list[i];
+          out.setSeq(e.seq);
+          out.setTimeMs(e.ts_ms);
+          out.setToken(e.token);
+          out.setPeer(e.peer);
+          out.setAction(e.action);
+          out.setTarget(e.target);
+          out.setDetail(e.detail);
+          out.setOutcome(e.outcome);
+        }
+      });
+  }
+
+  kj::Promise<void> do_loadModels(LoadModelsContext ctx, std::shared_ptr<std::string> detail) {
     if (rights_.r < role::admin)
       fail(errc::permission_denied,
            "permission denied: token '" + rights_.token + "' may not load models");
@@ -763,7 +871,9 @@ public:
       files.emplace_back(text(f.getName()), text(f.getText()));
     return shared_.pool
       .run<model_load>([&n = shared_.n, files] { return n.reload_model_texts(files); })
-      .then([ctx](model_load load) mutable {
+      .then([ctx, detail](model_load load) mutable {
+        *detail += ": refused " + std::to_string(load.refused.size()) + ", warnings "
+                   + std::to_string(load.warnings.size());
         auto res = ctx.getResults();
         auto refused = res.initRefused(static_cast<unsigned>(load.refused.size()));
         for (unsigned i = 0; i < load.refused.size(); ++i)
@@ -913,15 +1023,26 @@ rpc_server::start(node& n, const std::string& address, std::vector<rpc_token> to
   auto host = colon == std::string::npos ? address : address.substr(0, colon);
   if (auto why = check_transport(address, host, settings))
     return make_error(errc::bad_request, "cannot serve RPC: " + *why);
+  // The audit trail lives beside the node's data (audit_log.hpp).
+  std::unique_ptr<audit_log> trail;
+  if (!n.config().data_dir.empty()) {
+    auto opened = audit_log::open(std::filesystem::path(n.config().data_dir) / "audit",
+                                  n.config().audit_max_mb << 20);
+    if (!opened)
+      return opened.error();
+    trail = std::move(*opened);
+  }
   auto p = std::make_unique<impl>();
   auto* raw = p.get();
-  p->loop = std::thread([raw, &n, address, host, settings, tokens = std::move(tokens)]() mutable {
+  p->loop = std::thread([raw, &n, address, host, settings, tokens = std::move(tokens),
+                         trail = std::move(trail)]() mutable {
     try {
       auto colon = address.rfind(':');
       auto port = colon == std::string::npos ? 0u : static_cast<uint>(std::stoul(address.substr(colon + 1)));
       auto io = kj::setupAsyncIo();
       auto& ws = io.waitScope;
       shared_state shared(n, io.provider->getTimer(), std::move(tokens));
+      shared.audit = std::move(trail);
       rpc_listener connections(
         io.provider->getTimer(), settings, n.probe(),
         [&shared](std::shared_ptr<connection_state> conn) -> capnp::Capability::Client {
