@@ -73,6 +73,12 @@ struct event_page {
   uint64_t last_id = 0;
 };
 
+/// What one virtual shard's key range holds (storage::shard_size).
+struct shard_stats {
+  uint64_t records = 0;
+  uint64_t bytes = 0; // keys and values, as written (before compression)
+};
+
 /// Runs once a commit is over: `failure` is empty when the data is durable,
 /// else why it is not ("storage_failed: WAL sync: IO error: ...").
 using commit_done = std::function<void(const std::string& failure)>;
@@ -82,6 +88,13 @@ using commit_done = std::function<void(const std::string& failure)>;
 /// typed operations and read typed values back. The key layout is in
 /// README.md ("Storage layout") and storage/keys.hpp; values are Cap'n Proto
 /// records (schemas/records.capnp), encoded in storage/records.cpp.
+///
+/// Every record of a twin (meta, state, history, alerts) lives in its
+/// virtual shard's key range, so one shard's data can be read, copied or
+/// deleted as a unit (for_each_record, shard_size, batch::delete_shard).
+/// The layout has a version, stored with the data: open() migrates a
+/// directory of an older layout (storage/migrate.cpp) and refuses one of a
+/// newer layout than this build knows.
 ///
 /// Writes go through one committer thread that groups whatever is queued
 /// into consecutive writes followed by one WAL sync (group commit); `done`
@@ -104,10 +117,12 @@ public:
   class batch;
   struct impl;
 
-  /// Opens or creates the database; returns nullptr and sets `error` to a
-  /// message naming the path and RocksDB's reason (or naming the stored
-  /// virtual shard count when it is unreadable, or the option when the data
-  /// is new and opts.virtual_shards is out of range).
+  /// Opens or creates the database, migrating an older layout first;
+  /// returns nullptr and sets `error` to a message naming the path and
+  /// RocksDB's reason (or naming the stored virtual shard count when it is
+  /// unreadable, or the option when the data is new and opts.virtual_shards
+  /// is out of range, or the stored layout version when a newer twinrt
+  /// wrote the data).
   static std::unique_ptr<storage> open(const storage_options& opts, std::string& error);
 
   ~storage();
@@ -161,6 +176,8 @@ public:
 
   // A corrupt record is skipped by each read (see above).
   std::vector<twin_meta> load_metas() const;
+  /// The metas of virtual shard `shard`'s twins: its part of the catalog.
+  std::vector<twin_meta> load_metas(uint32_t shard) const;
   /// nullopt when no state is stored, or when it is corrupt.
   std::optional<twins::twin_state> load_state(twin_ref twin) const;
   /// Calls `f(number, state)` for every stored twin state, in key order; a
@@ -175,6 +192,7 @@ public:
                                           size_t limit) const;
   std::vector<stored_model> load_models() const;
 
+  /// An alert by id (stored with its twin: one point read per virtual shard).
   std::optional<alert_record> load_alert(uint64_t id) const;
   /// Every stored alert, oldest id first.
   std::vector<alert_record> load_alerts() const;
@@ -195,6 +213,18 @@ public:
   uint64_t load_cursor(const std::string& sink) const;
   /// Deletes events with id < `below` (every sink is past them).
   void trim_events(uint64_t below);
+
+  // -- one virtual shard's key range ----------------------------------------------
+  /// Calls `f(key, value)` for every record of virtual shard `shard`, in key
+  /// order: the metas, states, history and alerts of its twins and nothing
+  /// else. Keys and values are storage's own bytes (opaque to the caller):
+  /// what a copy or a stream of the shard carries. Nothing for a shard out
+  /// of range.
+  void for_each_record(uint32_t shard,
+                       const std::function<void(std::string_view key, std::string_view value)>& f)
+    const;
+  /// How many records virtual shard `shard` holds, and their size.
+  shard_stats shard_size(uint32_t shard) const;
 
   /// A RocksDB property (e.g. "rocksdb.estimate-pending-compaction-bytes");
   /// 0 when RocksDB does not know it.
@@ -243,6 +273,9 @@ public:
   /// Stored with the records of its twin (a.twin).
   void put_alert(const alert_record& a);
   void put_cursor(const std::string& sink, uint64_t event_id);
+  /// Deletes virtual shard `shard`'s whole key range (one range deletion):
+  /// every record of its twins. The node-wide records stay.
+  void delete_shard(uint32_t shard);
 
   /// Operations in the batch.
   size_t count() const;

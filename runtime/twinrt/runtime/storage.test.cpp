@@ -651,5 +651,112 @@ TEST(StorageOpen, UnopenablePathIsRefusedNamingThePath) {
   std::filesystem::remove(base);
 }
 
+
+// -- virtual shard ranges ----------------------------------------------------------
+
+// Twin ids whose virtual shards differ, with their shards.
+struct two_twins {
+  std::string a, b;
+  uint32_t sa = 0, sb = 0;
+};
+
+two_twins in_two_shards(const storage& db) {
+  two_twins t{"acme/line-1/m1", "", db.shard_of("acme/line-1/m1"), 0};
+  for (int i = 2;; ++i) {
+    t.b = "acme/line-1/m" + std::to_string(i);
+    t.sb = db.shard_of(t.b);
+    if (t.sb != t.sa)
+      return t;
+  }
+}
+
+// Writes meta, state, three history points and an alert of each twin.
+void write_twin(storage& db, const std::string& id, uint32_t number, uint64_t alert_id) {
+  auto wb = db.new_batch();
+  twin_meta m{id, number, "machine", "acme/line-1"};
+  wb.put_meta(m);
+  wb.put_state(m, full_state());
+  for (int64_t ts : {10, 20, 30})
+    wb.put_history(m, "power_kw", ts, 1.5, 1, "plc", static_cast<uint64_t>(ts));
+  alert_record a;
+  a.id = alert_id;
+  a.twin = id;
+  a.rule = "overheat";
+  wb.put_alert(a);
+  ASSERT_EQ(db.commit_and_wait(std::move(wb)), "");
+}
+
+TEST_F(Storage, AShardsRecordsAreOneRangeToIterateCountAndDelete) {
+  auto t = in_two_shards(*db_);
+  write_twin(*db_, t.a, 1, 1);
+  write_twin(*db_, t.b, 2, 2);
+  auto model = db_->new_batch();
+  model.put_model({"machine", 1, "text"});
+  ASSERT_EQ(db_->commit_and_wait(std::move(model)), "");
+
+  size_t n = 0;
+  db_->for_each_record(t.sa, [&](std::string_view, std::string_view) { ++n; });
+  EXPECT_EQ(n, 6u) << "meta, state, three points, an alert: the twin's records and no other";
+  auto size = db_->shard_size(t.sa);
+  EXPECT_EQ(size.records, 6u);
+  EXPECT_GT(size.bytes, 0u);
+  EXPECT_EQ(db_->shard_size(t.sb).records, 6u);
+  EXPECT_EQ(db_->load_metas(t.sa).size(), 1u);
+  EXPECT_EQ(db_->load_metas(t.sa).front().id, t.a);
+
+  auto drop = db_->new_batch();
+  drop.delete_shard(t.sa);
+  ASSERT_EQ(db_->commit_and_wait(std::move(drop)), "");
+  EXPECT_EQ(db_->shard_size(t.sa).records, 0u);
+  EXPECT_TRUE(db_->load_metas(t.sa).empty());
+  EXPECT_FALSE(db_->load_state({t.a, 1}).has_value());
+  EXPECT_TRUE(db_->read_history({t.a, 1}, "power_kw", min_ts, max_ts, 100).empty());
+  EXPECT_FALSE(db_->load_alert(1).has_value());
+  // The other shard and the node-wide records stay.
+  EXPECT_EQ(db_->shard_size(t.sb).records, 6u);
+  EXPECT_TRUE(db_->load_state({t.b, 2}).has_value());
+  EXPECT_EQ(db_->read_history({t.b, 2}, "power_kw", min_ts, max_ts, 100).size(), 3u);
+  ASSERT_TRUE(db_->load_alert(2).has_value());
+  EXPECT_EQ(db_->load_alert(2)->twin, t.b);
+  EXPECT_EQ(db_->load_models().size(), 1u);
+  ASSERT_EQ(db_->load_metas().size(), 1u);
+  EXPECT_EQ(db_->load_metas().front().id, t.b);
+}
+
+TEST_F(Storage, TheLastShardsRangeEndsAndAShardOutOfRangeHasNothing) {
+  wipe();
+  reopen(4);
+  std::string id;
+  for (int i = 0; db_->shard_of(id = "t" + std::to_string(i)) != 3; ++i) {
+  }
+  write_twin(*db_, id, 7, 9);
+  EXPECT_EQ(db_->shard_size(3).records, 6u);
+  EXPECT_EQ(db_->shard_size(4).records, 0u);
+  auto drop = db_->new_batch();
+  drop.delete_shard(3);
+  ASSERT_EQ(db_->commit_and_wait(std::move(drop)), "");
+  EXPECT_EQ(db_->shard_size(3).records, 0u);
+  EXPECT_TRUE(db_->load_metas().empty());
+}
+
+TEST_F(Storage, AlertsOfManyShardsLoadOldestFirst) {
+  auto t = in_two_shards(*db_);
+  write_twin(*db_, t.a, 1, 5);
+  write_twin(*db_, t.b, 2, 3);
+  write_twin(*db_, t.a, 1, 4);
+  std::vector<uint64_t> ids;
+  for (auto& a : db_->load_alerts())
+    ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{3, 4, 5}));
+  EXPECT_EQ(db_->last_alert_id(), 5u);
+}
+
+TEST_F(Storage, NewDataIsStoredInTheCurrentLayout) {
+  std::string v;
+  ASSERT_TRUE(raw_db(*db_).Get(rocksdb::ReadOptions(), keys::layout_version(), &v).ok());
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(keys::read_be32(v.data()), keys::current_layout);
+}
+
 } // namespace
 } // namespace twinrt::runtime

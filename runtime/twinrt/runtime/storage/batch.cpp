@@ -76,6 +76,10 @@ void storage::batch::put_cursor(const std::string& sink, uint64_t event_id) {
   impl_->wb.Put(keys::cursor(sink), v);
 }
 
+void storage::batch::delete_shard(uint32_t shard) {
+  impl_->wb.DeleteRange(keys::shard_begin(shard), keys::shard_end(shard));
+}
+
 size_t storage::batch::count() const {
   return impl_->wb.Count();
 }

@@ -39,24 +39,37 @@ std::string with_id(char prefix, uint64_t id) {
 
 } // namespace
 
-std::string meta(uint32_t, std::string_view id) {
-  std::string k("M");
+std::string shard_begin(uint32_t shard) {
+  std::string k(1, shard_tag);
+  append_be32(k, shard);
+  return k;
+}
+
+std::string shard_end(uint32_t shard) {
+  // 'V' + (shard + 1): past max_virtual_shards - 1 this is still 5 bytes.
+  std::string k(1, shard_tag);
+  append_be32(k, shard + 1);
+  return k;
+}
+
+std::string meta(uint32_t shard, std::string_view id) {
+  auto k = meta_prefix(shard);
   k += id;
   return k;
 }
 
-std::string meta_prefix(uint32_t) {
-  return "M";
+std::string meta_prefix(uint32_t shard) {
+  return shard_begin(shard) + 'M';
 }
 
-std::string state(uint32_t, uint32_t number) {
-  std::string k("S");
+std::string state(uint32_t shard, uint32_t number) {
+  auto k = state_prefix(shard);
   append_be32(k, number);
   return k;
 }
 
-std::string state_prefix(uint32_t) {
-  return "S";
+std::string state_prefix(uint32_t shard) {
+  return shard_begin(shard) + 'S';
 }
 
 bool number_of_state(std::string_view key, std::string_view prefix, uint32_t& number) {
@@ -66,9 +79,8 @@ bool number_of_state(std::string_view key, std::string_view prefix, uint32_t& nu
   return true;
 }
 
-std::string history_prefix(uint32_t, uint32_t number, std::string_view channel) {
-  std::string k("H");
-  append_be32(k, number);
+std::string history_prefix(uint32_t shard, uint32_t number, std::string_view channel) {
+  auto k = twin_history_begin(shard, number);
   k += channel;
   k.push_back('\0');
   return k;
@@ -76,7 +88,15 @@ std::string history_prefix(uint32_t, uint32_t number, std::string_view channel) 
 
 std::string history(uint32_t shard, uint32_t number, std::string_view channel, int64_t ts_ms,
                     std::string_view source, uint64_t seq) {
-  auto k = history_prefix(shard, number, channel);
+  // One allocation: a key per sample is the hottest path of ingest.
+  std::string k;
+  k.reserve(1 + 4 + 1 + 4 + channel.size() + 1 + 8 + 4);
+  k.push_back(shard_tag);
+  append_be32(k, shard);
+  k.push_back('H');
+  append_be32(k, number);
+  k += channel;
+  k.push_back('\0');
   append_be64(k, ts_key(ts_ms));
   // Two sources may report the same channel in the same millisecond: a
   // suffix from (source, seq) keeps both, while a redelivery of the same
@@ -90,24 +110,27 @@ std::string history(uint32_t shard, uint32_t number, std::string_view channel, i
   return k;
 }
 
-std::string twin_history_begin(uint32_t, uint32_t number) {
-  std::string k("H");
+std::string twin_history_begin(uint32_t shard, uint32_t number) {
+  auto k = shard_begin(shard) + 'H';
   append_be32(k, number);
   return k;
 }
 
-std::string twin_history_end(uint32_t, uint32_t number) {
-  std::string k("H");
-  append_be32(k, number + 1);
+std::string twin_history_end(uint32_t shard, uint32_t number) {
+  // number + 1 wraps for the largest number: end the range at the next tag.
+  if (number == ~uint32_t{0})
+    return shard_begin(shard) + static_cast<char>('H' + 1);
+  return twin_history_begin(shard, number + 1);
+}
+
+std::string alert(uint32_t shard, uint64_t id) {
+  auto k = alert_prefix(shard);
+  append_be64(k, id);
   return k;
 }
 
-std::string alert(uint32_t, uint64_t id) {
-  return with_id('A', id);
-}
-
-std::string alert_prefix(uint32_t) {
-  return "A";
+std::string alert_prefix(uint32_t shard) {
+  return shard_begin(shard) + 'A';
 }
 
 std::string model(std::string_view kind, uint32_t version) {
@@ -143,9 +166,16 @@ std::string virtual_shards() {
   return "Pvirtual_shards";
 }
 
+std::string layout_version() {
+  return "Playout_version";
+}
+
 std::string describe(std::string_view k) {
   if (k.empty())
     return "an empty key";
+  if (k[0] == shard_tag && k.size() > 5)
+    k = k.substr(5); // a twin's record: its shard adds nothing to the name
+
   auto rest = k.substr(1);
   switch (k[0]) {
     case 'S':

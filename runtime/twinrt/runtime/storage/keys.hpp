@@ -22,6 +22,20 @@ inline int64_t ts_of(uint64_t k) {
   return static_cast<int64_t>(k ^ (uint64_t{1} << 63));
 }
 
+/// The layout these keys make (README.md, "Storage layout"); stored under
+/// layout_version(). Layout 1 had no version key and no shard prefix: a
+/// per-twin key was what follows the shard prefix now (storage/migrate.cpp).
+inline constexpr uint32_t current_layout = 2;
+
+// -- one virtual shard's range --------------------------------------------------------
+/// Every key of a virtual shard's records starts with shard_tag and the
+/// shard (4 bytes, big-endian), then a tag of what it holds: 'M' meta, 'S'
+/// state, 'H' history, 'A' alert. [shard_begin, shard_end) is the shard's
+/// whole data.
+inline constexpr char shard_tag = 'V';
+std::string shard_begin(uint32_t shard);
+std::string shard_end(uint32_t shard);
+
 // -- per twin (in its virtual shard's range) ---------------------------------------
 std::string meta(uint32_t shard, std::string_view id);
 /// Where the metas of `shard` start; every meta key of it starts so.
@@ -50,6 +64,7 @@ std::string event(uint64_t id);
 bool event_id(std::string_view key, uint64_t& id);
 std::string cursor(std::string_view sink);
 std::string virtual_shards();
+std::string layout_version();
 
 /// What a key holds, for a log line: "state of twin #7".
 std::string describe(std::string_view key);

@@ -1,7 +1,9 @@
 // Opening and closing the database, and the typed reads.
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 
 #include <rocksdb/cache.h>
@@ -10,6 +12,7 @@
 #include "twinrt/runtime/errc.hpp"
 #include "twinrt/runtime/storage/impl.hpp"
 #include "twinrt/runtime/storage/keys.hpp"
+#include "twinrt/runtime/storage/migrate.hpp"
 #include "twinrt/runtime/storage/records.hpp"
 
 namespace twinrt::runtime {
@@ -120,6 +123,8 @@ std::unique_ptr<storage> storage::open(const storage_options& opts, std::string&
   st->virtual_shards_ = in.virtual_shards = settle_virtual_shards(*in.db, opts, error);
   if (st->virtual_shards_ == 0)
     return nullptr; // closes the database; no committer runs yet
+  if (!layout::settle(*in.db, st->virtual_shards_, opts.path, error))
+    return nullptr;
   in.last_event_id = last_id(*in.db, keys::event(0).substr(0, 1));
   in.durable_event_id = in.last_event_id;
   in.committer = std::thread([p = &in] { p->run_committer(); });
@@ -171,7 +176,17 @@ uint64_t storage::corrupt_records() const {
 
 std::vector<twin_meta> storage::load_metas() const {
   std::vector<twin_meta> out;
-  scan(*impl_->db, keys::meta_prefix(0), [&](std::string_view k, std::string_view v) {
+  for (uint32_t shard = 0; shard < virtual_shards_; ++shard) {
+    auto metas = load_metas(shard);
+    out.insert(out.end(), std::make_move_iterator(metas.begin()),
+               std::make_move_iterator(metas.end()));
+  }
+  return out;
+}
+
+std::vector<twin_meta> storage::load_metas(uint32_t shard) const {
+  std::vector<twin_meta> out;
+  scan(*impl_->db, keys::meta_prefix(shard), [&](std::string_view k, std::string_view v) {
     if (auto m = decode_meta(v))
       out.push_back(std::move(*m));
     else
@@ -195,16 +210,18 @@ std::optional<twins::twin_state> storage::load_state(twin_ref twin) const {
 
 void storage::for_each_state(
   const std::function<void(uint32_t, caf::expected<twins::twin_state>&)>& f) const {
-  auto prefix = keys::state_prefix(0);
-  scan(*impl_->db, prefix, [&](std::string_view k, std::string_view v) {
-    uint32_t number = 0;
-    if (!keys::number_of_state(k, prefix, number))
-      return;
-    auto st = decode_state(v);
-    if (!st)
-      impl_->refuse(k, st.error());
-    f(number, st);
-  });
+  for (uint32_t shard = 0; shard < virtual_shards_; ++shard) {
+    auto prefix = keys::state_prefix(shard);
+    scan(*impl_->db, prefix, [&](std::string_view k, std::string_view v) {
+      uint32_t number = 0;
+      if (!keys::number_of_state(k, prefix, number))
+        return;
+      auto st = decode_state(v);
+      if (!st)
+        impl_->refuse(k, st.error());
+      f(number, st);
+    });
+  }
 }
 
 std::vector<history_point> storage::read_history(twin_ref twin, const std::string& channel,
@@ -245,31 +262,65 @@ std::vector<stored_model> storage::load_models() const {
 }
 
 std::optional<alert_record> storage::load_alert(uint64_t id) const {
-  auto key = keys::alert(0, id);
-  auto value = impl_->get(key, "Alert");
-  if (!value)
-    return std::nullopt;
-  auto a = decode_alert(*value);
-  if (!a) {
-    impl_->refuse(key, a.error());
-    return std::nullopt;
+  // Stored with its twin, whose shard the id does not tell: one point read
+  // per shard.
+  for (uint32_t shard = 0; shard < virtual_shards_; ++shard) {
+    auto key = keys::alert(shard, id);
+    auto value = impl_->get(key, "Alert");
+    if (!value)
+      continue;
+    auto a = decode_alert(*value);
+    if (!a) {
+      impl_->refuse(key, a.error());
+      return std::nullopt;
+    }
+    return std::move(*a);
   }
-  return std::move(*a);
+  return std::nullopt;
 }
 
 std::vector<alert_record> storage::load_alerts() const {
   std::vector<alert_record> out;
-  scan(*impl_->db, keys::alert_prefix(0), [&](std::string_view k, std::string_view v) {
-    if (auto a = decode_alert(v))
-      out.push_back(std::move(*a));
-    else
-      impl_->refuse(k, a.error());
-  });
+  for (uint32_t shard = 0; shard < virtual_shards_; ++shard)
+    scan(*impl_->db, keys::alert_prefix(shard), [&](std::string_view k, std::string_view v) {
+      if (auto a = decode_alert(v))
+        out.push_back(std::move(*a));
+      else
+        impl_->refuse(k, a.error());
+    });
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.id < b.id; });
   return out;
 }
 
 uint64_t storage::last_alert_id() const {
-  return last_id(*impl_->db, keys::alert_prefix(0));
+  uint64_t last = 0;
+  for (uint32_t shard = 0; shard < virtual_shards_; ++shard)
+    last = std::max(last, last_id(*impl_->db, keys::alert_prefix(shard)));
+  return last;
+}
+
+// -- one virtual shard's range ------------------------------------------------------
+
+void storage::for_each_record(
+  uint32_t shard, const std::function<void(std::string_view key, std::string_view value)>& f) const {
+  if (shard >= virtual_shards_)
+    return;
+  auto end = keys::shard_end(shard);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+  for (it->Seek(keys::shard_begin(shard)); it->Valid(); it->Next())
+    f(view(it->key()), view(it->value()));
+}
+
+shard_stats storage::shard_size(uint32_t shard) const {
+  shard_stats out;
+  for_each_record(shard, [&](std::string_view k, std::string_view v) {
+    ++out.records;
+    out.bytes += k.size() + v.size();
+  });
+  return out;
 }
 
 uint64_t storage::int_property(const std::string& name) const {
