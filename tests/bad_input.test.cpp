@@ -114,7 +114,7 @@ protected:
 
   std::vector<runtime::history_point> stored(const std::string& id, const std::string& channel,
                                              int64_t ts) {
-    return node->store().read_history(number_of(id), channel, ts, ts + 1, 10);
+    return node->store().read_history({id, number_of(id)}, channel, ts, ts + 1, 10);
   }
 
   twins::model_set::model_ptr model(const std::string& kind) {
@@ -322,7 +322,7 @@ TEST_F(BadInput, BatchOverTheLimitIsRefusedWholeNamingItsSize) {
   EXPECT_EQ(node->probe().accepted(), accepted_before);
   EXPECT_EQ(difference(node->get(machine)->state, before[machine]), "");
   EXPECT_TRUE(node->store()
-                .read_history(number_of(machine), "temperature_c", t0, t0 + 1000, 100)
+                .read_history({machine, number_of(machine)}, "temperature_c", t0, t0 + 1000, 100)
                 .empty());
 }
 
@@ -332,7 +332,7 @@ TEST_F(BadInput, BatchAtTheLimitIsTaken) {
     batch.push_back({machine, "temperature_c", t0 + i, 20.0 + i, "", 0});
   ASSERT_NO_FATAL_FAILURE(accept_all(batch));
   EXPECT_EQ(node->store()
-              .read_history(number_of(machine), "temperature_c", t0, t0 + 1000, 100)
+              .read_history({machine, number_of(machine)}, "temperature_c", t0, t0 + 1000, 100)
               .size(),
             cfg.max_batch_samples);
 }

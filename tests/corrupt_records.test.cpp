@@ -12,10 +12,11 @@
 
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
-#include <rocksdb/db.h>
 
 #include "support.hpp"
 #include "twinrt/runtime/metrics.hpp"
+#include "twinrt/runtime/storage/impl.hpp"
+#include "twinrt/runtime/storage/keys.hpp"
 
 namespace {
 
@@ -81,15 +82,14 @@ TEST(CorruptRecords, NodeStartsWithACorruptTwinStateAndTheOtherTwinsWork) {
   }
   ASSERT_NE(number, 0u);
   {
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir.str(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    std::string key("S");
-    for (int i = 3; i >= 0; --i)
-      key.push_back(static_cast<char>((number >> (i * 8)) & 0xff));
+    std::string error;
+    auto store = runtime::storage::open({dir.str(), false, 8, 8, nullptr}, error);
+    ASSERT_TRUE(store) << error;
+    auto& db = runtime::raw_db(*store);
+    auto key = runtime::keys::state(store->shard_of(press1), number);
     std::string old;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &old).ok()) << "no state under " << number;
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, "this is not a TwinState record").ok());
+    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), key, &old).ok()) << "no state under " << number;
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), key, "this is not a TwinState record").ok());
   }
 
   ::testing::internal::CaptureStderr();
@@ -113,7 +113,7 @@ TEST(CorruptRecords, NodeStartsWithACorruptTwinStateAndTheOtherTwinsWork) {
   auto empty = n->get(press1);
   ASSERT_TRUE(empty) << runtime::describe(empty.error());
   EXPECT_TRUE(empty->state.channels.empty());
-  EXPECT_EQ(n->store().read_history(number, "power_kw", t0, t0 + 1, 10).size(), 1u);
+  EXPECT_EQ(n->store().read_history({press1, number}, "power_kw", t0, t0 + 1, 10).size(), 1u);
   ASSERT_TRUE(accepted(*n, press1, t0 + 1000, 5));
   EXPECT_TRUE(eventually([&] { return line_power(*n) == 30.0; }, std::chrono::seconds(60)))
     << "the line folds 25 + 5";

@@ -227,7 +227,7 @@ std::vector<std::string> stored_rollup_problems(runtime::node& node) {
   std::map<std::string, std::vector<std::string>> children;
   std::map<std::string, std::string> kinds;
   for (auto& m : node.twins()) {
-    auto st = node.store().load_state(m.number);
+    auto st = node.store().load_state(m);
     if (!st) {
       problems.push_back(m.id + ": no stored state");
       continue;

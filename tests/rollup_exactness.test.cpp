@@ -300,7 +300,7 @@ TEST(RollupRecovery, ParentThatLostItsLastChildBeforeACrashHoldsNothingOfIt) {
     ASSERT_EQ(depot_1.id, "acme/fleet/depot-1");
     // depot-1's fold with the vehicle on the road is stored.
     ASSERT_TRUE(testing::eventually([&] {
-      auto st = node->store().load_state(depot_1.number);
+      auto st = node->store().load_state(depot_1);
       return st && st->own.sums.count("count/on_road") == 1;
     }));
     for (auto& m : node->twins())
@@ -312,8 +312,8 @@ TEST(RollupRecovery, ParentThatLostItsLastChildBeforeACrashHoldsNothingOfIt) {
     std::string error;
     auto db = runtime::storage::open({dir.str(), false, 8, 16, nullptr}, error);
     ASSERT_TRUE(db) << error;
-    rocksdb::WriteBatch wb;
-    runtime::storage::put_meta(wb, {v, v_number, "vehicle", "acme/fleet/depot-2"});
+    auto wb = db->new_batch();
+    wb.put_meta({v, v_number, "vehicle", "acme/fleet/depot-2"});
     ASSERT_EQ(db->commit_and_wait(std::move(wb)), "");
   }
   auto node = testing::start_node(cfg);

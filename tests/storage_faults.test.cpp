@@ -117,8 +117,8 @@ TEST_P(StorageFaults, NodeStopsAcknowledgingSaysWhyAndKeepsEveryAcknowledgedSamp
   }
   ASSERT_NE(wh, 0u);
   ASSERT_NE(press, 0u);
-  auto receipts = node->store().read_history(wh, "receipt/SKU-1", t0, t0 + 1000, 1000);
-  auto readings = node->store().read_history(press, "temperature_c", t0, t0 + 1000, 1000);
+  auto receipts = node->store().read_history({warehouse, wh}, "receipt/SKU-1", t0, t0 + 1000, 1000);
+  auto readings = node->store().read_history({machine, press}, "temperature_c", t0, t0 + 1000, 1000);
   std::map<int64_t, int> seen;
   for (auto& p : receipts)
     ++seen[p.ts_ms];

@@ -390,22 +390,23 @@ int run_bench_ingest(const bench_options& opts) {
     st.own.worst_id = ids.front();
     uint64_t written = 0;
     auto begin = std::chrono::steady_clock::now();
-    rocksdb::WriteOptions wo;
     while (written < accepted_total) {
       make_batch(batch, ids, cursor, opts.batch, rng);
-      rocksdb::WriteBatch wb;
+      auto wb = raw->new_batch();
       for (size_t i = 0; i < batch.size(); ++i) {
         auto& s = batch[i];
         auto number = static_cast<uint32_t>(i / 4 + 1);
-        runtime::storage::put_history(wb, number, s.channel, s.ts_ms, s.value, 1, s.source, s.seq);
+        runtime::twin_ref twin{s.twin, number};
+        wb.put_history(twin, s.channel, s.ts_ms, s.value, 1, s.source, s.seq);
         if (i % 4 == 3) {
           ++st.version;
-          runtime::storage::put_state(wb, number, st);
+          wb.put_state(twin, st);
         }
       }
-      raw->db().Write(wo, &wb);
-      if (cfg.sync_wal)
-        raw->db().SyncWAL();
+      if (auto failure = raw->write_now(std::move(wb), cfg.sync_wal); !failure.empty()) {
+        std::cerr << "bench: " << failure << "\n";
+        return 1;
+      }
       written += batch.size();
     }
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();

@@ -231,8 +231,8 @@ void event_router::maybe_trim() {
 
 void event_router::run(sink_slot& s) {
   auto save_cursor = [&](uint64_t id) {
-    rocksdb::WriteBatch wb;
-    storage::put_cursor(wb, s.settings.name, id);
+    auto wb = db_.new_batch();
+    wb.put_cursor(s.settings.name, id);
     // A cursor that could not be saved (the storage failed) only means
     // these events go out again after the restart: delivery is at least once.
     (void)db_.commit_and_wait(std::move(wb));

@@ -10,6 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include "twinrt/runtime/storage/impl.hpp"
+#include "twinrt/runtime/storage/keys.hpp"
+
 namespace twinrt::runtime {
 namespace {
 
@@ -81,7 +84,7 @@ protected:
     std::mutex m;
     std::condition_variable cv;
     bool done = false;
-    db->commit(rocksdb::WriteBatch(), std::move(events), [&](const std::string&) {
+    db->commit(db->new_batch(), std::move(events), [&](const std::string&) {
       std::lock_guard<std::mutex> g(m);
       done = true;
       cv.notify_all();
@@ -122,9 +125,9 @@ TEST_F(EventLog, AlertsAndCursorsAreStored) {
   a.state = twins::alert_phase::acknowledged;
   a.acked_by = "ops";
   a.note = "on it";
-  rocksdb::WriteBatch wb;
-  storage::put_alert(wb, a);
-  storage::put_cursor(wb, "maint", 42);
+  auto wb = db->new_batch();
+  wb.put_alert(a);
+  wb.put_cursor("maint", 42);
   ASSERT_EQ(db->commit_and_wait(std::move(wb)), "");
   open();
   auto back = db->load_alert(7);
@@ -205,7 +208,7 @@ TEST_F(EventLog, TrimKeepsWhatASinkHasNotConfirmedAndTheLastEvent) {
   for (int i = 0; i < 6; ++i)
     log({ev("a/1", "alert.raised")});
   db->trim_events(4); // as the router does once every cursor is past 3
-  rocksdb::WriteBatch none;
+  auto none = db->new_batch();
   ASSERT_EQ(db->commit_and_wait(std::move(none)), ""); // the trim went through the committer
   auto left = db->read_events(0, 100).events;
   ASSERT_EQ(left.size(), 3u);
@@ -219,10 +222,8 @@ TEST_F(EventLog, CorruptEventsAreSkippedAndTheCursorPassesThem) {
   for (int i = 0; i < 4; ++i)
     log({ev("a/1", "alert.raised")});
   // Events 2 and 4 (the last) go bad on disk.
-  for (char id : {'\2', '\4'})
-    ASSERT_TRUE(db->db()
-                  .Put(rocksdb::WriteOptions(), std::string("E\0\0\0\0\0\0\0", 8) + id, "bad")
-                  .ok());
+  for (uint64_t id : {2, 4})
+    ASSERT_TRUE(raw_db(*db).Put(rocksdb::WriteOptions(), keys::event(id), "bad").ok());
   auto page = db->read_events(0, 100);
   ASSERT_EQ(page.events.size(), 2u);
   EXPECT_EQ(page.events[0].id, 1u);

@@ -112,7 +112,7 @@ struct node::impl {
       return out;
     }
     std::vector<std::string> changed;
-    rocksdb::WriteBatch wb;
+    auto wb = ctx->db->new_batch();
     {
       std::unique_lock<std::shared_mutex> g(ctx->models_mtx);
       for (auto& m : files.models) {
@@ -126,11 +126,11 @@ struct node::impl {
         auto after = ctx->models.find(m.kind);
         if (after != before) {
           changed.push_back(m.kind);
-          storage::put_model(wb, {m.kind, m.version, m.text});
+          wb.put_model({m.kind, m.version, m.text});
         }
       }
     }
-    if (wb.Count() > 0)
+    if (!wb.empty())
       if (auto failure = ctx->db->commit_and_wait(std::move(wb)); !failure.empty()) {
         errors.push_back(failure); // in force until the restart the failure needs
         return out;
@@ -158,7 +158,7 @@ struct node::impl {
     for (auto& meta : ctx->cat.all()) {
       if (meta.kind != kind)
         continue;
-      auto st = ctx->db->load_state(meta.number);
+      auto st = ctx->db->load_state(meta);
       if (!st)
         continue;
       for (auto& what : twins::values_outside(*st, *model))
@@ -180,20 +180,13 @@ struct node::impl {
     std::unordered_map<std::string, twins::twin_state> parents;
     std::unordered_map<std::string, twins::contribution> contributions;
     auto now = now_ms();
-    rocksdb::WriteBatch refreshed;
-    std::unique_ptr<rocksdb::Iterator> it(ctx->db->db().NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); it->Next()) {
-      auto k = it->key();
-      if (k.size() != 5)
-        continue;
-      uint32_t number = (uint32_t(uint8_t(k[1])) << 24) | (uint32_t(uint8_t(k[2])) << 16)
-                        | (uint32_t(uint8_t(k[3])) << 8) | uint32_t(uint8_t(k[4]));
+    auto refreshed = ctx->db->new_batch();
+    ctx->db->for_each_state([&](uint32_t number, caf::expected<twins::twin_state>& decoded) {
       auto m = by_number.find(number);
       if (m == by_number.end())
-        continue;
+        return;
       auto& meta = *m->second;
       auto model = ctx->models.find(meta.kind);
-      auto decoded = ctx->db->checked_state(number, {it->value().data(), it->value().size()});
       bool corrupt = !decoded;
       if (corrupt) {
         // Refused (logged and counted by storage). Its actor will start
@@ -215,7 +208,7 @@ struct node::impl {
         st.own = twins::own_contribution(st, *model, meta.id);
         st.model_version = model->version;
         ++st.version;
-        storage::put_state(refreshed, meta.number, st);
+        refreshed.put_state(meta, st);
       }
       bool is_parent = ctx->cat.child_count(meta.id) > 0;
       // A twin whose last child moved away or was deleted just before a
@@ -224,24 +217,24 @@ struct node::impl {
       if (auto model = ctx->models.find(meta.kind);
           !is_parent && model && !(st.own == twins::own_contribution(st, *model, meta.id))
           && twins::refold(st, *model, meta.id, {}, now))
-        storage::put_state(refreshed, meta.number, st);
+        refreshed.put_state(meta, st);
       watches.push_back({meta.id, twins::data_since_ms(st), st.status});
       ctx->index.update(meta.id, meta.number, st);
       if (is_parent)
         parents.emplace(meta.id, st);
       else
         contributions.emplace(meta.id, st.own);
-    }
+    });
     std::vector<std::pair<int, const twin_meta*>> order;
     for (auto& m : metas)
       if (ctx->cat.child_count(m.id) > 0)
         order.emplace_back(ctx->cat.depth(m.id), &m);
     std::sort(order.begin(), order.end(),
               [](auto& a, auto& b) { return a.first > b.first; });
-    if (refreshed.Count() > 0)
+    if (!refreshed.empty())
       if (auto failure = ctx->db->commit_and_wait(std::move(refreshed)); !failure.empty())
         return failure;
-    rocksdb::WriteBatch wb;
+    auto wb = ctx->db->new_batch();
     for (auto& [depth, meta] : order) {
       auto model = ctx->models.find(meta->kind);
       if (!model)
@@ -253,12 +246,12 @@ struct node::impl {
         kids[child] = c == contributions.end() ? twins::contribution{} : c->second;
       }
       if (twins::refold(st, *model, meta->id, kids, now)) {
-        storage::put_state(wb, meta->number, st);
+        wb.put_state(*meta, st);
         ctx->index.update(meta->id, meta->number, st);
       }
       contributions[meta->id] = st.own;
     }
-    if (wb.Count() > 0)
+    if (!wb.empty())
       return ctx->db->commit_and_wait(std::move(wb));
     return {};
   }
@@ -458,7 +451,7 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
       group_of_parent.push_back(*pg);
     }
   }
-  rocksdb::WriteBatch wb;
+  auto wb = ctx.db->new_batch();
   std::vector<std::pair<twin_meta, twins::twin_state>> made;
   auto now = now_ms();
   for (auto& s : specs) {
@@ -469,8 +462,8 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
     auto model = ctx.model_of(s.kind);
     st.model_version = model->version;
     st.own = twins::own_contribution(st, *model, s.id);
-    storage::put_meta(wb, m);
-    storage::put_state(wb, m.number, st);
+    wb.put_meta(m);
+    wb.put_state(m, st);
     made.emplace_back(std::move(m), std::move(st));
   }
   if (auto failure = ctx.db->commit_and_wait(std::move(wb)); !failure.empty())
@@ -516,8 +509,8 @@ caf::error node::reparent(const std::string& id, const std::string& new_parent) 
   if (!owner)
     return std::move(owner.error());
   m->parent = new_parent;
-  rocksdb::WriteBatch wb;
-  storage::put_meta(wb, *m);
+  auto wb = ctx.db->new_batch();
+  wb.put_meta(*m);
   if (auto failure = ctx.db->commit_and_wait(std::move(wb)); !failure.empty())
     return make_error(errc::storage_failure, failure);
   ctx.cat.reparent(id, new_parent);
@@ -593,12 +586,12 @@ node::history(const std::string& id, const std::string& channel, int64_t from_ms
   // Every twin has the reserved offline channel: no marks is an empty history.
   if (channel != twins::offline_channel && !model->find_channel(channel, nullptr)) {
     // A channel dropped by a newer model still reads back if it has history.
-    auto points = ctx.db->read_history(m->number, channel, from_ms, to_ms, 1);
+    auto points = ctx.db->read_history(*m, channel, from_ms, to_ms, 1);
     if (points.empty())
       return make_error(errc::bad_request,
                         "twin " + id + " (kind " + m->kind + "): unknown channel " + channel);
   }
-  return ctx.db->read_history(m->number, channel, from_ms, to_ms, limit);
+  return ctx.db->read_history(*m, channel, from_ms, to_ms, limit);
 }
 
 std::shared_ptr<const twin_view> node::cached(const std::string& id) const {
@@ -663,7 +656,7 @@ caf::expected<query_result> node::query(const query_request& q) {
     twin_view v;
     v.children = ctx.cat.child_count(hit.id);
     v.meta = std::move(*m);
-    auto st = ctx.db->load_state(hit.number);
+    auto st = ctx.db->load_state(v.meta);
     if (st && st->version >= hit.version) {
       v.state = std::move(*st);
     } else if (auto c = cached(hit.id); c && c->state.version >= hit.version) {
@@ -715,7 +708,7 @@ std::vector<twin_view> node::stored(const std::string& subtree, const std::strin
       continue;
     twin_view v;
     v.children = ctx.cat.child_count(m.id);
-    if (auto st = ctx.db->load_state(m.number))
+    if (auto st = ctx.db->load_state(m))
       v.state = std::move(*st);
     v.meta = std::move(m);
     out.push_back(std::move(v));
@@ -748,9 +741,8 @@ caf::error node::remove(const std::string& id) {
   caf::anon_send(*owner, delete_atom::value, id, m->kind);
   if (!m->parent.empty())
     caf::anon_send(*parent_owner, drop_atom::value, m->parent, id);
-  rocksdb::WriteBatch wb;
-  storage::delete_meta(wb, id);
-  storage::delete_twin_data(wb, m->number);
+  auto wb = ctx.db->new_batch();
+  wb.delete_twin(*m);
   // Its open alerts clear with it (and say so to the sinks).
   std::vector<event> events;
   auto now = now_ms();
@@ -763,7 +755,7 @@ caf::error node::remove(const std::string& id) {
     a.note = a.note.empty() ? "twin deleted" : a.note + "; twin deleted";
     impl_->probe.alert_changed(a.sev, -1);
     events.push_back(make_alert_event(a, "cleared", a.raised_value, now));
-    storage::put_alert(wb, a);
+    wb.put_alert(a);
   }
   std::promise<std::string> durable;
   ctx.db->commit(std::move(wb), std::move(events),

@@ -1,30 +1,23 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include <caf/expected.hpp>
 
-#include <rocksdb/db.h>
-#include <rocksdb/env.h>
-#include <rocksdb/file_system.h>
-#include <rocksdb/write_batch.h>
-
 #include "twinrt/runtime/event.hpp"
 #include "twinrt/runtime/sharding.hpp"
 #include "twinrt/twins/twin_state.hpp"
+
+namespace rocksdb {
+class FileSystem;
+} // namespace rocksdb
 
 namespace twinrt::runtime {
 
@@ -34,6 +27,16 @@ struct twin_meta {
   uint32_t number = 0;
   std::string kind;
   std::string parent;
+};
+
+/// Names one twin's stored records: its id decides its virtual shard, its
+/// number (unique on the node) names it inside the shard. Views: the id must
+/// outlive the call it is passed to.
+struct twin_ref {
+  std::string_view id;
+  uint32_t number = 0;
+  twin_ref(std::string_view id, uint32_t number) : id(id), number(number) {}
+  twin_ref(const twin_meta& m) : id(m.id), number(m.number) {} // NOLINT: implicit on purpose
 };
 
 /// One stored sample.
@@ -70,30 +73,38 @@ struct event_page {
   uint64_t last_id = 0;
 };
 
+/// What one virtual shard's key range holds (storage::shard_size).
+struct shard_stats {
+  uint64_t records = 0;
+  uint64_t bytes = 0; // keys and values, as written (before compression)
+};
+
 /// Runs once a commit is over: `failure` is empty when the data is durable,
 /// else why it is not ("storage_failed: WAL sync: IO error: ...").
 using commit_done = std::function<void(const std::string& failure)>;
 
-/// Owns the RocksDB handle of one node and the key layout:
-///   'M' id                           -> TwinMeta
-///   'S' number(4, big-endian)        -> TwinState
-///   'H' number channel 0 ts(8, BE) suffix(4) -> HistoryPoint (time-ordered per
-///                                    channel; the suffix tells sources apart)
-///   'D' kind 0 version(4, BE)        -> ModelText
-///   'A' alert id(8, BE)              -> Alert
-///   'E' event id(8, BE)              -> Event (the log the event router reads)
-///   'C' sink name                    -> the sink's cursor: last event id delivered (8, BE)
-///   'P' "virtual_shards"             -> the number of virtual shards (4, BE), fixed at creation
-/// Values are Cap'n Proto records (schemas/records.capnp).
+/// The node's durable data on RocksDB. Nothing outside storage sees RocksDB,
+/// a key or an encoded record: callers write through a storage::batch of
+/// typed operations and read typed values back. The key layout is in
+/// README.md ("Storage layout") and storage/keys.hpp; values are Cap'n Proto
+/// records (schemas/records.capnp), encoded in storage/records.cpp.
 ///
-/// Writes go through one committer thread that groups whatever is queued into
-/// consecutive writes followed by one WAL sync (group commit); `done` runs on
-/// that thread once the data is durable. Reads may come from any thread.
-/// A failed write or sync (a full disk, an I/O error) puts the storage in a
-/// failed state for good: `done` runs with the reason for that group and for
-/// every later commit, without writing, so nothing more is acknowledged until
-/// the node is restarted once the fault is cleared (RocksDB itself stops
-/// taking writes after such an error). failure() tells the state.
+/// Every record of a twin (meta, state, history, alerts) lives in its
+/// virtual shard's key range, so one shard's data can be read, copied or
+/// deleted as a unit (for_each_record, shard_size, batch::delete_shard).
+/// The layout has a version, stored with the data: open() migrates a
+/// directory of an older layout (storage/migrate.cpp) and refuses one of a
+/// newer layout than this build knows.
+///
+/// Writes go through one committer thread that groups whatever is queued
+/// into consecutive writes followed by one WAL sync (group commit); `done`
+/// runs on that thread once the data is durable. Reads may come from any
+/// thread. A failed write or sync (a full disk, an I/O error) puts the
+/// storage in a failed state for good: `done` runs with the reason for that
+/// group and for every later commit, without writing, so nothing more is
+/// acknowledged until the node is restarted once the fault is cleared
+/// (RocksDB itself stops taking writes after such an error). failure() tells
+/// the state.
 ///
 /// A stored value that does not read back as its record (truncated, bit
 /// flipped, RocksDB reports a checksum mismatch) is a corrupt record: the
@@ -103,35 +114,25 @@ using commit_done = std::function<void(const std::string& failure)>;
 /// written again. The decoders never throw and never read outside the value.
 class storage {
 public:
-  /// Opens or creates the database; nullopt-free: returns nullptr and sets
-  /// `error` to a message naming the path and RocksDB's reason (or naming
-  /// the stored virtual shard count when it is unreadable, or the option
-  /// when the data is new and opts.virtual_shards is out of range).
+  class batch;
+  struct impl;
+
+  /// Opens or creates the database, migrating an older layout first;
+  /// returns nullptr and sets `error` to a message naming the path and
+  /// RocksDB's reason (or naming the stored virtual shard count when it is
+  /// unreadable, or the option when the data is new and opts.virtual_shards
+  /// is out of range, or the stored layout version when a newer twinrt
+  /// wrote the data).
   static std::unique_ptr<storage> open(const storage_options& opts, std::string& error);
 
   ~storage();
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;
 
-  // -- encoding into a batch (pure) -----------------------------------------
-  static void put_meta(rocksdb::WriteBatch& wb, const twin_meta& m);
-  static void delete_meta(rocksdb::WriteBatch& wb, const std::string& id);
-  /// Deletes a twin's state and its whole history.
-  static void delete_twin_data(rocksdb::WriteBatch& wb, uint32_t number);
-  static void put_state(rocksdb::WriteBatch& wb, uint32_t number,
-                        const twins::twin_state& st);
-  static void put_state_bytes(rocksdb::WriteBatch& wb, uint32_t number,
-                              const std::string& bytes);
+  // -- records (pure) ---------------------------------------------------------
+  /// A twin state as stored: what a twin actor hands its shard to put in a
+  /// batch (batch::put_encoded_state) without the shard decoding it.
   static std::string encode_state(const twins::twin_state& st);
-  static void put_history(rocksdb::WriteBatch& wb, uint32_t number,
-                          const std::string& channel, int64_t ts_ms, double value,
-                          uint32_t model_version, const std::string& source,
-                          uint64_t seq);
-  static void put_model(rocksdb::WriteBatch& wb, const stored_model& m);
-  static void put_alert(rocksdb::WriteBatch& wb, const alert_record& a);
-  static void put_cursor(rocksdb::WriteBatch& wb, const std::string& sink, uint64_t event_id);
-
-  // -- decoding (pure) ---------------------------------------------------------
   /// Each reads one stored value back; a value that is not exactly one
   /// well-formed record of its type fails with errc::corrupt_record and what
   /// is wrong ("stored TwinState: Message ends prematurely in first segment.").
@@ -144,19 +145,25 @@ public:
   static caf::expected<event> decode_event(std::string_view bytes);
 
   // -- writes ----------------------------------------------------------------
-  /// Queues `wb` for the committer; `done` runs once it is durable or failed.
-  void commit(rocksdb::WriteBatch wb, commit_done done);
+  /// An empty batch for this storage (it knows the virtual shard count).
+  batch new_batch() const;
+  /// Queues `b` for the committer; `done` runs once it is durable or failed.
+  void commit(batch b, commit_done done);
   /// Same, and appends `events` to the event log in the same write: the
   /// committer numbers them (ids grow in commit order) and wakes
   /// wait_for_events once they are durable.
-  void commit(rocksdb::WriteBatch wb, std::vector<event> events, commit_done done);
+  void commit(batch b, std::vector<event> events, commit_done done);
   /// Queues and waits until durable; returns the failure, empty when durable.
-  [[nodiscard]] std::string commit_and_wait(rocksdb::WriteBatch wb);
+  [[nodiscard]] std::string commit_and_wait(batch b);
+  /// Writes `b` at once on the calling thread, past the committer, and syncs
+  /// the WAL when `sync`; returns the failure, empty when written. For
+  /// benchmarks and tools that own the storage alone.
+  [[nodiscard]] std::string write_now(batch b, bool sync);
 
   /// Why the storage stopped taking writes ("storage_failed: write: IO
   /// error: No space left on device"); empty while it works.
   std::string failure() const;
-  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  bool failed() const;
 
   // -- reads -----------------------------------------------------------------
   /// The number of virtual shards of this data (shard_directory.hpp), fixed
@@ -164,22 +171,28 @@ public:
   /// found empty; for data written before the count was kept, the default
   /// (default_virtual_shards), stored by the first open. Never 0.
   uint32_t virtual_shards() const { return virtual_shards_; }
+  /// The virtual shard whose key range holds twin `id`'s records.
+  uint32_t shard_of(std::string_view id) const;
 
   // A corrupt record is skipped by each read (see above).
   std::vector<twin_meta> load_metas() const;
+  /// The metas of virtual shard `shard`'s twins: its part of the catalog.
+  std::vector<twin_meta> load_metas(uint32_t shard) const;
   /// nullopt when no state is stored, or when it is corrupt.
-  std::optional<twins::twin_state> load_state(uint32_t number) const;
-  /// decode_state for a value read under twin `number`'s state key by a
-  /// caller that iterates the states itself: a corrupt value is refused as
-  /// load_state refuses it (logged, counted), and returned as the error.
-  caf::expected<twins::twin_state> checked_state(uint32_t number, std::string_view bytes) const;
+  std::optional<twins::twin_state> load_state(twin_ref twin) const;
+  /// Calls `f(number, state)` for every stored twin state, in key order; a
+  /// corrupt one is refused as load_state refuses it (logged, counted) and
+  /// passed as the error.
+  void for_each_state(
+    const std::function<void(uint32_t number, caf::expected<twins::twin_state>& state)>& f) const;
   /// Points of one channel with from_ms <= ts < to_ms, oldest first, at most
   /// `limit` of them.
-  std::vector<history_point> read_history(uint32_t number, const std::string& channel,
+  std::vector<history_point> read_history(twin_ref twin, const std::string& channel,
                                           int64_t from_ms, int64_t to_ms,
                                           size_t limit) const;
   std::vector<stored_model> load_models() const;
 
+  /// An alert by id (stored with its twin: one point read per virtual shard).
   std::optional<alert_record> load_alert(uint64_t id) const;
   /// Every stored alert, oldest id first.
   std::vector<alert_record> load_alerts() const;
@@ -189,7 +202,7 @@ public:
   /// Durable events with id > `after`, oldest first, at most `limit`.
   event_page read_events(uint64_t after, size_t limit) const;
   /// The id of the last durable event (0: none yet).
-  uint64_t durable_event_id() const { return durable_event_id_.load(); }
+  uint64_t durable_event_id() const;
   /// Waits until an event with id > `after` is durable, or `timeout` passed,
   /// or stop_waiters() was called. Returns true when there is one.
   bool wait_for_events(uint64_t after, std::chrono::milliseconds timeout) const;
@@ -201,6 +214,18 @@ public:
   /// Deletes events with id < `below` (every sink is past them).
   void trim_events(uint64_t below);
 
+  // -- one virtual shard's key range ----------------------------------------------
+  /// Calls `f(key, value)` for every record of virtual shard `shard`, in key
+  /// order: the metas, states, history and alerts of its twins and nothing
+  /// else. Keys and values are storage's own bytes (opaque to the caller):
+  /// what a copy or a stream of the shard carries. Nothing for a shard out
+  /// of range.
+  void for_each_record(uint32_t shard,
+                       const std::function<void(std::string_view key, std::string_view value)>& f)
+    const;
+  /// How many records virtual shard `shard` holds, and their size.
+  shard_stats shard_size(uint32_t shard) const;
+
   /// A RocksDB property (e.g. "rocksdb.estimate-pending-compaction-bytes");
   /// 0 when RocksDB does not know it.
   uint64_t int_property(const std::string& name) const;
@@ -208,48 +233,62 @@ public:
   /// of "rocksdb.cfstats"); 0 when absent.
   double map_property(const std::string& name, const std::string& key) const;
   /// WAL syncs and write groups done by the committer since open.
-  uint64_t wal_syncs() const { return wal_syncs_.load(std::memory_order_relaxed); }
-  uint64_t commit_groups() const { return commit_groups_.load(std::memory_order_relaxed); }
+  uint64_t wal_syncs() const;
+  uint64_t commit_groups() const;
   /// Corrupt records refused since open, each key once.
   uint64_t corrupt_records() const;
-  rocksdb::DB& db() { return *db_; }
+
+  /// The inside (storage/impl.hpp); for storage's own files and tests.
+  impl& internals() { return *impl_; }
+  const impl& internals() const { return *impl_; }
 
 private:
-  storage() = default;
-  void run_committer();
+  storage();
 
-  struct pending {
-    rocksdb::WriteBatch batch;
-    commit_done done;
-    std::vector<event> events;
-  };
-
-  // Enters the failed state (committer thread); returns the reason.
-  std::string fail(const char* what, const rocksdb::Status& s);
-  // Logs and counts the corrupt record under `key`, once per key.
-  void refuse(std::string_view key, const caf::error& why) const;
-
-  std::unique_ptr<rocksdb::DB> db_;
-  bool sync_wal_ = true;
+  std::unique_ptr<impl> impl_;
   uint32_t virtual_shards_ = 0;
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<pending> queue_;
-  bool stopping_ = false;
-  std::atomic<uint64_t> wal_syncs_{0}, commit_groups_{0};
-  mutable std::atomic<uint64_t> corrupt_records_{0};
-  mutable std::mutex corrupt_mtx_;
-  mutable std::unordered_set<std::string> corrupt_keys_; // under corrupt_mtx_
-  std::atomic<bool> failed_{false};
-  mutable std::mutex failure_mtx_;
-  std::string failure_; // under failure_mtx_
-  std::unique_ptr<rocksdb::Env> env_; // wraps options.file_system; outlives db_
-  uint64_t last_event_id_ = 0; // committer thread only
-  std::atomic<uint64_t> durable_event_id_{0};
-  mutable std::mutex events_mtx_;
-  mutable std::condition_variable events_cv_;
-  bool waiters_stopped_ = false;
-  std::thread committer_;
+};
+
+/// Typed writes, applied together by one commit (atomically: all or none).
+/// Made by storage::new_batch(); move-only. Encodes as it goes, so the work
+/// is done by the caller's thread, not the committer's.
+class storage::batch {
+public:
+  /// An empty batch that can take no per-twin operation until a batch from
+  /// new_batch() is moved into it.
+  batch();
+  ~batch();
+  batch(batch&&) noexcept;
+  batch& operator=(batch&&) noexcept;
+
+  void put_meta(const twin_meta& m);
+  /// Deletes a twin's meta, state and whole history.
+  void delete_twin(twin_ref twin);
+  void put_state(twin_ref twin, const twins::twin_state& st);
+  /// A state encoded by storage::encode_state.
+  void put_encoded_state(twin_ref twin, std::string_view bytes);
+  void put_history(twin_ref twin, const std::string& channel, int64_t ts_ms, double value,
+                   uint32_t model_version, const std::string& source, uint64_t seq);
+  void put_model(const stored_model& m);
+  /// Stored with the records of its twin (a.twin).
+  void put_alert(const alert_record& a);
+  void put_cursor(const std::string& sink, uint64_t event_id);
+  /// Deletes virtual shard `shard`'s whole key range (one range deletion):
+  /// every record of its twins. The node-wide records stay.
+  void delete_shard(uint32_t shard);
+
+  /// Operations in the batch.
+  size_t count() const;
+  bool empty() const { return count() == 0; }
+
+  struct impl;
+  impl& internals() { return *impl_; }
+
+private:
+  friend class storage;
+  explicit batch(uint32_t virtual_shards);
+
+  std::unique_ptr<impl> impl_;
 };
 
 } // namespace twinrt::runtime

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <string>
@@ -23,6 +24,8 @@
 
 #include "records.capnp.h"
 #include "twinrt/runtime/errc.hpp"
+#include "twinrt/runtime/storage/impl.hpp"
+#include "twinrt/runtime/storage/keys.hpp"
 
 namespace twinrt::twins {
 
@@ -45,6 +48,15 @@ namespace {
 
 constexpr int64_t min_ts = std::numeric_limits<int64_t>::min();
 constexpr int64_t max_ts = std::numeric_limits<int64_t>::max();
+
+// Twin `number` under a made-up id (the id decides the virtual shard).
+twin_ref twin(uint32_t number) {
+  static std::map<uint32_t, std::string> ids; // stable: the refs view them
+  auto& id = ids[number];
+  if (id.empty())
+    id = "acme/twin-" + std::to_string(number);
+  return {id, number};
+}
 
 std::vector<int64_t> times_of(const std::vector<history_point>& points) {
   std::vector<int64_t> out;
@@ -140,14 +152,19 @@ protected:
 
   void put_points(uint32_t number, const std::string& channel,
                   const std::vector<std::pair<int64_t, double>>& points) {
-    rocksdb::WriteBatch wb;
+    auto wb = db_->new_batch();
     for (auto& [ts, v] : points)
-      storage::put_history(wb, number, channel, ts, v, 1, "", 0);
+      wb.put_history(twin(number), channel, ts, v, 1, "", 0);
     ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   }
 
+  // Writes a raw record, as a bit flip or an older build would leave it.
+  void put_raw(const std::string& key, const std::string& value) {
+    ASSERT_TRUE(raw_db(*db_).Put(rocksdb::WriteOptions(), key, value).ok());
+  }
+
   std::vector<history_point> all(uint32_t number, const std::string& channel) {
-    return db_->read_history(number, channel, min_ts, max_ts, 1'000'000);
+    return db_->read_history(twin(number), channel, min_ts, max_ts, 1'000'000);
   }
 
   std::filesystem::path dir_;
@@ -242,14 +259,14 @@ TEST(StateCodec, EveryStatusRoundTrips) {
 }
 
 TEST_F(Storage, StoredStateReadsBackAfterReopen) {
-  rocksdb::WriteBatch wb;
-  storage::put_state(wb, 9, full_state());
+  auto wb = db_->new_batch();
+  wb.put_state(twin(9), full_state());
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   reopen();
-  auto back = db_->load_state(9);
+  auto back = db_->load_state(twin(9));
   ASSERT_TRUE(back.has_value());
   EXPECT_TRUE(*back == full_state());
-  EXPECT_FALSE(db_->load_state(10).has_value());
+  EXPECT_FALSE(db_->load_state(twin(10)).has_value());
 }
 
 // -- history --------------------------------------------------------------------
@@ -267,30 +284,30 @@ TEST_F(Storage, HistoryReadsBackOldestFirstAcrossNegativeTimestamps) {
 
 TEST_F(Storage, HistoryRangeIncludesFromAndExcludesTo) {
   put_points(1, "power_kw", {{-20, 1}, {-10, 2}, {0, 3}, {10, 4}, {20, 5}});
-  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", -10, 10, 100)),
+  EXPECT_EQ(times_of(db_->read_history(twin(1), "power_kw", -10, 10, 100)),
             (std::vector<int64_t>{-10, 0}));
-  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", -11, 11, 100)),
+  EXPECT_EQ(times_of(db_->read_history(twin(1), "power_kw", -11, 11, 100)),
             (std::vector<int64_t>{-10, 0, 10}));
-  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", 20, 21, 100)),
+  EXPECT_EQ(times_of(db_->read_history(twin(1), "power_kw", 20, 21, 100)),
             (std::vector<int64_t>{20}));
-  EXPECT_TRUE(db_->read_history(1, "power_kw", 10, 10, 100).empty());
-  EXPECT_TRUE(db_->read_history(1, "power_kw", 11, 20, 100).empty());
-  EXPECT_TRUE(db_->read_history(1, "power_kw", 20, -20, 100).empty());
+  EXPECT_TRUE(db_->read_history(twin(1), "power_kw", 10, 10, 100).empty());
+  EXPECT_TRUE(db_->read_history(twin(1), "power_kw", 11, 20, 100).empty());
+  EXPECT_TRUE(db_->read_history(twin(1), "power_kw", 20, -20, 100).empty());
 }
 
 TEST_F(Storage, HistoryLimitKeepsTheOldestPoints) {
   put_points(1, "power_kw", {{30, 4}, {-30, 1}, {10, 3}, {-10, 2}});
-  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", min_ts, max_ts, 2)),
+  EXPECT_EQ(times_of(db_->read_history(twin(1), "power_kw", min_ts, max_ts, 2)),
             (std::vector<int64_t>{-30, -10}));
-  EXPECT_EQ(times_of(db_->read_history(1, "power_kw", -10, max_ts, 1)),
+  EXPECT_EQ(times_of(db_->read_history(twin(1), "power_kw", -10, max_ts, 1)),
             (std::vector<int64_t>{-10}));
-  EXPECT_TRUE(db_->read_history(1, "power_kw", min_ts, max_ts, 0).empty());
+  EXPECT_TRUE(db_->read_history(twin(1), "power_kw", min_ts, max_ts, 0).empty());
 }
 
 TEST_F(Storage, HistoryPointKeepsValueModelVersionSourceAndSeq) {
-  rocksdb::WriteBatch wb;
-  storage::put_history(wb, 3, "vibration_mm_s", -5, 2.5, 4, "plc-7", 99);
-  storage::put_history(wb, 3, "vibration_mm_s", 5, 1.0 / 3.0, 5, "", 0);
+  auto wb = db_->new_batch();
+  wb.put_history(twin(3), "vibration_mm_s", -5, 2.5, 4, "plc-7", 99);
+  wb.put_history(twin(3), "vibration_mm_s", 5, 1.0 / 3.0, 5, "", 0);
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   auto points = all(3, "vibration_mm_s");
   ASSERT_EQ(points.size(), 2u);
@@ -309,10 +326,10 @@ TEST_F(Storage, HistoryPointKeepsValueModelVersionSourceAndSeq) {
 // Regression: the key held only the timestamp, so a second source reporting
 // the same channel in the same millisecond overwrote the first.
 TEST_F(Storage, TwoSourcesInTheSameMillisecondAreBothKeptAndARedeliveryIsNot) {
-  rocksdb::WriteBatch wb;
-  storage::put_history(wb, 3, "power_kw", 1000, 10, 1, "meter-a", 7);
-  storage::put_history(wb, 3, "power_kw", 1000, 20, 1, "meter-b", 7);
-  storage::put_history(wb, 3, "power_kw", 1000, 10, 1, "meter-a", 7); // again
+  auto wb = db_->new_batch();
+  wb.put_history(twin(3), "power_kw", 1000, 10, 1, "meter-a", 7);
+  wb.put_history(twin(3), "power_kw", 1000, 20, 1, "meter-b", 7);
+  wb.put_history(twin(3), "power_kw", 1000, 10, 1, "meter-a", 7); // again
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   auto points = all(3, "power_kw");
   ASSERT_EQ(points.size(), 2u);
@@ -375,13 +392,13 @@ TEST_F(Storage, MetasWrittenReadBackAfterReopen) {
     {"acme/plant-1/line-1/press-7", 300, "machine", "acme/plant-1/line-1"},
     {"acme/wh-1", 70'000, "warehouse", "acme"},
   };
-  rocksdb::WriteBatch wb;
+  auto wb = db_->new_batch();
   for (auto& m : metas)
-    storage::put_meta(wb, m);
+    wb.put_meta(m);
   // Other records in the same database must not read back as metas.
-  storage::put_state(wb, 1, full_state());
-  storage::put_history(wb, 1, "power_kw", 0, 1, 1, "", 0);
-  storage::put_model(wb, {"machine", 1, "kind = \"machine\"\nversion = 1\n"});
+  wb.put_state(twin(1), full_state());
+  wb.put_history(twin(1), "power_kw", 0, 1, 1, "", 0);
+  wb.put_model({"machine", 1, "kind = \"machine\"\nversion = 1\n"});
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   reopen();
   auto back = sorted(db_->load_metas());
@@ -391,13 +408,13 @@ TEST_F(Storage, MetasWrittenReadBackAfterReopen) {
 }
 
 TEST_F(Storage, MetaOverwrittenAndDeleted) {
-  rocksdb::WriteBatch wb;
-  storage::put_meta(wb, {"acme/line-1/m1", 5, "machine", "acme/line-1"});
-  storage::put_meta(wb, {"acme/line-1/m10", 6, "machine", "acme/line-1"});
+  auto wb = db_->new_batch();
+  wb.put_meta({"acme/line-1/m1", 5, "machine", "acme/line-1"});
+  wb.put_meta({"acme/line-1/m10", 6, "machine", "acme/line-1"});
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
-  rocksdb::WriteBatch wb2;
-  storage::put_meta(wb2, {"acme/line-1/m10", 6, "machine", "acme/line-2"});
-  storage::delete_meta(wb2, "acme/line-1/m1");
+  auto wb2 = db_->new_batch();
+  wb2.put_meta({"acme/line-1/m10", 6, "machine", "acme/line-2"});
+  wb2.delete_twin({"acme/line-1/m1", 5});
   ASSERT_EQ(db_->commit_and_wait(std::move(wb2)), "");
   auto back = db_->load_metas();
   ASSERT_EQ(back.size(), 1u);
@@ -412,10 +429,10 @@ TEST_F(Storage, ModelsWrittenReadBackAfterReopen) {
     {"machine", 2, "kind = \"machine\"\nversion = 2\n# v2\n"},
     {"machine", 256, "kind = \"machine\"\nversion = 256\n# v256\n"},
   };
-  rocksdb::WriteBatch wb;
+  auto wb = db_->new_batch();
   for (auto it = models.rbegin(); it != models.rend(); ++it)
-    storage::put_model(wb, *it);
-  storage::put_meta(wb, {"acme", 1, "enterprise", ""});
+    wb.put_model(*it);
+  wb.put_meta({"acme", 1, "enterprise", ""});
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   reopen();
   auto back = db_->load_models();
@@ -429,9 +446,9 @@ TEST_F(Storage, ModelsWrittenReadBackAfterReopen) {
 }
 
 TEST_F(Storage, SameModelVersionWrittenTwiceIsStoredOnce) {
-  rocksdb::WriteBatch wb;
-  storage::put_model(wb, {"machine", 3, "first"});
-  storage::put_model(wb, {"machine", 3, "second"});
+  auto wb = db_->new_batch();
+  wb.put_model({"machine", 3, "first"});
+  wb.put_model({"machine", 3, "second"});
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   auto back = db_->load_models();
   ASSERT_EQ(back.size(), 1u);
@@ -443,11 +460,11 @@ TEST_F(Storage, CommitRunsDoneOnceDataIsReadable) {
   std::condition_variable cv;
   bool done = false;
   bool visible_in_done = false;
-  rocksdb::WriteBatch wb;
-  storage::put_history(wb, 8, "power_kw", 42, 1.5, 1, "", 0);
+  auto wb = db_->new_batch();
+  wb.put_history(twin(8), "power_kw", 42, 1.5, 1, "", 0);
   db_->commit(std::move(wb), [&](const std::string&) {
     std::lock_guard<std::mutex> g(m);
-    visible_in_done = db_->read_history(8, "power_kw", 42, 43, 10).size() == 1;
+    visible_in_done = db_->read_history(twin(8), "power_kw", 42, 43, 10).size() == 1;
     done = true;
     cv.notify_all();
   });
@@ -473,11 +490,11 @@ TEST_F(Storage, VirtualShardCountIsFixedWhenTheDataIsCreated) {
 }
 
 TEST_F(Storage, DataWrittenBeforeTheCountWasKeptGetsTheDefault) {
-  rocksdb::WriteBatch wb;
-  storage::put_meta(wb, {"acme", 1, "enterprise", ""});
+  auto wb = db_->new_batch();
+  wb.put_meta({"acme", 1, "enterprise", ""});
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
   // As an older build left it: twins, but no count.
-  ASSERT_TRUE(db_->db().Delete(rocksdb::WriteOptions(), "Pvirtual_shards").ok());
+  ASSERT_TRUE(raw_db(*db_).Delete(rocksdb::WriteOptions(), keys::virtual_shards()).ok());
   reopen(64);
   EXPECT_EQ(db_->virtual_shards(), 256u);
   reopen(64);
@@ -497,7 +514,7 @@ TEST_F(Storage, NewDataWithAVirtualShardCountOutOfRangeIsRefused) {
 }
 
 TEST_F(Storage, AnUnreadableStoredVirtualShardCountIsRefusedNamingTheDirectory) {
-  ASSERT_TRUE(db_->db().Put(rocksdb::WriteOptions(), "Pvirtual_shards", "xyz").ok());
+  ASSERT_TRUE(raw_db(*db_).Put(rocksdb::WriteOptions(), keys::virtual_shards(), "xyz").ok());
   db_.reset();
   std::string error;
   auto db = storage::open(options(256), error);
@@ -567,49 +584,44 @@ TEST(RecordCodecs, EveryDecoderRefusesGarbage) {
 }
 
 TEST_F(Storage, CorruptStateReadsAsAbsentAndIsCountedOnce) {
-  rocksdb::WriteBatch wb;
-  storage::put_state(wb, 9, full_state());
+  auto wb = db_->new_batch();
+  wb.put_state(twin(9), full_state());
   // One segment of five words, of which one is there.
-  storage::put_state_bytes(wb, 10, std::string("\0\0\0\0\5\0\0\0broken!!", 16));
+  wb.put_encoded_state(twin(10), std::string("\0\0\0\0\5\0\0\0broken!!", 16));
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
-  EXPECT_FALSE(db_->load_state(10).has_value());
-  EXPECT_FALSE(db_->load_state(10).has_value());
+  EXPECT_FALSE(db_->load_state(twin(10)).has_value());
+  EXPECT_FALSE(db_->load_state(twin(10)).has_value());
   EXPECT_EQ(db_->corrupt_records(), 1u) << "each key is counted once";
-  ASSERT_TRUE(db_->load_state(9).has_value()) << "a good neighbour still reads";
-  EXPECT_FALSE(db_->checked_state(10, "\x01"));
+  ASSERT_TRUE(db_->load_state(twin(9)).has_value()) << "a good neighbour still reads";
+  std::map<uint32_t, bool> read;
+  db_->for_each_state([&](uint32_t number, caf::expected<twins::twin_state>& st) {
+    read[number] = static_cast<bool>(st);
+  });
+  EXPECT_EQ(read, (std::map<uint32_t, bool>{{9, true}, {10, false}}));
   EXPECT_EQ(db_->corrupt_records(), 1u) << "the same key";
 }
 
 TEST_F(Storage, CorruptHistoryPointIsSkippedAndTheOthersRead) {
   put_points(1, "power_kw", {{10, 1}, {20, 2}, {30, 3}});
   // Overwrite the middle point's value, keeping its key.
-  std::unique_ptr<rocksdb::Iterator> it(db_->db().NewIterator(rocksdb::ReadOptions()));
-  std::string middle;
-  int n = 0;
-  for (it->Seek("H"); it->Valid() && it->key().starts_with("H"); it->Next())
-    if (++n == 2)
-      middle = it->key().ToString();
-  it.reset();
-  ASSERT_FALSE(middle.empty());
-  rocksdb::WriteBatch wb;
-  wb.Put(middle, "garbage");
-  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  auto middle = keys::history(db_->shard_of(twin(1).id), 1, "power_kw", 20, "", 0);
+  put_raw(middle, "garbage");
   EXPECT_EQ(times_of(all(1, "power_kw")), (std::vector<int64_t>{10, 30}));
   EXPECT_EQ(db_->corrupt_records(), 1u);
 }
 
 TEST_F(Storage, CorruptMetaModelAndAlertAreSkipped) {
-  rocksdb::WriteBatch wb;
-  storage::put_meta(wb, {"a/good", 1, "machine", ""});
-  wb.Put("Ma/bad", "xxxxxxxx");
-  storage::put_model(wb, {"machine", 1, "text"});
-  wb.Put(std::string("Dline\0\0\0\0\1", 10), std::string(16, '\xff'));
+  auto wb = db_->new_batch();
+  wb.put_meta({"a/good", 1, "machine", ""});
+  wb.put_model({"machine", 1, "text"});
   alert_record a;
   a.id = 1;
   a.twin = "a/good";
-  storage::put_alert(wb, a);
-  wb.Put(std::string("A\0\0\0\0\0\0\0\2", 9), "");
+  wb.put_alert(a);
   ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  put_raw(keys::meta(db_->shard_of("a/bad"), "a/bad"), "xxxxxxxx");
+  put_raw(keys::model("line", 1), std::string(16, '\xff'));
+  put_raw(keys::alert(db_->shard_of("a/good"), 2), "");
   auto metas = db_->load_metas();
   ASSERT_EQ(metas.size(), 1u);
   EXPECT_EQ(metas[0].id, "a/good");
@@ -621,9 +633,7 @@ TEST_F(Storage, CorruptMetaModelAndAlertAreSkipped) {
 }
 
 TEST_F(Storage, CorruptCursorIsRefusedAsNone) {
-  rocksdb::WriteBatch wb;
-  wb.Put("Cslow", "123"); // a cursor is 8 bytes
-  ASSERT_EQ(db_->commit_and_wait(std::move(wb)), "");
+  put_raw(keys::cursor("slow"), "123"); // a cursor is 8 bytes
   EXPECT_EQ(db_->load_cursor("slow"), 0u);
   EXPECT_EQ(db_->corrupt_records(), 1u);
 }
@@ -639,6 +649,113 @@ TEST(StorageOpen, UnopenablePathIsRefusedNamingThePath) {
   EXPECT_EQ(db, nullptr);
   EXPECT_NE(error.find(opts.path), std::string::npos) << error;
   std::filesystem::remove(base);
+}
+
+
+// -- virtual shard ranges ----------------------------------------------------------
+
+// Twin ids whose virtual shards differ, with their shards.
+struct two_twins {
+  std::string a, b;
+  uint32_t sa = 0, sb = 0;
+};
+
+two_twins in_two_shards(const storage& db) {
+  two_twins t{"acme/line-1/m1", "", db.shard_of("acme/line-1/m1"), 0};
+  for (int i = 2;; ++i) {
+    t.b = "acme/line-1/m" + std::to_string(i);
+    t.sb = db.shard_of(t.b);
+    if (t.sb != t.sa)
+      return t;
+  }
+}
+
+// Writes meta, state, three history points and an alert of each twin.
+void write_twin(storage& db, const std::string& id, uint32_t number, uint64_t alert_id) {
+  auto wb = db.new_batch();
+  twin_meta m{id, number, "machine", "acme/line-1"};
+  wb.put_meta(m);
+  wb.put_state(m, full_state());
+  for (int64_t ts : {10, 20, 30})
+    wb.put_history(m, "power_kw", ts, 1.5, 1, "plc", static_cast<uint64_t>(ts));
+  alert_record a;
+  a.id = alert_id;
+  a.twin = id;
+  a.rule = "overheat";
+  wb.put_alert(a);
+  ASSERT_EQ(db.commit_and_wait(std::move(wb)), "");
+}
+
+TEST_F(Storage, AShardsRecordsAreOneRangeToIterateCountAndDelete) {
+  auto t = in_two_shards(*db_);
+  write_twin(*db_, t.a, 1, 1);
+  write_twin(*db_, t.b, 2, 2);
+  auto model = db_->new_batch();
+  model.put_model({"machine", 1, "text"});
+  ASSERT_EQ(db_->commit_and_wait(std::move(model)), "");
+
+  size_t n = 0;
+  db_->for_each_record(t.sa, [&](std::string_view, std::string_view) { ++n; });
+  EXPECT_EQ(n, 6u) << "meta, state, three points, an alert: the twin's records and no other";
+  auto size = db_->shard_size(t.sa);
+  EXPECT_EQ(size.records, 6u);
+  EXPECT_GT(size.bytes, 0u);
+  EXPECT_EQ(db_->shard_size(t.sb).records, 6u);
+  EXPECT_EQ(db_->load_metas(t.sa).size(), 1u);
+  EXPECT_EQ(db_->load_metas(t.sa).front().id, t.a);
+
+  auto drop = db_->new_batch();
+  drop.delete_shard(t.sa);
+  ASSERT_EQ(db_->commit_and_wait(std::move(drop)), "");
+  EXPECT_EQ(db_->shard_size(t.sa).records, 0u);
+  EXPECT_TRUE(db_->load_metas(t.sa).empty());
+  EXPECT_FALSE(db_->load_state({t.a, 1}).has_value());
+  EXPECT_TRUE(db_->read_history({t.a, 1}, "power_kw", min_ts, max_ts, 100).empty());
+  EXPECT_FALSE(db_->load_alert(1).has_value());
+  // The other shard and the node-wide records stay.
+  EXPECT_EQ(db_->shard_size(t.sb).records, 6u);
+  EXPECT_TRUE(db_->load_state({t.b, 2}).has_value());
+  EXPECT_EQ(db_->read_history({t.b, 2}, "power_kw", min_ts, max_ts, 100).size(), 3u);
+  ASSERT_TRUE(db_->load_alert(2).has_value());
+  EXPECT_EQ(db_->load_alert(2)->twin, t.b);
+  EXPECT_EQ(db_->load_models().size(), 1u);
+  ASSERT_EQ(db_->load_metas().size(), 1u);
+  EXPECT_EQ(db_->load_metas().front().id, t.b);
+}
+
+TEST_F(Storage, TheLastShardsRangeEndsAndAShardOutOfRangeHasNothing) {
+  wipe();
+  reopen(4);
+  std::string id;
+  for (int i = 0; db_->shard_of(id = "t" + std::to_string(i)) != 3; ++i) {
+  }
+  write_twin(*db_, id, 7, 9);
+  EXPECT_EQ(db_->shard_size(3).records, 6u);
+  EXPECT_EQ(db_->shard_size(4).records, 0u);
+  auto drop = db_->new_batch();
+  drop.delete_shard(3);
+  ASSERT_EQ(db_->commit_and_wait(std::move(drop)), "");
+  EXPECT_EQ(db_->shard_size(3).records, 0u);
+  EXPECT_TRUE(db_->load_metas().empty());
+}
+
+TEST_F(Storage, AlertsOfManyShardsLoadOldestFirst) {
+  auto t = in_two_shards(*db_);
+  write_twin(*db_, t.a, 1, 5);
+  write_twin(*db_, t.b, 2, 3);
+  write_twin(*db_, t.a, 1, 4);
+  std::vector<uint64_t> ids;
+  for (auto& a : db_->load_alerts())
+    ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{3, 4, 5}));
+  EXPECT_EQ(db_->last_alert_id(), 5u);
+}
+
+TEST_F(Storage, NewDataIsStoredInTheCurrentLayout) {
+  std::string v;
+  ASSERT_TRUE(raw_db(*db_).Get(rocksdb::ReadOptions(), keys::layout_version(), &v).ok());
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(keys::read_be32(v.data()), keys::current_layout);
 }
 
 } // namespace

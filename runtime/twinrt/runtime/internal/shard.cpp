@@ -63,7 +63,7 @@ struct shard_state {
   size_t outstanding = 0;
   twins::ingest_result result;
   caf::error failure;         // set when a twin of the batch failed
-  rocksdb::WriteBatch open;   // writes not yet handed to the committer
+  storage::batch open;        // writes not yet handed to the committer (new_batch: spawn)
   std::vector<event> open_events; // events to log with `open`
   std::deque<std::pair<uint64_t, std::function<void()>>> durables; // run once seq is durable
   uint64_t submitted_seq = 0; // commits handed to the committer
@@ -177,13 +177,16 @@ struct shard_state {
 
   void on_applied(apply_reply& r) {
     auto& batch = *current.batch;
-    for (auto i : r.applied) {
-      auto& s = batch[i];
-      storage::put_history(open, r.number, s.channel, s.ts_ms, s.value, r.model_version,
-                           s.source, s.seq);
+    // A twin's applied samples are all its own: the first names it.
+    if (!r.applied.empty()) {
+      twin_ref twin{batch[r.applied.front()].twin, r.number};
+      for (auto i : r.applied) {
+        auto& s = batch[i];
+        open.put_history(twin, s.channel, s.ts_ms, s.value, r.model_version, s.source, s.seq);
+      }
+      if (!r.state_bytes.empty())
+        open.put_encoded_state(twin, r.state_bytes);
     }
-    if (!r.state_bytes.empty())
-      storage::put_state_bytes(open, r.number, r.state_bytes);
     take_outbox(r.out);
     result.accepted += r.applied.size();
     for (auto& rej : r.rejected)
@@ -220,7 +223,7 @@ struct shard_state {
                       else
                         caf::anon_send(me, commit_failed_atom::value, seq, failure);
                     });
-    open = rocksdb::WriteBatch();
+    open = ctx->db->new_batch();
     open_events.clear();
     return seq;
   }
@@ -228,7 +231,7 @@ struct shard_state {
   // Alert records and events go into the same batch as the state that made them.
   void take_outbox(twin_outbox& out) {
     for (auto& a : out.alerts)
-      storage::put_alert(open, a);
+      open.put_alert(a);
     for (auto& e : out.events)
       open_events.push_back(std::move(e));
   }
@@ -265,7 +268,7 @@ struct shard_state {
   }
 
   void on_persist(persist_msg& m) {
-    storage::put_state_bytes(open, m.number, m.state_bytes);
+    open.put_encoded_state({m.id, m.number}, m.state_bytes);
     take_outbox(m.out);
     note_watch(m.id, m.last_data_ms, m.status);
     if (m.durable)
@@ -365,6 +368,7 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
   auto& s = self->state;
   s.self = self;
   s.ctx = std::move(ctx);
+  s.open = s.ctx->db->new_batch();
   s.index = index;
   s.schedule_sweep();
   return {

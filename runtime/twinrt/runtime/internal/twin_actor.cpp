@@ -52,7 +52,7 @@ struct twin_actor_state {
     model = ctx->model_of(meta.kind);
     if (preset) {
       st = std::move(*preset);
-    } else if (auto stored = ctx->db->load_state(meta.number)) {
+    } else if (auto stored = ctx->db->load_state(meta)) {
       st = std::move(*stored);
     } else {
       st.created_ms = now_ms();
@@ -73,7 +73,7 @@ struct twin_actor_state {
       auto m = ctx->cat.find(child);
       if (!m)
         continue;
-      auto s = ctx->db->load_state(m->number);
+      auto s = ctx->db->load_state(*m);
       children[child] = s ? s->own : twins::contribution{};
       child_versions[child] = s ? s->version : 0;
     }

@@ -1,0 +1,91 @@
+#pragma once
+
+// The inside of storage (storage.hpp): the RocksDB handle, the committer's
+// queue and the corrupt-record bookkeeping. Only storage's own files and
+// tests include this; nothing else sees RocksDB.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/write_batch.h>
+
+#include "twinrt/runtime/storage.hpp"
+
+namespace twinrt::runtime {
+
+struct storage::batch::impl {
+  rocksdb::WriteBatch wb;
+  uint32_t virtual_shards = 0;
+};
+
+struct storage::impl {
+  struct pending {
+    rocksdb::WriteBatch batch;
+    commit_done done;
+    std::vector<event> events;
+  };
+
+  std::unique_ptr<rocksdb::Env> env; // wraps options.file_system; outlives db
+  std::unique_ptr<rocksdb::DB> db;
+  bool sync_wal = true;
+  uint32_t virtual_shards = 0;
+
+  // -- committer (storage/committer.cpp) ---------------------------------------
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::deque<pending> queue; // under mtx
+  bool stopping = false;     // under mtx
+  std::atomic<uint64_t> wal_syncs{0}, commit_groups{0};
+  std::atomic<bool> failed{false};
+  mutable std::mutex failure_mtx;
+  std::string failure; // under failure_mtx
+  std::thread committer;
+  void run_committer();
+  void stop_committer();
+  // Enters the failed state (committer thread); returns the reason.
+  std::string fail(const char* what, const rocksdb::Status& s);
+  std::string failure_now() const;
+
+  // -- event log (storage/event_log.cpp) ---------------------------------------
+  uint64_t last_event_id = 0; // committer thread only
+  std::atomic<uint64_t> durable_event_id{0};
+  mutable std::mutex events_mtx;
+  mutable std::condition_variable events_cv;
+  bool waiters_stopped = false; // under events_mtx
+  // Numbers `events` and puts them into `wb` (committer thread).
+  void append_events(rocksdb::WriteBatch& wb, std::vector<event>& events);
+  // Wakes wait_for_events once last_event_id is durable (committer thread).
+  void publish_events();
+
+  // -- corrupt records ------------------------------------------------------------
+  mutable std::atomic<uint64_t> corrupt_records{0};
+  mutable std::mutex corrupt_mtx;
+  mutable std::unordered_set<std::string> corrupt_keys; // under corrupt_mtx
+  // Logs and counts the corrupt record under `key`, once per key.
+  void refuse(std::string_view key, const caf::error& why) const;
+  // Reads `key`; nullopt when absent, or corrupt per RocksDB (refused as
+  // `type`). Any other read failure is fatal.
+  std::optional<std::string> get(const std::string& key, const char* type) const;
+};
+
+/// RocksDB's bytes as a view.
+inline std::string_view view(const rocksdb::Slice& s) {
+  return {s.data(), s.size()};
+}
+
+/// The RocksDB under a storage: for tests that plant raw records.
+inline rocksdb::DB& raw_db(storage& s) {
+  return *s.internals().db;
+}
+
+} // namespace twinrt::runtime
