@@ -14,7 +14,8 @@
 #include <caf/send.hpp>
 
 #include "twinrt/runtime/internal/actors.hpp"
-#include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/runtime/internal/local_messages.hpp"
+#include "twinrt/runtime/messages.hpp"
 #include "twinrt/runtime/metrics.hpp"
 #include "twinrt/runtime/rpc_server.hpp"
 #include "twinrt/schemas/builtin_models.hpp"
@@ -363,6 +364,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg,
 
   p->caf_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
   p->caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  add_message_types(p->caf_cfg);
   p->sys = std::make_unique<caf::actor_system>(p->caf_cfg);
   for (size_t i = 0; i < cfg.shards; ++i)
     ctx.shards.push_back(spawn_shard(*p->sys, p->ctx, i));
@@ -527,12 +529,12 @@ caf::error node::reparent(const std::string& id, const std::string& new_parent) 
 }
 
 caf::expected<twins::ingest_result> node::ingest(std::vector<twins::sample> batch) {
-  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  sample_batch shared{std::move(batch)};
   return impl_->ask<twins::ingest_result>(impl_->gate, ingest_atom::value, shared);
 }
 
 caf::expected<twins::ingest_result> node::ingest_waiting(std::vector<twins::sample> batch) {
-  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  sample_batch shared{std::move(batch)};
   auto pause = std::chrono::microseconds(200);
   for (;;) {
     auto r = impl_->ask<twins::ingest_result>(impl_->gate, ingest_atom::value, shared);
@@ -624,14 +626,13 @@ void node::get_async(const std::string& id,
   auto owner = ctx.directory->owner_of(id);
   if (!owner)
     return done(std::move(owner.error()));
-  // Straight to the shard, which hands the callback to the twin: two
-  // messages and no reply to route back.
-  caf::anon_send(*owner, get_atom::value, id, std::make_shared<get_done>(std::move(done)));
+  caf::anon_send(impl_->bridge, get_atom::value, *owner, id,
+                 std::make_shared<get_done>(std::move(done)));
 }
 
 void node::ingest_async(std::vector<twins::sample> batch,
                         std::function<void(caf::expected<twins::ingest_result>)> done) {
-  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  sample_batch shared{std::move(batch)};
   caf::anon_send(impl_->bridge, ingest_atom::value, impl_->gate, shared,
                  std::make_shared<ingest_done>(std::move(done)));
 }
@@ -852,7 +853,7 @@ void node::ack_alert_async(uint64_t id, const std::string& by, const std::string
   auto owner = impl_->ctx->directory->owner_of(a->twin);
   if (!owner)
     return done(std::move(owner.error()));
-  caf::anon_send(*owner, ack_atom::value, a->twin, id, by, note,
+  caf::anon_send(impl_->bridge, ack_atom::value, *owner, ack_request{a->twin, id, by, note},
                  std::make_shared<ack_done>(std::move(done)));
 }
 

@@ -9,7 +9,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "twinrt/runtime/internal/actors.hpp"
-#include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/runtime/internal/local_messages.hpp"
 #include "twinrt/twins/names.hpp"
 
 namespace twinrt::runtime::internal {
@@ -65,7 +65,13 @@ struct shard_state {
   caf::error failure;         // set when a twin of the batch failed
   rocksdb::WriteBatch open;   // writes not yet handed to the committer
   std::vector<event> open_events; // events to log with `open`
-  std::deque<std::pair<uint64_t, std::function<void()>>> durables; // run once seq is durable
+  // Acknowledgements waiting for commit `seq`: answered with the record then.
+  struct durable_answer {
+    uint64_t seq = 0;
+    caf::response_promise rp;
+    alert_record record;
+  };
+  std::deque<durable_answer> durables;
   uint64_t submitted_seq = 0; // commits handed to the committer
   uint64_t committed_seq = 0; // commits known durable
   std::deque<std::pair<uint64_t, std::pair<caf::response_promise, twins::ingest_result>>> acks;
@@ -141,7 +147,7 @@ struct shard_state {
     result = {};
     std::unordered_map<std::string_view, std::vector<uint32_t>> by_twin;
     for (auto i : current.indices)
-      by_twin[(*current.batch)[i].twin].push_back(i);
+      by_twin[current.batch[i].twin].push_back(i);
     outstanding = by_twin.size();
     if (outstanding == 0)
       return finish_batch();
@@ -161,22 +167,13 @@ struct shard_state {
       route(key, [this, part = std::move(part)](const caf::actor& a) {
         self->request(a, caf::infinite, apply_atom::value, part)
           .then([this](apply_reply& r) { on_applied(r); },
-                [this, id = part.indices.empty() ? std::string()
-                                                  : (*part.batch)[part.indices.front()].twin](
-                  caf::error& e) {
-                  // A twin that failed is a bug; its samples are not stored,
-                  // so the batch must not be acknowledged as a whole.
-                  failure = make_error(errc::storage_failure,
-                                       "twin " + id + " failed: " + caf::to_string(e));
-                  if (--outstanding == 0)
-                    finish_batch();
-                });
+                [this, part](caf::error& e) { on_apply_failed(part, e); });
       }, std::move(missing));
     }
   }
 
   void on_applied(apply_reply& r) {
-    auto& batch = *current.batch;
+    auto& batch = current.batch;
     for (auto i : r.applied) {
       auto& s = batch[i];
       storage::put_history(open, r.number, s.channel, s.ts_ms, s.value, r.model_version,
@@ -191,6 +188,27 @@ struct shard_state {
     if (!r.applied.empty()) {
       auto& id = batch[r.applied.front()].twin;
       note_watch(id, r.last_data_ms, r.status);
+    }
+    if (--outstanding == 0)
+      finish_batch();
+  }
+
+  // The twin of `part` did not answer. Deleted meanwhile (its actor was
+  // stopped with the request in its mailbox): its samples are refused like
+  // those of any unknown twin and the batch is answered as usual. Otherwise
+  // the twin failed, a bug; its samples are not stored, so the batch must not
+  // be acknowledged as a whole.
+  void on_apply_failed(const apply_request& part, const caf::error& e) {
+    auto& id = part.batch[part.indices.front()].twin;
+    if (!ctx->cat.contains(id)) {
+      for (auto i : part.indices)
+        result.rejected.push_back({i, twins::reject_reason::unknown_twin,
+                                   "sample " + std::to_string(i) + " for "
+                                     + twins::printable(id) + ": no twin "
+                                     + twins::printable(id)});
+    } else {
+      failure = make_error(errc::storage_failure,
+                           "twin " + id + " failed: " + caf::to_string(e));
     }
     if (--outstanding == 0)
       finish_batch();
@@ -240,8 +258,8 @@ struct shard_state {
       rp.deliver(std::move(res));
       acks.pop_front();
     }
-    while (!durables.empty() && durables.front().first <= committed_seq) {
-      durables.front().second();
+    while (!durables.empty() && durables.front().seq <= committed_seq) {
+      durables.front().rp.deliver(std::move(durables.front().record));
       durables.pop_front();
     }
     for (auto i = recent.begin(); i != recent.end();) {
@@ -260,18 +278,28 @@ struct shard_state {
       acks.front().second.first.deliver(make_error(errc::storage_failure, failure));
       acks.pop_front();
     }
-    while (!durables.empty() && durables.front().first <= seq)
-      durables.pop_front(); // not durable: the twin's copy in `recent` stays
+    while (!durables.empty() && durables.front().seq <= seq) {
+      // Not durable: the twin's copy in `recent` stays.
+      durables.front().rp.deliver(make_error(errc::storage_failure, failure));
+      durables.pop_front();
+    }
   }
 
   void on_persist(persist_msg& m) {
     storage::put_state_bytes(open, m.number, m.state_bytes);
     take_outbox(m.out);
     note_watch(m.id, m.last_data_ms, m.status);
-    if (m.durable)
-      durables.emplace_back(submitted_seq + 1, std::move(m.durable)); // open goes with the next submit
     if (!running)
       submit();
+  }
+
+  // on_persist, answering with `record` once the write is durable.
+  caf::response_promise on_persist_answered(persist_msg& m, alert_record& record) {
+    auto rp = self->make_response_promise();
+    // `open` goes with the next submit.
+    durables.push_back({submitted_seq + 1, rp, std::move(record)});
+    on_persist(m);
+    return rp;
   }
 
   void note_watch(const std::string& id, int64_t last_data_ms,
@@ -374,6 +402,9 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
       self->state.on_commit_failed(seq, failure);
     },
     [=](persist_atom, persist_msg& m) { self->state.on_persist(m); },
+    [=](persist_atom, persist_msg& m, alert_record& record) {
+      return self->state.on_persist_answered(m, record);
+    },
     [=](contrib_atom, contrib_msg& m) {
       auto parent = m.parent;
       self->state.route(parent, [self, m = std::move(m)](const caf::actor& a) {
@@ -394,23 +425,18 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
         [rp, id]() mutable { rp.deliver(make_error(errc::unknown_twin, "no twin " + id)); });
       return rp;
     },
-    [=](get_atom, const std::string& id, const get_done_ptr& done) {
-      if (!self->state.ctx->cat.contains(id))
-        return (*done)(make_error(errc::unknown_twin, "no twin " + id));
-      self->state.route(
-        id, [self, done](const caf::actor& a) { self->send(a, get_atom::value, done); },
-        [done, id] { (*done)(make_error(errc::unknown_twin, "no twin " + id)); });
-    },
-    [=](ack_atom, const std::string& id, uint64_t alert, const std::string& by,
-        const std::string& note, const ack_done_ptr& done) {
-      if (!self->state.ctx->cat.contains(id))
-        return (*done)(make_error(errc::unknown_twin, "no twin " + id));
+    [=](ack_atom, ack_request& req) -> caf::result<alert_record> {
+      if (!self->state.ctx->cat.contains(req.twin))
+        return make_error(errc::unknown_twin, "no twin " + req.twin);
+      auto rp = self->make_response_promise<alert_record>();
+      auto id = req.twin;
       self->state.route(
         id,
-        [self, alert, by, note, done](const caf::actor& a) {
-          self->send(a, ack_atom::value, alert, by, note, done);
+        [rp, req = std::move(req)](const caf::actor& a) mutable {
+          rp.delegate(a, ack_atom::value, std::move(req));
         },
-        [done, id] { (*done)(make_error(errc::unknown_twin, "no twin " + id)); });
+        [rp, id]() mutable { rp.deliver(make_error(errc::unknown_twin, "no twin " + id)); });
+      return rp;
     },
     [=](reparent_atom, const std::string& id, const std::string& parent) {
       self->state.route(id, [self, parent](const caf::actor& a) {
@@ -457,7 +483,7 @@ struct gate_state {
 
   caf::result<twins::ingest_result> ingest(sample_batch batch) {
     auto t0 = std::chrono::steady_clock::now();
-    auto& samples = *batch;
+    auto& samples = batch.samples();
     if (samples.size() > ctx->cfg.max_batch_samples)
       return make_error(errc::bad_request,
                         "batch of " + std::to_string(samples.size())
@@ -590,6 +616,16 @@ caf::actor spawn_bridge(caf::actor_system& sys) {
           const ingest_done_ptr& done) {
         self->request(gate, caf::infinite, ingest_atom::value, batch)
           .then([done](twins::ingest_result& r) { (*done)(std::move(r)); },
+                [done](caf::error& e) { (*done)(std::move(e)); });
+      },
+      [=](get_atom, const caf::actor& shard, const std::string& id, const get_done_ptr& done) {
+        self->request(shard, caf::infinite, get_atom::value, id)
+          .then([done](twin_view& v) { (*done)(std::move(v)); },
+                [done](caf::error& e) { (*done)(std::move(e)); });
+      },
+      [=](ack_atom, const caf::actor& shard, const ack_request& req, const ack_done_ptr& done) {
+        self->request(shard, caf::infinite, ack_atom::value, req)
+          .then([done](alert_record& r) { (*done)(std::move(r)); },
                 [done](caf::error& e) { (*done)(std::move(e)); });
       },
     };
