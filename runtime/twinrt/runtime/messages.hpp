@@ -1,7 +1,7 @@
 #pragma once
 
-// The messages between the ingest gate, the shard actors and the twin actors.
-// Every one is a plain value
+// The messages between the ingest gate, the shard actors and the twin actors
+// (their typed interfaces: actor_interfaces.hpp). Every one is a plain value
 // with an `inspect` overload and a CAF type ID (the block at the end), so the
 // same message can go to an actor on another node unchanged; register them
 // with add_message_types (below) on every node. Local-only messages that
@@ -21,7 +21,7 @@
 #include <caf/type_id.hpp>
 
 #include "twinrt/runtime/event.hpp"
-#include "twinrt/runtime/node.hpp"
+#include "twinrt/runtime/twin_view.hpp"
 #include "twinrt/twins/rollup.hpp"
 #include "twinrt/twins/sample.hpp"
 #include "twinrt/twins/twin_state.hpp"

@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -74,7 +75,7 @@ struct node::impl {
   std::unique_ptr<caf::actor_system> sys;
   std::shared_ptr<node_context> ctx;
   runtime_probe probe;
-  caf::actor gate;
+  ingest_gate_actor gate;
   caf::actor bridge; // asks actors for callers that must not block
   std::unique_ptr<metrics_server> metrics; // reset first: it reads the node
   std::unique_ptr<rpc_server> rpc;         // likewise: it calls the node
@@ -282,8 +283,8 @@ struct node::impl {
       caf::anon_send(owners.owners()[g], watch_atom::value, std::move(lists[g]));
   }
 
-  template <class T, class... Ts>
-  caf::expected<T> ask(const caf::actor& dest, Ts&&... xs) {
+  template <class T, class Handle, class... Ts>
+  caf::expected<T> ask(const Handle& dest, Ts&&... xs) {
     caf::scoped_actor self{*sys};
     caf::expected<T> out{caf::error{}};
     self->request(dest, caf::infinite, std::forward<Ts>(xs)...)
@@ -560,7 +561,9 @@ std::vector<caf::expected<twin_view>> node::get_many(const std::vector<std::stri
   std::vector<caf::expected<twin_view>> out;
   out.reserve(ids.size());
   caf::scoped_actor self{*impl_->sys};
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> asked;
+  using handle = decltype(self->request(std::declval<const shard_actor&>(), caf::infinite,
+                                       get_atom::value, std::declval<const std::string&>()));
+  std::vector<handle> asked;
   std::vector<size_t> asked_index;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!ctx.cat.contains(ids[i])) {
@@ -738,7 +741,7 @@ caf::error node::remove(const std::string& id) {
   auto owner = ctx.directory->owner_of(id);
   if (!owner)
     return std::move(owner.error());
-  caf::expected<caf::actor> parent_owner{caf::actor{}};
+  caf::expected<shard_actor> parent_owner{shard_actor{}};
   if (!m->parent.empty()) {
     parent_owner = ctx.directory->owner_of(m->parent);
     if (!parent_owner)

@@ -5,6 +5,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "twinrt/runtime/events.hpp"
 #include "twinrt/runtime/internal/actors.hpp"
@@ -18,9 +19,9 @@ namespace {
 constexpr int64_t no_pending = std::numeric_limits<int64_t>::max();
 
 struct twin_actor_state {
-  caf::stateful_actor<twin_actor_state>* self = nullptr;
+  twin_actor::stateful_pointer<twin_actor_state> self = nullptr;
   std::shared_ptr<node_context> ctx;
-  caf::actor shard; // holds this twin; writes go there
+  shard_actor shard; // holds this twin; writes go there
   twin_meta meta;
   twins::twin_state st;
   twins::model_set::model_ptr model;
@@ -240,7 +241,7 @@ struct twin_actor_state {
       rec, "acknowledged", value_named(rule->value, now).value_or(t.value), now));
     outbox.alerts.push_back(rec);
     ++st.version;
-    auto rp = self->make_response_promise<alert_record>();
+    auto rp = self->template make_response_promise<alert_record>();
     return rp.delegate(shard, persist_atom::value, take_persist(), std::move(rec));
   }
 
@@ -406,9 +407,9 @@ struct twin_actor_state {
   }
 };
 
-caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
-                         std::shared_ptr<node_context> ctx, caf::actor shard,
-                         twin_meta meta, std::optional<twins::twin_state> preset) {
+twin_actor::behavior_type twin_behavior(twin_actor::stateful_pointer<twin_actor_state> self,
+                                        std::shared_ptr<node_context> ctx, shard_actor shard,
+                                        twin_meta meta, std::optional<twins::twin_state> preset) {
   auto& s = self->state;
   s.self = self;
   s.ctx = std::move(ctx);
@@ -446,7 +447,7 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
       self->state.check_alerts();
       self->state.after_message();
     },
-    [=](ack_atom, const ack_request& req) {
+    [=](ack_atom, const ack_request& req) -> caf::result<alert_record> {
       auto r = self->state.acknowledge(req);
       self->state.after_message();
       return r;
@@ -456,10 +457,10 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
 
 } // namespace
 
-caf::actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
-                      caf::actor shard, twin_meta meta,
+twin_actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                      shard_actor shard, twin_meta meta,
                       std::optional<twins::twin_state> preset) {
-  return sys.spawn(twin_actor, std::move(ctx), std::move(shard), std::move(meta),
+  return sys.spawn(twin_behavior, std::move(ctx), std::move(shard), std::move(meta),
                    std::move(preset));
 }
 
