@@ -197,11 +197,11 @@ struct shard_state {
       finish_batch();
   }
 
-  // The twin of `part` did not answer. Deleted meanwhile (its actor was
-  // stopped with the request in its mailbox): its samples are refused like
-  // those of any unknown twin and the batch is answered as usual. Otherwise
-  // the twin failed, a bug; its samples are not stored, so the batch must not
-  // be acknowledged as a whole.
+  // The twin of `part` did not answer: its actor is gone. If the twin is no
+  // longer in the catalog (deleted meanwhile), its samples are refused like
+  // those of any unknown twin and the batch is acknowledged as usual.
+  // Otherwise the twin failed, a bug; its samples are not stored, so the
+  // batch must not be acknowledged as a whole.
   void on_apply_failed(const apply_request& part, const caf::error& e) {
     auto& id = part.batch[part.indices.front()].twin;
     if (!ctx->cat.contains(id)) {
