@@ -24,12 +24,12 @@ using testing::eventually;
 // routed by itself would reach the others.
 class funnel final : public runtime::shard_directory {
 public:
-  funnel(uint32_t virtual_shards, caf::actor only)
+  funnel(uint32_t virtual_shards, runtime::shard_actor only)
     : shard_directory(virtual_shards), only_(std::move(only)) {}
-  caf::expected<caf::actor> owner(uint32_t) const override { return only_; }
+  caf::expected<runtime::shard_actor> owner(uint32_t) const override { return only_; }
 
 private:
-  caf::actor only_;
+  runtime::shard_actor only_;
 };
 
 // Whether odd virtual shards have an owner now, and how often one was
@@ -49,10 +49,10 @@ struct outage {
 // no owner, as during a shard move in a cluster.
 class outage_directory final : public runtime::shard_directory {
 public:
-  outage_directory(uint32_t virtual_shards, std::vector<caf::actor> actors,
+  outage_directory(uint32_t virtual_shards, std::vector<runtime::shard_actor> actors,
                    std::shared_ptr<outage> state)
     : shard_directory(virtual_shards), actors_(std::move(actors)), state_(std::move(state)) {}
-  caf::expected<caf::actor> owner(uint32_t shard) const override {
+  caf::expected<runtime::shard_actor> owner(uint32_t shard) const override {
     if (state_->on.load() && shard % 2 == 1) {
       std::lock_guard<std::mutex> g(state_->mtx);
       ++state_->refused[shard];
@@ -63,7 +63,7 @@ public:
   }
 
 private:
-  std::vector<caf::actor> actors_;
+  std::vector<runtime::shard_actor> actors_;
   std::shared_ptr<outage> state_;
 };
 
@@ -123,7 +123,7 @@ TEST(Routing, DataKeepsTheVirtualShardCountItWasCreatedWith) {
 TEST(Routing, EveryPathGoesThroughTheDirectoryTheNodeIsGiven) {
   testing::temp_dir dir("routing-funnel");
   auto cfg = testing::test_config(dir.str()); // 3 shard actors
-  auto started = runtime::node::start(cfg, [](uint32_t n, std::vector<caf::actor> local) {
+  auto started = runtime::node::start(cfg, [](uint32_t n, std::vector<runtime::shard_actor> local) {
     return std::make_unique<funnel>(n, local.at(0));
   });
   ASSERT_TRUE(started) << describe(started.error());
@@ -163,7 +163,7 @@ protected:
   void SetUp() override {
     dir_ = std::make_unique<testing::temp_dir>("routing-outage");
     auto started = runtime::node::start(
-      testing::test_config(dir_->str()), [o = outage_](uint32_t n, std::vector<caf::actor> local) {
+      testing::test_config(dir_->str()), [o = outage_](uint32_t n, std::vector<runtime::shard_actor> local) {
         return std::make_unique<outage_directory>(n, std::move(local), o);
       });
     ASSERT_TRUE(started) << describe(started.error());

@@ -72,7 +72,7 @@ TEST(ShardMap, TwinIdsMapToTheShardTheRuntimeUses) {
   // a node routes with; the map's owner of the twin must be the owner of
   // that shard. The directory's actors play no part here.
   constexpr uint32_t virtual_shards = 256;
-  runtime::local_shard_directory runtime_dir(virtual_shards, {caf::actor{}});
+  runtime::local_shard_directory runtime_dir(virtual_shards, {runtime::shard_actor{}});
   shard_map map(virtual_shards, {"node-a", "node-b", "node-c", "node-d", "node-e"});
   std::map<std::string, int> per_member;
   for (auto& id : twin_ids(10'000)) {

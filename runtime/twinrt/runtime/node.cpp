@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -14,7 +15,8 @@
 #include <caf/send.hpp>
 
 #include "twinrt/runtime/internal/actors.hpp"
-#include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/runtime/internal/local_messages.hpp"
+#include "twinrt/runtime/messages.hpp"
 #include "twinrt/runtime/metrics.hpp"
 #include "twinrt/runtime/rpc_server.hpp"
 #include "twinrt/schemas/builtin_models.hpp"
@@ -73,7 +75,7 @@ struct node::impl {
   std::unique_ptr<caf::actor_system> sys;
   std::shared_ptr<node_context> ctx;
   runtime_probe probe;
-  caf::actor gate;
+  ingest_gate_actor gate;
   caf::actor bridge; // asks actors for callers that must not block
   std::unique_ptr<metrics_server> metrics; // reset first: it reads the node
   std::unique_ptr<rpc_server> rpc;         // likewise: it calls the node
@@ -274,8 +276,8 @@ struct node::impl {
       caf::anon_send(owners.owners()[g], watch_atom::value, std::move(lists[g]));
   }
 
-  template <class T, class... Ts>
-  caf::expected<T> ask(const caf::actor& dest, Ts&&... xs) {
+  template <class T, class Handle, class... Ts>
+  caf::expected<T> ask(const Handle& dest, Ts&&... xs) {
     caf::scoped_actor self{*sys};
     caf::expected<T> out{caf::error{}};
     self->request(dest, caf::infinite, std::forward<Ts>(xs)...)
@@ -356,6 +358,7 @@ caf::expected<std::unique_ptr<node>> node::start(const node_config& cfg,
 
   p->caf_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.threads));
   p->caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  add_message_types(p->caf_cfg);
   p->sys = std::make_unique<caf::actor_system>(p->caf_cfg);
   for (size_t i = 0; i < cfg.shards; ++i)
     ctx.shards.push_back(spawn_shard(*p->sys, p->ctx, i));
@@ -520,12 +523,12 @@ caf::error node::reparent(const std::string& id, const std::string& new_parent) 
 }
 
 caf::expected<twins::ingest_result> node::ingest(std::vector<twins::sample> batch) {
-  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  sample_batch shared{std::move(batch)};
   return impl_->ask<twins::ingest_result>(impl_->gate, ingest_atom::value, shared);
 }
 
 caf::expected<twins::ingest_result> node::ingest_waiting(std::vector<twins::sample> batch) {
-  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  sample_batch shared{std::move(batch)};
   auto pause = std::chrono::microseconds(200);
   for (;;) {
     auto r = impl_->ask<twins::ingest_result>(impl_->gate, ingest_atom::value, shared);
@@ -551,7 +554,9 @@ std::vector<caf::expected<twin_view>> node::get_many(const std::vector<std::stri
   std::vector<caf::expected<twin_view>> out;
   out.reserve(ids.size());
   caf::scoped_actor self{*impl_->sys};
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> asked;
+  using handle = decltype(self->request(std::declval<const shard_actor&>(), caf::infinite,
+                                       get_atom::value, std::declval<const std::string&>()));
+  std::vector<handle> asked;
   std::vector<size_t> asked_index;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!ctx.cat.contains(ids[i])) {
@@ -617,14 +622,13 @@ void node::get_async(const std::string& id,
   auto owner = ctx.directory->owner_of(id);
   if (!owner)
     return done(std::move(owner.error()));
-  // Straight to the shard, which hands the callback to the twin: two
-  // messages and no reply to route back.
-  caf::anon_send(*owner, get_atom::value, id, std::make_shared<get_done>(std::move(done)));
+  caf::anon_send(impl_->bridge, get_atom::value, *owner, id,
+                 std::make_shared<get_done>(std::move(done)));
 }
 
 void node::ingest_async(std::vector<twins::sample> batch,
                         std::function<void(caf::expected<twins::ingest_result>)> done) {
-  auto shared = std::make_shared<const std::vector<twins::sample>>(std::move(batch));
+  sample_batch shared{std::move(batch)};
   caf::anon_send(impl_->bridge, ingest_atom::value, impl_->gate, shared,
                  std::make_shared<ingest_done>(std::move(done)));
 }
@@ -730,7 +734,7 @@ caf::error node::remove(const std::string& id) {
   auto owner = ctx.directory->owner_of(id);
   if (!owner)
     return std::move(owner.error());
-  caf::expected<caf::actor> parent_owner{caf::actor{}};
+  caf::expected<shard_actor> parent_owner{shard_actor{}};
   if (!m->parent.empty()) {
     parent_owner = ctx.directory->owner_of(m->parent);
     if (!parent_owner)
@@ -844,7 +848,7 @@ void node::ack_alert_async(uint64_t id, const std::string& by, const std::string
   auto owner = impl_->ctx->directory->owner_of(a->twin);
   if (!owner)
     return done(std::move(owner.error()));
-  caf::anon_send(*owner, ack_atom::value, a->twin, id, by, note,
+  caf::anon_send(impl_->bridge, ack_atom::value, *owner, ack_request{a->twin, id, by, note},
                  std::make_shared<ack_done>(std::move(done)));
 }
 

@@ -19,6 +19,7 @@
 #include "twinrt/runtime/query.hpp"
 #include "twinrt/runtime/shard_directory.hpp"
 #include "twinrt/runtime/storage.hpp"
+#include "twinrt/runtime/twin_view.hpp"
 #include "twinrt/twins/model.hpp"
 #include "twinrt/twins/sample.hpp"
 #include "twinrt/twins/twin_state.hpp"
@@ -30,14 +31,6 @@ class actor_system_config;
 
 namespace twinrt::runtime {
 
-/// A twin as seen by a caller: identity, place, and its whole state
-/// (channels, health, rollups).
-struct twin_view {
-  twin_meta meta;
-  size_t children = 0;
-  twins::twin_state state;
-  bool active = false; // was in memory when asked
-};
 
 /// What loading model files did.
 struct model_load {

@@ -22,7 +22,7 @@ uint32_t shard_directory::shard_of(std::string_view id) const {
   return runtime::shard_of(id, virtual_shards_);
 }
 
-caf::expected<caf::actor> shard_directory::owner_of(std::string_view id) const {
+caf::expected<shard_actor> shard_directory::owner_of(std::string_view id) const {
   auto r = owner(shard_of(id));
   if (r)
     return r;
@@ -32,13 +32,13 @@ caf::expected<caf::actor> shard_directory::owner_of(std::string_view id) const {
 }
 
 local_shard_directory::local_shard_directory(uint32_t virtual_shards,
-                                             std::vector<caf::actor> actors)
+                                             std::vector<shard_actor> actors)
   : shard_directory(virtual_shards), actors_(std::move(actors)) {
   if (actors_.empty())
     throw std::invalid_argument("local_shard_directory: no shard actors");
 }
 
-caf::expected<caf::actor> local_shard_directory::owner(uint32_t shard) const {
+caf::expected<shard_actor> local_shard_directory::owner(uint32_t shard) const {
   if (shard >= virtual_shards())
     return make_error(errc::unavailable, "virtual shard " + std::to_string(shard)
                                            + " does not exist (there are "
@@ -47,7 +47,7 @@ caf::expected<caf::actor> local_shard_directory::owner(uint32_t shard) const {
 }
 
 std::unique_ptr<shard_directory> make_local_directory(uint32_t virtual_shards,
-                                                      std::vector<caf::actor> local_shards) {
+                                                      std::vector<shard_actor> local_shards) {
   return std::make_unique<local_shard_directory>(virtual_shards, std::move(local_shards));
 }
 

@@ -6,15 +6,16 @@
 #include <string_view>
 #include <vector>
 
-#include <caf/actor.hpp>
 #include <caf/expected.hpp>
 
+#include "twinrt/runtime/actor_interfaces.hpp"
 #include "twinrt/runtime/sharding.hpp"
 
 namespace twinrt::runtime {
 
 /// Where a twin lives: twin id -> virtual shard -> the shard actor that owns
-/// that virtual shard now, on this node or on another. Every path that
+/// that virtual shard now, on this node or on another (a typed handle,
+/// actor_interfaces.hpp: what it accepts is checked at every send). Every path that
 /// addresses a twin by id asks it (the ingest gate, contributions and drops
 /// to parents, get, create, reparent, delete, watch notes, model reloads,
 /// the watch lists of recovery); nothing else works out an owner.
@@ -48,11 +49,11 @@ public:
   /// an error with errc::unavailable that names the shard. A caller answers
   /// such an error by refusing its request with it (the client retries
   /// later); it never waits for an owner to appear.
-  virtual caf::expected<caf::actor> owner(uint32_t shard) const = 0;
+  virtual caf::expected<shard_actor> owner(uint32_t shard) const = 0;
 
   /// owner(shard_of(id)); on failure the error (same code) also names the
   /// twin: "twin acme/plant-1: virtual shard 17 has no owner now; retry later".
-  caf::expected<caf::actor> owner_of(std::string_view id) const;
+  caf::expected<shard_actor> owner_of(std::string_view id) const;
 
 protected:
   /// `virtual_shards` must be 1 .. max_virtual_shards.
@@ -68,12 +69,12 @@ private:
 class local_shard_directory final : public shard_directory {
 public:
   /// `actors` must not be empty: the node's shard actors, in their order.
-  local_shard_directory(uint32_t virtual_shards, std::vector<caf::actor> actors);
+  local_shard_directory(uint32_t virtual_shards, std::vector<shard_actor> actors);
 
-  caf::expected<caf::actor> owner(uint32_t shard) const override;
+  caf::expected<shard_actor> owner(uint32_t shard) const override;
 
 private:
-  std::vector<caf::actor> actors_;
+  std::vector<shard_actor> actors_;
 };
 
 /// Builds a node's directory when node::start has spawned its shard actors:
@@ -81,10 +82,10 @@ private:
 /// node's `node.shards` actors (at least one). Called once, on the thread
 /// that calls node::start; must not return nullptr.
 using directory_factory = std::function<std::unique_ptr<shard_directory>(
-  uint32_t virtual_shards, std::vector<caf::actor> local_shards)>;
+  uint32_t virtual_shards, std::vector<shard_actor> local_shards)>;
 
 /// The factory node::start uses when given none: a local_shard_directory.
 std::unique_ptr<shard_directory> make_local_directory(uint32_t virtual_shards,
-                                                      std::vector<caf::actor> local_shards);
+                                                      std::vector<shard_actor> local_shards);
 
 } // namespace twinrt::runtime

@@ -6,6 +6,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 
 #include <gtest/gtest.h>
@@ -15,12 +16,14 @@
 namespace twinrt::runtime {
 namespace {
 
-// Actors that stand for shard actors: the directory only hands them out.
+// Actors that stand for shard actors: the directory only hands them out, so
+// they answer nothing (cast to the shard interface they do not implement).
 class LocalDirectory : public ::testing::Test {
 protected:
   LocalDirectory() : sys_(configured()) {
     for (int i = 0; i < 3; ++i)
-      actors_.push_back(sys_.spawn([](caf::event_based_actor*) { return caf::behavior{}; }));
+      actors_.push_back(caf::actor_cast<shard_actor>(
+        sys_.spawn([](caf::event_based_actor*) { return caf::behavior{}; })));
   }
 
   ~LocalDirectory() override {
@@ -37,7 +40,7 @@ protected:
   }
 
   caf::actor_system sys_;
-  std::vector<caf::actor> actors_;
+  std::vector<shard_actor> actors_;
 };
 
 TEST_F(LocalDirectory, VirtualShardIsOwnedByTheActorAtItsNumberModuloTheActors) {
@@ -81,8 +84,8 @@ TEST_F(LocalDirectory, MoreActorsThanVirtualShardsLeavesSomeIdle) {
 }
 
 TEST(ShardDirectory, ItsCountMustBeFromOneTo65536) {
-  EXPECT_THROW(make_local_directory(0, {caf::actor{}}), std::invalid_argument);
-  EXPECT_THROW(make_local_directory(max_virtual_shards + 1, {caf::actor{}}),
+  EXPECT_THROW(make_local_directory(0, {shard_actor{}}), std::invalid_argument);
+  EXPECT_THROW(make_local_directory(max_virtual_shards + 1, {shard_actor{}}),
                std::invalid_argument);
   EXPECT_THROW(make_local_directory(16, {}), std::invalid_argument);
 }
@@ -91,8 +94,8 @@ TEST(ShardDirectory, ItsCountMustBeFromOneTo65536) {
 // shards.
 class half_owned final : public shard_directory {
 public:
-  explicit half_owned(caf::actor a) : shard_directory(16), a_(std::move(a)) {}
-  caf::expected<caf::actor> owner(uint32_t shard) const override {
+  explicit half_owned(shard_actor a) : shard_directory(16), a_(std::move(a)) {}
+  caf::expected<shard_actor> owner(uint32_t shard) const override {
     if (shard % 2 == 1)
       return make_error(errc::unavailable,
                         "virtual shard " + std::to_string(shard) + " has no owner now; retry later");
@@ -100,7 +103,7 @@ public:
   }
 
 private:
-  caf::actor a_;
+  shard_actor a_;
 };
 
 TEST_F(LocalDirectory, ATwinWithoutOwnerGetsAnErrorNamingTheTwinAndItsShard) {

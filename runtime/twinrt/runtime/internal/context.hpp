@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include <caf/actor.hpp>
 #include <caf/expected.hpp>
 
 #include "twinrt/runtime/catalog.hpp"
 #include "twinrt/runtime/change_feed.hpp"
+#include "twinrt/runtime/actor_interfaces.hpp"
 #include "twinrt/runtime/config.hpp"
 #include "twinrt/runtime/internal/view_cache.hpp"
 #include "twinrt/runtime/probe.hpp"
@@ -44,7 +44,7 @@ struct node_context {
   // This node's shard actors: the ones a broadcast (model reload,
   // passivation, shutdown) goes to. Which one owns a twin is the
   // directory's answer, never worked out from this list.
-  std::vector<caf::actor> shards;
+  std::vector<shard_actor> shards;
   std::unique_ptr<shard_directory> directory; // set once the shards run
   std::atomic<uint64_t> next_alert_id{1}; // set past the stored ones at start-up
 
@@ -85,13 +85,13 @@ public:
   }
 
   /// The owner of each group, by group number.
-  const std::vector<caf::actor>& owners() const { return owners_; }
+  const std::vector<shard_actor>& owners() const { return owners_; }
 
 private:
   static constexpr uint32_t unresolved = std::numeric_limits<uint32_t>::max();
   const shard_directory& dir_;
   std::vector<uint32_t> group_of_shard_;
-  std::vector<caf::actor> owners_;
+  std::vector<shard_actor> owners_;
 };
 
 } // namespace twinrt::runtime::internal

@@ -7,27 +7,28 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "twinrt/runtime/internal/actors.hpp"
-#include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/runtime/internal/local_messages.hpp"
 #include "twinrt/twins/names.hpp"
 
 namespace twinrt::runtime::internal {
 
 namespace {
 
-using twin_task = std::function<void(const caf::actor&)>;
+using twin_task = std::function<void(const twin_actor&)>;
 // Called instead of a task when its twin turns out not to exist, so that a
 // caller who owes an answer gives one.
 using missing_task = std::function<void()>;
 
 struct shard_state {
-  caf::stateful_actor<shard_state>* self = nullptr;
+  shard_actor::stateful_pointer<shard_state> self = nullptr;
   std::shared_ptr<node_context> ctx;
   size_t index = 0;
 
   struct active_entry {
-    caf::actor actor;
+    twin_actor actor;
     int64_t last_used_ms = 0;
     bool passivating = false;
     // Held while a passivation is answered.
@@ -54,21 +55,30 @@ struct shard_state {
   // twins produced them.
   struct queued {
     apply_request req;
-    caf::response_promise rp;
+    caf::typed_response_promise<twins::ingest_result> rp;
   };
   std::deque<queued> queue;
   bool running = false;
-  caf::response_promise current_rp;
+  caf::typed_response_promise<twins::ingest_result> current_rp;
   apply_request current;
   size_t outstanding = 0;
   twins::ingest_result result;
   caf::error failure;         // set when a twin of the batch failed
   storage::batch open;        // writes not yet handed to the committer (new_batch: spawn)
   std::vector<event> open_events; // events to log with `open`
-  std::deque<std::pair<uint64_t, std::function<void()>>> durables; // run once seq is durable
+  // Acknowledgements waiting for commit `seq`: answered with the record then.
+  struct durable_answer {
+    uint64_t seq = 0;
+    caf::typed_response_promise<alert_record> rp;
+    alert_record record;
+  };
+  std::deque<durable_answer> durables;
   uint64_t submitted_seq = 0; // commits handed to the committer
   uint64_t committed_seq = 0; // commits known durable
-  std::deque<std::pair<uint64_t, std::pair<caf::response_promise, twins::ingest_result>>> acks;
+  std::deque<std::pair<uint64_t,
+                        std::pair<caf::typed_response_promise<twins::ingest_result>,
+                                  twins::ingest_result>>>
+    acks;
 
   static inline const char* name = "shard";
 
@@ -99,7 +109,7 @@ struct shard_state {
       preset = std::move(r->second.state);
       recent.erase(r);
     }
-    auto a = spawn_twin(self->system(), ctx, caf::actor_cast<caf::actor>(self), std::move(*meta),
+    auto a = spawn_twin(self->system(), ctx, caf::actor_cast<shard_actor>(self), std::move(*meta),
                         std::move(preset));
     self->link_to(a); // the twin goes when its shard goes
     auto& e = active[id];
@@ -118,8 +128,8 @@ struct shard_state {
 
   // -- batches -----------------------------------------------------------------
 
-  caf::response_promise enqueue(apply_request& req) {
-    auto rp = self->make_response_promise();
+  caf::typed_response_promise<twins::ingest_result> enqueue(apply_request& req) {
+    auto rp = self->template make_response_promise<twins::ingest_result>();
     queue.push_back({std::move(req), rp});
     if (!running)
       start_next();
@@ -141,7 +151,7 @@ struct shard_state {
     result = {};
     std::unordered_map<std::string_view, std::vector<uint32_t>> by_twin;
     for (auto i : current.indices)
-      by_twin[(*current.batch)[i].twin].push_back(i);
+      by_twin[current.batch[i].twin].push_back(i);
     outstanding = by_twin.size();
     if (outstanding == 0)
       return finish_batch();
@@ -158,25 +168,16 @@ struct shard_state {
         if (--outstanding == 0)
           finish_batch();
       };
-      route(key, [this, part = std::move(part)](const caf::actor& a) {
+      route(key, [this, part = std::move(part)](const twin_actor& a) {
         self->request(a, caf::infinite, apply_atom::value, part)
           .then([this](apply_reply& r) { on_applied(r); },
-                [this, id = part.indices.empty() ? std::string()
-                                                  : (*part.batch)[part.indices.front()].twin](
-                  caf::error& e) {
-                  // A twin that failed is a bug; its samples are not stored,
-                  // so the batch must not be acknowledged as a whole.
-                  failure = make_error(errc::storage_failure,
-                                       "twin " + id + " failed: " + caf::to_string(e));
-                  if (--outstanding == 0)
-                    finish_batch();
-                });
+                [this, part](caf::error& e) { on_apply_failed(part, e); });
       }, std::move(missing));
     }
   }
 
   void on_applied(apply_reply& r) {
-    auto& batch = *current.batch;
+    auto& batch = current.batch;
     // A twin's applied samples are all its own: the first names it.
     if (!r.applied.empty()) {
       twin_ref twin{batch[r.applied.front()].twin, r.number};
@@ -199,6 +200,27 @@ struct shard_state {
       finish_batch();
   }
 
+  // The twin of `part` did not answer: its actor is gone. If the twin is no
+  // longer in the catalog (deleted meanwhile), its samples are refused like
+  // those of any unknown twin and the batch is acknowledged as usual.
+  // Otherwise the twin failed, a bug; its samples are not stored, so the
+  // batch must not be acknowledged as a whole.
+  void on_apply_failed(const apply_request& part, const caf::error& e) {
+    auto& id = part.batch[part.indices.front()].twin;
+    if (!ctx->cat.contains(id)) {
+      for (auto i : part.indices)
+        result.rejected.push_back({i, twins::reject_reason::unknown_twin,
+                                   "sample " + std::to_string(i) + " for "
+                                     + twins::printable(id) + ": no twin "
+                                     + twins::printable(id)});
+    } else {
+      failure = make_error(errc::storage_failure,
+                           "twin " + id + " failed: " + caf::to_string(e));
+    }
+    if (--outstanding == 0)
+      finish_batch();
+  }
+
   void finish_batch() {
     auto seq = submit();
     if (failure) {
@@ -215,7 +237,7 @@ struct shard_state {
   // Hands the open writes to the committer; returns the commit's number.
   uint64_t submit() {
     auto seq = ++submitted_seq;
-    caf::actor me = caf::actor_cast<caf::actor>(self);
+    auto me = caf::actor_cast<shard_actor>(self);
     ctx->db->commit(std::move(open), std::move(open_events),
                     [me, seq](const std::string& failure) {
                       if (failure.empty())
@@ -243,8 +265,8 @@ struct shard_state {
       rp.deliver(std::move(res));
       acks.pop_front();
     }
-    while (!durables.empty() && durables.front().first <= committed_seq) {
-      durables.front().second();
+    while (!durables.empty() && durables.front().seq <= committed_seq) {
+      durables.front().rp.deliver(std::move(durables.front().record));
       durables.pop_front();
     }
     for (auto i = recent.begin(); i != recent.end();) {
@@ -263,18 +285,29 @@ struct shard_state {
       acks.front().second.first.deliver(make_error(errc::storage_failure, failure));
       acks.pop_front();
     }
-    while (!durables.empty() && durables.front().first <= seq)
-      durables.pop_front(); // not durable: the twin's copy in `recent` stays
+    while (!durables.empty() && durables.front().seq <= seq) {
+      // Not durable: the twin's copy in `recent` stays.
+      durables.front().rp.deliver(make_error(errc::storage_failure, failure));
+      durables.pop_front();
+    }
   }
 
   void on_persist(persist_msg& m) {
     open.put_encoded_state({m.id, m.number}, m.state_bytes);
     take_outbox(m.out);
     note_watch(m.id, m.last_data_ms, m.status);
-    if (m.durable)
-      durables.emplace_back(submitted_seq + 1, std::move(m.durable)); // open goes with the next submit
     if (!running)
       submit();
+  }
+
+  // on_persist, answering with `record` once the write is durable.
+  caf::typed_response_promise<alert_record> on_persist_answered(persist_msg& m,
+                                                                alert_record& record) {
+    auto rp = self->template make_response_promise<alert_record>();
+    // `open` goes with the next submit.
+    durables.push_back({submitted_seq + 1, rp, std::move(record)});
+    on_persist(m);
+    return rp;
   }
 
   void note_watch(const std::string& id, int64_t last_data_ms,
@@ -301,7 +334,7 @@ struct shard_state {
       if (!ctx->cat.contains(id))
         continue;
       w.status = twins::health_status::stale;
-      route(id, [this, now](const caf::actor& a) {
+      route(id, [this, now](const twin_actor& a) {
         self->send(a, stale_atom::value, now);
       });
     }
@@ -363,8 +396,8 @@ struct shard_state {
   }
 };
 
-caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
-                          std::shared_ptr<node_context> ctx, size_t index) {
+shard_actor::behavior_type shard_behavior(shard_actor::stateful_pointer<shard_state> self,
+                                          std::shared_ptr<node_context> ctx, size_t index) {
   auto& s = self->state;
   s.self = self;
   s.ctx = std::move(ctx);
@@ -372,20 +405,25 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
   s.index = index;
   s.schedule_sweep();
   return {
-    [=](ingest_atom, apply_request& req) { return self->state.enqueue(req); },
+    [=](ingest_atom, apply_request& req) -> caf::result<twins::ingest_result> {
+      return self->state.enqueue(req);
+    },
     [=](committed_atom, uint64_t seq) { self->state.on_committed(seq); },
     [=](commit_failed_atom, uint64_t seq, const std::string& failure) {
       self->state.on_commit_failed(seq, failure);
     },
     [=](persist_atom, persist_msg& m) { self->state.on_persist(m); },
+    [=](persist_atom, persist_msg& m, alert_record& record) -> caf::result<alert_record> {
+      return self->state.on_persist_answered(m, record);
+    },
     [=](contrib_atom, contrib_msg& m) {
       auto parent = m.parent;
-      self->state.route(parent, [self, m = std::move(m)](const caf::actor& a) {
+      self->state.route(parent, [self, m = std::move(m)](const twin_actor& a) {
         self->send(a, contrib_atom::value, m);
       });
     },
     [=](drop_atom, const std::string& parent, const std::string& child) {
-      self->state.route(parent, [self, child](const caf::actor& a) {
+      self->state.route(parent, [self, child](const twin_actor& a) {
         self->send(a, drop_atom::value, child);
       });
     },
@@ -394,30 +432,25 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
         return make_error(errc::unknown_twin, "no twin " + id);
       auto rp = self->make_response_promise<twin_view>();
       self->state.route(
-        id, [rp](const caf::actor& a) mutable { rp.delegate(a, get_atom::value); },
+        id, [rp](const twin_actor& a) mutable { rp.delegate(a, get_atom::value); },
         [rp, id]() mutable { rp.deliver(make_error(errc::unknown_twin, "no twin " + id)); });
       return rp;
     },
-    [=](get_atom, const std::string& id, const get_done_ptr& done) {
-      if (!self->state.ctx->cat.contains(id))
-        return (*done)(make_error(errc::unknown_twin, "no twin " + id));
-      self->state.route(
-        id, [self, done](const caf::actor& a) { self->send(a, get_atom::value, done); },
-        [done, id] { (*done)(make_error(errc::unknown_twin, "no twin " + id)); });
-    },
-    [=](ack_atom, const std::string& id, uint64_t alert, const std::string& by,
-        const std::string& note, const ack_done_ptr& done) {
-      if (!self->state.ctx->cat.contains(id))
-        return (*done)(make_error(errc::unknown_twin, "no twin " + id));
+    [=](ack_atom, ack_request& req) -> caf::result<alert_record> {
+      if (!self->state.ctx->cat.contains(req.twin))
+        return make_error(errc::unknown_twin, "no twin " + req.twin);
+      auto rp = self->make_response_promise<alert_record>();
+      auto id = req.twin;
       self->state.route(
         id,
-        [self, alert, by, note, done](const caf::actor& a) {
-          self->send(a, ack_atom::value, alert, by, note, done);
+        [rp, req = std::move(req)](const twin_actor& a) mutable {
+          rp.delegate(a, ack_atom::value, std::move(req));
         },
-        [done, id] { (*done)(make_error(errc::unknown_twin, "no twin " + id)); });
+        [rp, id]() mutable { rp.deliver(make_error(errc::unknown_twin, "no twin " + id)); });
+      return rp;
     },
     [=](reparent_atom, const std::string& id, const std::string& parent) {
-      self->state.route(id, [self, parent](const caf::actor& a) {
+      self->state.route(id, [self, parent](const twin_actor& a) {
         self->send(a, reparent_atom::value, parent);
       });
     },
@@ -429,9 +462,10 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
       for (auto& meta : st.ctx->cat.all()) {
         if (meta.kind != kind)
           continue;
-        if (auto owner = st.ctx->directory->owner_of(meta.id); !owner || *owner != self)
+        if (auto owner = st.ctx->directory->owner_of(meta.id);
+            !owner || owner->address() != self->address())
           continue;
-        st.route(meta.id, [self](const caf::actor& a) { self->send(a, model_atom::value); });
+        st.route(meta.id, [self](const twin_actor& a) { self->send(a, model_atom::value); });
       }
     },
     [=](watch_atom, watch_list& entries) {
@@ -444,7 +478,7 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
       self->state.schedule_sweep();
     },
     [=](passivate_atom) { self->state.sweep(true); },
-    [=](active_atom) { return static_cast<int64_t>(self->state.active.size()); },
+    [=](active_atom) -> int64_t { return static_cast<int64_t>(self->state.active.size()); },
     [=](delete_atom, const std::string& id, const std::string& kind) {
       self->state.forget(id, kind);
     },
@@ -454,14 +488,14 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self,
 // -- the ingest gate -----------------------------------------------------------
 
 struct gate_state {
-  caf::stateful_actor<gate_state>* self = nullptr;
+  ingest_gate_actor::stateful_pointer<gate_state> self = nullptr;
   std::shared_ptr<node_context> ctx;
   uint32_t inflight = 0;
   static inline const char* name = "ingest-gate";
 
   caf::result<twins::ingest_result> ingest(sample_batch batch) {
     auto t0 = std::chrono::steady_clock::now();
-    auto& samples = *batch;
+    auto& samples = batch.samples();
     if (samples.size() > ctx->cfg.max_batch_samples)
       return make_error(errc::bad_request,
                         "batch of " + std::to_string(samples.size())
@@ -569,8 +603,8 @@ struct gate_state {
   }
 };
 
-caf::behavior gate_actor(caf::stateful_actor<gate_state>* self,
-                         std::shared_ptr<node_context> ctx) {
+ingest_gate_actor::behavior_type gate_behavior(ingest_gate_actor::stateful_pointer<gate_state> self,
+                                               std::shared_ptr<node_context> ctx) {
   self->state.self = self;
   self->state.ctx = std::move(ctx);
   return {
@@ -580,28 +614,38 @@ caf::behavior gate_actor(caf::stateful_actor<gate_state>* self,
 
 } // namespace
 
-caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
-                       size_t index) {
+shard_actor spawn_shard(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                        size_t index) {
   // Starts with its first message, which the node sends once the directory
   // it routes with is in place.
-  return sys.spawn<caf::lazy_init>(shard_actor, std::move(ctx), index);
+  return sys.spawn<caf::lazy_init>(shard_behavior, std::move(ctx), index);
 }
 
 caf::actor spawn_bridge(caf::actor_system& sys) {
   return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
     return {
-      [=](ingest_atom, const caf::actor& gate, const sample_batch& batch,
+      [=](ingest_atom, const ingest_gate_actor& gate, const sample_batch& batch,
           const ingest_done_ptr& done) {
         self->request(gate, caf::infinite, ingest_atom::value, batch)
           .then([done](twins::ingest_result& r) { (*done)(std::move(r)); },
+                [done](caf::error& e) { (*done)(std::move(e)); });
+      },
+      [=](get_atom, const shard_actor& shard, const std::string& id, const get_done_ptr& done) {
+        self->request(shard, caf::infinite, get_atom::value, id)
+          .then([done](twin_view& v) { (*done)(std::move(v)); },
+                [done](caf::error& e) { (*done)(std::move(e)); });
+      },
+      [=](ack_atom, const shard_actor& shard, const ack_request& req, const ack_done_ptr& done) {
+        self->request(shard, caf::infinite, ack_atom::value, req)
+          .then([done](alert_record& r) { (*done)(std::move(r)); },
                 [done](caf::error& e) { (*done)(std::move(e)); });
       },
     };
   });
 }
 
-caf::actor spawn_gate(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
-  return sys.spawn(gate_actor, std::move(ctx));
+ingest_gate_actor spawn_gate(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
+  return sys.spawn(gate_behavior, std::move(ctx));
 }
 
 } // namespace twinrt::runtime::internal

@@ -5,10 +5,11 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "twinrt/runtime/events.hpp"
 #include "twinrt/runtime/internal/actors.hpp"
-#include "twinrt/runtime/internal/messages.hpp"
+#include "twinrt/runtime/messages.hpp"
 #include "twinrt/twins/predicate.hpp"
 
 namespace twinrt::runtime::internal {
@@ -18,9 +19,9 @@ namespace {
 constexpr int64_t no_pending = std::numeric_limits<int64_t>::max();
 
 struct twin_actor_state {
-  caf::stateful_actor<twin_actor_state>* self = nullptr;
+  twin_actor::stateful_pointer<twin_actor_state> self = nullptr;
   std::shared_ptr<node_context> ctx;
-  caf::actor shard; // holds this twin; writes go there
+  shard_actor shard; // holds this twin; writes go there
   twin_meta meta;
   twins::twin_state st;
   twins::model_set::model_ptr model;
@@ -104,11 +105,11 @@ struct twin_actor_state {
     apply_reply r;
     r.number = meta.number;
     twins::sample_limits limits{ctx->cfg.future_skew_ms};
-    r.rejected = twins::apply_samples(st, *model, meta.id, *req.batch, req.indices,
+    r.rejected = twins::apply_samples(st, *model, meta.id, req.batch.samples(), req.indices,
                                       req.now_ms, limits, r.applied);
     if (!r.applied.empty()) {
       for (auto i : r.applied)
-        note_pending((*req.batch)[i].ts_ms);
+        note_pending(req.batch[i].ts_ms);
       if (has_children())
         fold_needed = true;
       push_needed = true;
@@ -146,11 +147,15 @@ struct twin_actor_state {
     }
   }
 
-  void persist(std::function<void()> durable = {}) {
-    persist_msg m{meta.id,   meta.number,       storage::encode_state(st), twins::data_since_ms(st),
-                  st.status, std::move(outbox), std::move(durable)};
+  persist_msg take_persist() {
+    persist_msg m{meta.id,   meta.number,      storage::encode_state(st), twins::data_since_ms(st),
+                  st.status, std::move(outbox)};
     outbox = {};
-    self->send(shard, persist_atom::value, std::move(m));
+    return m;
+  }
+
+  void persist() {
+    self->send(shard, persist_atom::value, take_persist());
   }
 
   // -- alerts and events ---------------------------------------------------------
@@ -221,22 +226,23 @@ struct twin_actor_state {
     }
   }
 
-  void acknowledge(uint64_t alert_id, const std::string& by, const std::string& note,
-                   const ack_done_ptr& done) {
+  // Answered (by the shard) with the acknowledged record once it is durable.
+  caf::result<alert_record> acknowledge(const ack_request& req) {
     auto now = now_ms();
     model = ctx->model_of(meta.kind);
-    auto rule_name = twins::acknowledge_alert(st.alerts, alert_id, by, note, now);
+    auto rule_name = twins::acknowledge_alert(st.alerts, req.alert, req.by, req.note, now);
     const twins::alert_rule* rule = rule_name ? rule_named(*rule_name) : nullptr;
     if (!rule)
-      return (*done)(make_error(errc::conflict, "alert " + std::to_string(alert_id)
-                                                   + " is not open on " + meta.id));
+      return make_error(errc::conflict, "alert " + std::to_string(req.alert)
+                                          + " is not open on " + meta.id);
     auto& t = st.alerts[*rule_name];
     auto rec = make_alert_record(meta.id, meta.kind, *rule, t, twins::alert_phase::acknowledged);
     outbox.events.push_back(make_alert_event(
       rec, "acknowledged", value_named(rule->value, now).value_or(t.value), now));
     outbox.alerts.push_back(rec);
     ++st.version;
-    persist([done, rec] { (*done)(rec); });
+    auto rp = self->template make_response_promise<alert_record>();
+    return rp.delegate(shard, persist_atom::value, take_persist(), std::move(rec));
   }
 
   void flush() {
@@ -401,9 +407,9 @@ struct twin_actor_state {
   }
 };
 
-caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
-                         std::shared_ptr<node_context> ctx, caf::actor shard,
-                         twin_meta meta, std::optional<twins::twin_state> preset) {
+twin_actor::behavior_type twin_behavior(twin_actor::stateful_pointer<twin_actor_state> self,
+                                        std::shared_ptr<node_context> ctx, shard_actor shard,
+                                        twin_meta meta, std::optional<twins::twin_state> preset) {
   auto& s = self->state;
   s.self = self;
   s.ctx = std::move(ctx);
@@ -420,7 +426,6 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
     [=](contrib_atom, contrib_msg& m) { self->state.on_contribution(m); },
     [=](drop_atom, const std::string& child) { self->state.on_drop(child); },
     [=](get_atom) { return self->state.view_for_get(); },
-    [=](get_atom, const get_done_ptr& done) { (*done)(self->state.view_for_get()); },
     [=](flush_atom) {
       self->state.flush();
       self->state.after_message();
@@ -442,20 +447,20 @@ caf::behavior twin_actor(caf::stateful_actor<twin_actor_state>* self,
       self->state.check_alerts();
       self->state.after_message();
     },
-    [=](ack_atom, uint64_t alert, const std::string& by, const std::string& note,
-        const ack_done_ptr& done) {
-      self->state.acknowledge(alert, by, note, done);
+    [=](ack_atom, const ack_request& req) -> caf::result<alert_record> {
+      auto r = self->state.acknowledge(req);
       self->state.after_message();
+      return r;
     },
   };
 }
 
 } // namespace
 
-caf::actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
-                      caf::actor shard, twin_meta meta,
+twin_actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                      shard_actor shard, twin_meta meta,
                       std::optional<twins::twin_state> preset) {
-  return sys.spawn(twin_actor, std::move(ctx), std::move(shard), std::move(meta),
+  return sys.spawn(twin_behavior, std::move(ctx), std::move(shard), std::move(meta),
                    std::move(preset));
 }
 
