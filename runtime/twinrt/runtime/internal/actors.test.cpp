@@ -136,7 +136,7 @@ protected:
   // in its mailbox). The scheduler is not touched meanwhile.
   void settle() {
     fs_->release();
-    auto failure = ctx->db->commit_and_wait(rocksdb::WriteBatch());
+    auto failure = ctx->db->commit_and_wait(storage::batch());
     EXPECT_EQ(failure, "");
     fs_->hold();
   }
@@ -209,7 +209,7 @@ TEST_F(ShardActor, PassivationDuringAGroupCommitKeepsTheStateThatIsNotDurableYet
   caf::anon_send(shard, passivate_atom::value);
   deliver();
   EXPECT_EQ(probe_.shard(0).active_twins.load(), 0u) << "the twin did not passivate";
-  EXPECT_FALSE(ctx->db->load_state(ctx->cat.find("acme/m1")->number))
+  EXPECT_FALSE(ctx->db->load_state({"acme/m1", ctx->cat.find("acme/m1")->number}))
     << "the write reached storage: nothing was in flight";
   // Asked again before the commit returns: the twin comes back with the
   // state it passivated with, not with what storage holds.
@@ -246,7 +246,7 @@ TEST_F(ShardActor, ReactivationWhileAWriteIsInFlightBuildsOnThatWrite) {
       h->receive([&](twins::ingest_result& r) { acked += r.accepted == 1; },
                [&](caf::error& e) { ADD_FAILURE() << describe(e); });
   EXPECT_EQ(acked, 2);
-  auto stored = ctx->db->load_state(m.number);
+  auto stored = ctx->db->load_state({m.id, m.number});
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->channels.count("power_kw"), 1u) << "the second write lost the first";
   EXPECT_EQ(stored->channels.count("temperature_c"), 1u);
