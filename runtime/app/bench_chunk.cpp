@@ -12,8 +12,6 @@
 #include <string>
 #include <vector>
 
-#include <rocksdb/write_batch.h>
-
 #include "commands.hpp"
 #include "twinrt/adapters/simulator.hpp"
 #include "twinrt/runtime/storage.hpp"
@@ -48,25 +46,27 @@ double cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-// Sums the keys and values of a write batch.
-struct size_counter : rocksdb::WriteBatch::Handler {
-  uint64_t bytes = 0;
-  void Put(const rocksdb::Slice& key, const rocksdb::Slice& value) override {
-    bytes += key.size() + value.size();
-  }
-};
-
+// Bytes today's layout writes for the same points: one history record per
+// sample, in a scratch storage of its own.
 uint64_t today_bytes(const std::vector<series>& all) {
+  scratch_dir dir("chunk");
+  std::string error;
+  runtime::storage_options opts;
+  opts.path = (dir.path / "db").string();
+  opts.sync_wal = false;
+  auto db = runtime::storage::open(opts, error);
+  if (!db) {
+    std::fprintf(stderr, "bench chunk: %s\n", error.c_str());
+    return 0;
+  }
   uint64_t total = 0;
   uint32_t number = 1;
   for (auto& s : all) {
-    rocksdb::WriteBatch wb;
+    auto b = db->new_batch();
+    std::string id = "bench/series-" + std::to_string(number);
     for (auto& p : s.points)
-      runtime::storage::put_history(wb, number, s.channel, p.ts_ms, p.value, p.model_version,
-                                    p.source, p.seq);
-    size_counter c;
-    wb.Iterate(&c);
-    total += c.bytes;
+      b.put_history({id, number}, s.channel, p.ts_ms, p.value, p.model_version, p.source, p.seq);
+    total += b.payload_bytes();
     ++number;
   }
   return total;

@@ -279,6 +279,9 @@ public:
 
   /// Operations in the batch.
   size_t count() const;
+  /// Bytes of the keys and values its operations write (what a layout
+  /// costs before RocksDB's own compression; no framing counted).
+  size_t payload_bytes() const;
   bool empty() const { return count() == 0; }
 
   struct impl;

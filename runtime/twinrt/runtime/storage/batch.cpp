@@ -84,4 +84,16 @@ size_t storage::batch::count() const {
   return impl_->wb.Count();
 }
 
+size_t storage::batch::payload_bytes() const {
+  struct counter : rocksdb::WriteBatch::Handler {
+    size_t bytes = 0;
+    void Put(const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+      bytes += key.size() + value.size();
+    }
+    void Delete(const rocksdb::Slice& key) override { bytes += key.size(); }
+  } c;
+  impl_->wb.Iterate(&c);
+  return c.bytes;
+}
+
 } // namespace twinrt::runtime
