@@ -635,7 +635,8 @@ public:
 
   kj::Promise<void> ingest(IngestContext ctx) override {
     auto detail = std::make_shared<std::string>();
-    auto target = batch_target(ctx.getParams().getSamples(), *detail);
+    // Named for the trail only when there is one: no work per batch otherwise.
+    auto target = shared_.audit ? batch_target(ctx.getParams().getSamples(), *detail) : "";
     return audited(shared_, rights_, "ingest", std::move(target), detail,
                    timed(shared_, "ingest", [&] { return do_ingest(ctx, detail); }));
   }
