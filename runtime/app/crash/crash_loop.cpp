@@ -944,7 +944,9 @@ int crash_loop::run() {
     }
     bool last = round_ > o_.rounds; // start once more and check, without a kill
     const moment* m = nullptr;
-    if (!last) {
+    // The phantom round needs a workload to log its phantom batch in: a
+    // kill at startup runs none, so that round draws again.
+    while (!last && (m == nullptr || (round_ == o_.phantom_round && m->at_startup))) {
       int pick = std::uniform_int_distribution<int>(0, weights - 1)(rng_);
       for (auto& c : moments) {
         if (pick < c.weight) {
