@@ -102,7 +102,7 @@ public:
   void publish(spb::message_type type, const std::string& device, std::vector<spb::metric> metrics,
                std::optional<uint64_t> seq) {
     spb::payload p;
-    p.timestamp = static_cast<uint64_t>(twinrt::testing::now_ms());
+    p.timestamp = static_cast<uint64_t>(stamp());
     p.seq = seq;
     p.metrics = std::move(metrics);
     raw(type, device, spb::encode(p));
@@ -113,6 +113,13 @@ public:
     client_.publish(spb::topic_name(t), std::move(payload), 0);
   }
 
+  // A time in ms later than every timestamp this edge node sent before: a
+  // sample's seq is its time, and a value stamped in the same millisecond as
+  // the birth would be a duplicate of the birth's value.
+  int64_t stamp() { return last_ts_ = std::max(twinrt::testing::now_ms(), last_ts_ + 1); }
+
+  mqtt::client_stats client_stats() const { return client_.stats(); }
+
   uint64_t next() { return seq_ = (seq_ + 1) % 256; }
   uint64_t peek() const { return (seq_ + 1) % 256; }
   void skip(uint64_t n) { seq_ = (seq_ + n) % 256; }
@@ -122,6 +129,7 @@ private:
   mqtt::client client_;
   uint64_t seq_ = 0;
   uint64_t bd_seq_ = 0;
+  int64_t last_ts_ = 0;
 };
 
 class Sparkplug : public ::testing::Test {
@@ -225,6 +233,20 @@ protected:
     return n;
   }
 
+  // What the adapter and the edge's client saw, for a failure message.
+  std::string seen() {
+    auto a = adapter->stats();
+    auto e = edge->client_stats();
+    std::string out = "adapter: messages " + std::to_string(a.messages) + ", accepted "
+                      + std::to_string(a.samples_accepted) + ", duplicates "
+                      + std::to_string(a.duplicates) + ", refused " + std::to_string(a.refused_total())
+                      + ", rebirths asked " + std::to_string(a.rebirths_requested) + "; edge client: connects "
+                      + std::to_string(e.connects) + ", published " + std::to_string(e.published);
+    for (auto& x : adapter->recent_refusals())
+      out += "; refused: " + x.message;
+    return out;
+  }
+
   uint64_t refused(spb::reason r) { return adapter->stats().refused[static_cast<size_t>(r)]; }
 
   // The latest refusal with reason `r`, "" if none.
@@ -290,11 +312,12 @@ TEST_F(Sparkplug, BirthsCreateTwinsOfTheMappedKind) {
 
 TEST_F(Sparkplug, DeviceDataWithAliasesUpdatesChannels) {
   birth();
-  auto now = twinrt::testing::now_ms();
+  auto now = edge->stamp();
   edge->ddata("press-1", {by_alias(10, 75.5, now), by_alias(11, 4.75f, now)});
   edge->ddata("mill-2", {by_alias(12, uint32_t{2}, now)});
   ASSERT_TRUE(eventually([&] { return channel(press, "temperature_c") == 75.5
-                                      && channel(mill, "state") == 2; }));
+                                      && channel(mill, "state") == 2; }))
+    << seen();
   EXPECT_EQ(channel(press, "vibration_mm_s"), 4.75);
   // Stored with its identity: source = group/node/device, seq = the metric's time.
   // (A twin shows a sample a moment before its batch is durable and in the history.)
@@ -367,7 +390,7 @@ TEST_F(Sparkplug, NodeDeathSentWhileTheNodeWasAwayArrivesAfterARestart) {
 TEST_F(Sparkplug, SequenceGapAsksForARebirthAndTheRebirthBringsDataBack) {
   birth();
   edge->skip(3);
-  edge->ddata("press-1", {by_alias(10, 90.0, twinrt::testing::now_ms())});
+  edge->ddata("press-1", {by_alias(10, 90.0, edge->stamp())});
   ASSERT_TRUE(eventually([&] { return rebirth_commands() >= 1; }));
   EXPECT_GE(refused(spb::reason::sequence_gap), 1u);
   EXPECT_NE(refusal_message(spb::reason::sequence_gap).find("edge node plant-1/edge-1"),
@@ -377,13 +400,13 @@ TEST_F(Sparkplug, SequenceGapAsksForARebirthAndTheRebirthBringsDataBack) {
   // The edge node answers as the specification says: births again.
   edge->nbirth();
   edge->dbirth("press-1", 72);
-  edge->ddata("press-1", {by_alias(10, 73.0, twinrt::testing::now_ms() + 1)});
+  edge->ddata("press-1", {by_alias(10, 73.0, edge->stamp())});
   ASSERT_TRUE(eventually([&] { return channel(press, "temperature_c") == 73; }));
 }
 
 TEST_F(Sparkplug, BadInputIsRefusedWithItsReasonCountedAndTheAdapterKeepsGoing) {
   birth();
-  auto now = twinrt::testing::now_ms();
+  auto now = edge->stamp();
   // Unknown alias.
   edge->ddata("press-1", {by_alias(77, 1.0, now)});
   // Wrong metric type: a string for the Double Temperature.
