@@ -1,0 +1,242 @@
+#include "twinrt/cluster/placer.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "twinrt/cluster/errc.hpp"
+#include "twinrt/cluster/membership.hpp"
+#include "twinrt/cluster/shard_map.hpp"
+
+namespace twinrt::cluster {
+
+namespace {
+
+// etcd refuses transactions of more than 128 operations by default.
+constexpr size_t max_ops_per_txn = 64;
+
+caf::error fenced_out(const fence& f, int64_t now) {
+  return make_error(errc::conflict, "placer fence " + f.key + " of revision "
+                                      + std::to_string(f.revision) + " no longer holds (now "
+                                      + std::to_string(now) + "): another placer leads");
+}
+
+} // namespace
+
+caf::expected<placement_round> place_once(etcd::client& etcd, const layout& keys,
+                                          uint32_t shard_count, const fence& f,
+                                          size_t max_moves) {
+  auto snap = etcd.txn({}, {etcd::op::get_prefix(keys.members()), etcd::op::get_prefix(keys.shards()),
+                            etcd::op::get(f.key)});
+  if (!snap)
+    return snap.error();
+  if (snap->ranges.size() != 3)
+    return make_error(errc::bad_reply, "placement snapshot: 3 range answers expected");
+  auto& placer_key = snap->ranges[2].kvs;
+  int64_t holder = placer_key.empty() ? 0 : placer_key[0].create_revision;
+  if (holder != f.revision)
+    return fenced_out(f, holder);
+
+  placement_round out;
+  auto members = read_members(snap->ranges[0], keys);
+  for (auto& m : members)
+    out.members.push_back(m.node);
+  std::sort(out.members.begin(), out.members.end());
+  if (out.members.empty())
+    return out;
+  shard_map target(shard_count, out.members);
+
+  std::map<uint32_t, shard_entry> entries;
+  for (auto& kv : snap->ranges[1].kvs) {
+    auto s = keys.shard_of_key(kv.key);
+    auto e = decode_entry(kv.value, kv.key);
+    if (s < 0 || !e)
+      return e ? make_error(errc::bad_reply, "key " + kv.key + " names no shard") : e.error();
+    e->epoch = kv.mod_revision;
+    entries[static_cast<uint32_t>(s)] = std::move(*e);
+  }
+
+  // Shards without an entry: their rendezvous owner, in fenced batches.
+  std::vector<uint32_t> missing;
+  for (uint32_t s = 0; s < shard_count; ++s)
+    if (!entries.count(s))
+      missing.push_back(s);
+  for (size_t i = 0; i < missing.size(); i += max_ops_per_txn) {
+    std::vector<etcd::compare> cmp{etcd::compare::create_revision(f.key, f.revision)};
+    std::vector<etcd::op> puts;
+    for (size_t j = i; j < std::min(missing.size(), i + max_ops_per_txn); ++j) {
+      shard_entry e;
+      e.owner = *target.owner(missing[j]);
+      cmp.push_back(etcd::compare::absent(keys.shard(missing[j])));
+      puts.push_back(etcd::op::put(keys.shard(missing[j]), encode_entry(e)));
+    }
+    auto r = etcd.txn(cmp, puts);
+    if (!r)
+      return r.error();
+    if (!r->succeeded)
+      return make_error(errc::conflict, "creating shard map entries: the fence or an entry changed");
+    out.created += puts.size();
+  }
+
+  // Suspects: owners that are no members, members whose renewal is late.
+  std::set<std::string> live(out.members.begin(), out.members.end());
+  std::map<std::string, size_t> orphaned;
+  for (auto& [s, e] : entries)
+    if (!live.count(e.owner))
+      ++orphaned[e.owner];
+  for (auto& [owner, n] : orphaned)
+    out.suspects.push_back("owner " + owner + " of " + std::to_string(n)
+                           + " shards is no live member");
+  for (auto& m : members) {
+    if (m.lease == 0)
+      continue;
+    auto ttl = etcd.time_to_live(m.lease);
+    if (!ttl && code_of(ttl.error()) == errc::lease_expired)
+      out.suspects.push_back("member " + m.node + ": its lease has expired");
+    else if (!ttl)
+      return ttl.error();
+    else if (ttl->first * 2 < ttl->second)
+      out.suspects.push_back("member " + m.node + ": its lease has " + std::to_string(ttl->first)
+                             + " of " + std::to_string(ttl->second) + " s left");
+  }
+
+  std::vector<uint32_t> off_target;
+  for (auto& [s, e] : entries)
+    if (s < shard_count && e.owner != *target.owner(s))
+      off_target.push_back(s);
+  out.pending = off_target.size();
+  if (!out.suspects.empty() || off_target.empty() || max_moves == 0)
+    return out;
+
+  std::vector<etcd::compare> cmp{etcd::compare::create_revision(f.key, f.revision)};
+  std::vector<etcd::op> puts;
+  for (size_t i = 0; i < off_target.size() && puts.size() < std::min(max_moves, max_ops_per_txn); ++i) {
+    auto s = off_target[i];
+    auto next = entries[s];
+    next.owner = *target.owner(s);
+    cmp.push_back(etcd::compare::mod_revision(keys.shard(s), entries[s].epoch));
+    puts.push_back(etcd::op::put(keys.shard(s), encode_entry(next)));
+  }
+  auto r = etcd.txn(cmp, puts);
+  if (!r)
+    return r.error();
+  if (!r->succeeded)
+    return make_error(errc::conflict, "moving shards: the fence or an entry changed since revision "
+                                        + std::to_string(snap->revision));
+  out.moved = puts.size();
+  out.pending -= puts.size();
+  return out;
+}
+
+caf::expected<std::unique_ptr<placer>> placer::start(options opts) {
+  auto keys = layout::make(opts.cluster);
+  if (!keys)
+    return keys.error();
+  if (auto ok = check_name(opts.node, "node id"); !ok)
+    return ok.error();
+  if (opts.ttl_s < 1 || opts.shard_count < 1 || opts.shard_count > 65536)
+    return make_error(errc::bad_argument, "placer: ttl " + std::to_string(opts.ttl_s)
+                                            + " s and shard count "
+                                            + std::to_string(opts.shard_count)
+                                            + " must be at least 1 (shards at most 65536)");
+  std::unique_ptr<placer> p{new placer(std::move(opts), std::move(*keys))};
+  p->thread_ = std::thread([raw = p.get()] { raw->run(); });
+  return p;
+}
+
+placer::~placer() {
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+std::string placer::last_round() const {
+  std::lock_guard<std::mutex> g(mtx_);
+  return last_;
+}
+
+void placer::step_down(etcd::client& etcd) {
+  token_ = 0;
+  if (lease_ != 0)
+    etcd.revoke(lease_); // best effort; otherwise it expires
+  lease_ = 0;
+}
+
+void placer::campaign(etcd::client& etcd) {
+  if (lease_ == 0) {
+    auto l = etcd.grant(opts_.ttl_s);
+    if (!l)
+      return;
+    lease_ = l->id;
+    renewed_ = std::chrono::steady_clock::now();
+  }
+  auto key = keys_.placer();
+  auto r = etcd.txn({etcd::compare::absent(key)}, {etcd::op::put(key, opts_.node, lease_)});
+  if (r && r->succeeded)
+    token_ = r->revision; // the key's create revision
+}
+
+void placer::run() {
+  etcd::client etcd(opts_.endpoint, std::chrono::milliseconds{1000});
+  bool count_agreed = false;
+  auto renew_every = std::chrono::milliseconds{opts_.ttl_s * 1000 / 3};
+  std::unique_lock<std::mutex> lk(mtx_);
+  while (!stop_) {
+    lk.unlock();
+    std::string outcome;
+    auto now = std::chrono::steady_clock::now();
+    if (lease_ != 0 && now - renewed_ >= renew_every) {
+      auto k = etcd.keepalive(lease_);
+      if (k) {
+        renewed_ = now;
+      } else if (code_of(k.error()) == errc::lease_expired
+                 || now - renewed_ >= std::chrono::seconds{opts_.ttl_s}) {
+        token_ = 0; // the lease is gone, or may be: no longer the placer
+        lease_ = 0;
+      }
+    }
+    if (token_ == 0)
+      campaign(etcd);
+    if (token_ != 0) {
+      if (!count_agreed) {
+        auto c = agree_shard_count(etcd, keys_, opts_.shard_count);
+        count_agreed = c.engaged();
+        if (!c)
+          outcome = describe(c.error());
+      }
+      if (count_agreed) {
+        ++rounds_;
+        auto r = place_once(etcd, keys_, opts_.shard_count, fence{keys_.placer(), token_},
+                            opts_.max_moves);
+        if (!r) {
+          outcome = describe(r.error());
+          // A conflict may mean another placer leads: then step down.
+          auto held = etcd.get(keys_.placer());
+          if (held && (held->kvs.empty() || held->kvs[0].create_revision != token_))
+            step_down(etcd);
+        } else {
+          moves_ += r->moved;
+          outcome = std::to_string(r->members.size()) + " members, " + std::to_string(r->created)
+                    + " created, " + std::to_string(r->moved) + " moved, "
+                    + std::to_string(r->pending) + " pending";
+          for (auto& s : r->suspects)
+            outcome += "; suspect: " + s;
+        }
+      }
+    } else {
+      outcome = "not elected";
+    }
+    lk.lock();
+    last_ = outcome;
+    cv_.wait_for(lk, opts_.round, [this] { return stop_; });
+  }
+  lk.unlock();
+  if (token_ != 0 || lease_ != 0)
+    step_down(etcd);
+}
+
+} // namespace twinrt::cluster
