@@ -226,6 +226,12 @@ TEST_F(Etcd, AKilledMembersKeyVanishesWhenItsLeaseExpires) {
   ASSERT_TRUE(eventually([&] { return alive("n1") && alive("n2"); })) << n1->output();
   auto lease = etcd.get(keys.member("n1"))->kvs[0].lease;
   // n2 outlives n1's lease by renewing its own (it joined as early).
+  // A node id already live: a clear error, exit code 2.
+  auto twin = start_member(server->endpoint(), "killed", "n1", {"--ttl", "2"},
+                           (dir.path() / "n1-again.log").string());
+  EXPECT_EQ(twin->wait(), 2);
+  EXPECT_NE(twin->output().find("conflict: node n1 is already a live member of cluster killed"),
+            std::string::npos) << twin->output();
   n1->kill(SIGKILL);
   ASSERT_TRUE(eventually([&] { return !alive("n1"); }));
   EXPECT_TRUE(alive("n2"));
@@ -233,6 +239,26 @@ TEST_F(Etcd, AKilledMembersKeyVanishesWhenItsLeaseExpires) {
   n2->kill(SIGTERM); // leaves: revokes its lease
   EXPECT_FALSE(alive("n2")) << n2->output();
   EXPECT_NE(n2->output().find("member n2 leaves"), std::string::npos) << n2->output();
+}
+
+TEST_F(Etcd, AMemberStoppedLongerThanItsLeaseLearnsItIsNoMemberAnyMore) {
+  temp_dir dir("stopped");
+  auto keys = *layout::make("stopped");
+  auto n1 = start_member(server->endpoint(), "stopped", "n1", {"--ttl", "1"},
+                         (dir.path() / "n1.log").string());
+  ASSERT_TRUE(eventually([&] {
+    auto r = etcd.get(keys.member("n1"));
+    return r && !r->kvs.empty();
+  })) << n1->output();
+  n1->kill(SIGSTOP);
+  ASSERT_TRUE(eventually([&] {
+    auto r = etcd.get(keys.member("n1"));
+    return r && r->kvs.empty();
+  }));
+  n1->kill(SIGCONT);
+  EXPECT_EQ(n1->wait(), 3) << n1->output(); // its next renewal finds the lease gone
+  EXPECT_NE(n1->output().find("member n1 lost its lease"), std::string::npos) << n1->output();
+  EXPECT_TRUE(etcd.get(keys.member("n1"))->kvs.empty()); // and it did not come back by itself
 }
 
 } // namespace twinrt::cluster

@@ -70,6 +70,13 @@ public:
       pid_ = -1;
     }
   }
+  /// Waits for the child to end; its exit code (128 + signal when killed).
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
   /// What the child wrote so far.
   std::string output() const {
     std::ifstream in(log_);

@@ -232,7 +232,9 @@ void placer::run() {
     }
     lk.lock();
     last_ = outcome;
-    cv_.wait_for(lk, opts_.round, [this] { return stop_; });
+    // Renewals come every third of the TTL however long a round is.
+    cv_.wait_for(lk, std::min<std::chrono::milliseconds>(opts_.round, renew_every),
+                 [this] { return stop_; });
   }
   lk.unlock();
   if (token_ != 0 || lease_ != 0)
