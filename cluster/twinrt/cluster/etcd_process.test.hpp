@@ -7,14 +7,19 @@
 
 #include <chrono>
 #include <csignal>
+#include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -107,6 +112,97 @@ inline std::pair<uint16_t, uint16_t> free_ports() {
   return {ports[0], ports[1]};
 }
 
+/// A TCP proxy on a free loopback port to `upstream_port`, which the test can
+/// cut: cut() closes every open connection; while closed(true), it closes
+/// each new one at once. What a network partition between one client and
+/// etcd looks like to that client.
+class tcp_proxy {
+public:
+  explicit tcp_proxy(uint16_t upstream_port) : upstream_(upstream_port) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(listener_, 16);
+    accepter_ = std::thread([this] { accept_loop(); });
+  }
+  ~tcp_proxy() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    accepter_.join();
+    cut();
+    for (auto& t : pumps_)
+      t.join();
+    for (int fd : open_)
+      ::close(fd);
+    ::close(listener_);
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void closed(bool yes) { closed_ = yes; }
+  void cut() {
+    std::lock_guard<std::mutex> g(mtx_);
+    for (int fd : open_)
+      ::shutdown(fd, SHUT_RDWR);
+  }
+
+private:
+  void accept_loop() {
+    while (!stop_) {
+      int in = ::accept(listener_, nullptr, nullptr);
+      if (in < 0)
+        return;
+      if (closed_) {
+        ::close(in);
+        continue;
+      }
+      int out = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(upstream_);
+      if (::connect(out, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(in);
+        ::close(out);
+        continue;
+      }
+      std::lock_guard<std::mutex> g(mtx_);
+      open_.push_back(in);
+      open_.push_back(out);
+      pumps_.emplace_back([in, out] { pump(in, out); });
+    }
+  }
+  static void pump(int a, int b) { // both directions until either side ends
+    pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    char buf[16384];
+    for (;;) {
+      if (::poll(fds, 2, -1) < 0)
+        break;
+      bool done = false;
+      for (int i = 0; i < 2 && !done; ++i)
+        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+          auto n = ::read(fds[i].fd, buf, sizeof buf);
+          done = n <= 0 || ::write(fds[1 - i].fd, buf, static_cast<size_t>(n)) != n;
+        }
+      if (done)
+        break;
+    }
+    ::shutdown(a, SHUT_RDWR);
+    ::shutdown(b, SHUT_RDWR);
+  }
+
+  uint16_t upstream_, port_ = 0;
+  int listener_ = -1;
+  std::atomic<bool> stop_{false}, closed_{false};
+  std::mutex mtx_;
+  std::vector<int> open_; // closed when the proxy ends
+  std::vector<std::thread> pumps_;
+  std::thread accepter_;
+};
+
 /// A single-member etcd on 127.0.0.1, answering when the constructor returns.
 class etcd_process {
 public:
@@ -118,6 +214,7 @@ public:
   }
 
   const std::string& endpoint() const { return client_url_; }
+  uint16_t client_port() const { return static_cast<uint16_t>(std::stoi(client_url_.substr(17))); }
   std::string log() const { return proc_ ? proc_->output() : std::string{}; }
 
   void start() {
