@@ -219,15 +219,15 @@ TEST_F(Etcd, AKilledMembersKeyVanishesWhenItsLeaseExpires) {
     auto ms = list_members(etcd, keys);
     return ms && std::any_of(ms->begin(), ms->end(), [&](auto& m) { return m.node == node; });
   };
-  auto n1 = start_member(server->endpoint(), "killed", "n1", {"--ttl", "2"},
+  auto n1 = start_member(server->endpoint(), "killed", "n1", {"--ttl", "3"},
                          (dir.path() / "n1.log").string());
-  auto n2 = start_member(server->endpoint(), "killed", "n2", {"--ttl", "2"},
+  auto n2 = start_member(server->endpoint(), "killed", "n2", {"--ttl", "3"},
                          (dir.path() / "n2.log").string());
   ASSERT_TRUE(eventually([&] { return alive("n1") && alive("n2"); })) << n1->output();
   auto lease = etcd.get(keys.member("n1"))->kvs[0].lease;
   // n2 outlives n1's lease by renewing its own (it joined as early).
   // A node id already live: a clear error, exit code 2.
-  auto twin = start_member(server->endpoint(), "killed", "n1", {"--ttl", "2"},
+  auto twin = start_member(server->endpoint(), "killed", "n1", {"--ttl", "3"},
                            (dir.path() / "n1-again.log").string());
   EXPECT_EQ(twin->wait(), 2);
   EXPECT_NE(twin->output().find("conflict: node n1 is already a live member of cluster killed"),

@@ -24,7 +24,9 @@ namespace {
 
 std::unique_ptr<membership> join(const std::string& endpoint, const std::string& cluster,
                                  const std::string& node) {
-  auto m = membership::join({endpoint, cluster, node, "", 2});
+  // Leases long enough that a loaded machine never lets one expire by chance:
+  // these tests are about placement, not expiry.
+  auto m = membership::join({endpoint, cluster, node, "", 6});
   EXPECT_TRUE(m) << describe(m.error());
   return m ? std::move(*m) : nullptr;
 }
@@ -54,7 +56,7 @@ TEST_F(Placer, TheShardMapConvergesAfterAJoinMovingAQuarterAFewAtATime) {
   auto a = join(server->endpoint(), "join", "a");
   auto b = join(server->endpoint(), "join", "b");
   auto c = join(server->endpoint(), "join", "c");
-  auto p = placer::start({server->endpoint(), "join", "a", 2, shards, max_moves,
+  auto p = placer::start({server->endpoint(), "join", "a", 6, shards, max_moves,
                           std::chrono::milliseconds{50}});
   ASSERT_TRUE(p) << describe(p.error());
   ASSERT_TRUE(eventually([&] { return placed_by_rendezvous(etcd, keys, shards, {"a", "b", "c"}); }))
@@ -113,7 +115,7 @@ TEST_F(Placer, NothingMovesWhileAnOwnerIsNoLiveMember) {
   auto keys = *layout::make("suspect");
   auto a = join(server->endpoint(), "suspect", "a");
   auto b = join(server->endpoint(), "suspect", "b");
-  auto p = placer::start({server->endpoint(), "suspect", "a", 2, shards, 4,
+  auto p = placer::start({server->endpoint(), "suspect", "a", 6, shards, 4,
                           std::chrono::milliseconds{50}});
   ASSERT_TRUE(p) << describe(p.error());
   ASSERT_TRUE(eventually([&] { return placed_by_rendezvous(etcd, keys, shards, {"a", "b"}); }));
@@ -141,7 +143,7 @@ TEST_F(Placer, OfTwoCandidatesOneIsElectedAndTheOtherTakesOverWhenItIsKilled) {
   std::map<std::string, std::unique_ptr<child_process>> nodes;
   for (std::string n : {"a", "b"})
     nodes[n] = start_member(server->endpoint(), "elect", n,
-                            {"--ttl", "2", "--placer", "--shards", "32"},
+                            {"--ttl", "3", "--placer", "--shards", "32"},
                             (dir.path() / (n + ".log")).string());
   etcd::kv first;
   ASSERT_TRUE(eventually([&] {
