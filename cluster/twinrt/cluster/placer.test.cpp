@@ -22,11 +22,11 @@ using namespace testing;
 
 namespace {
 
+// Leases long enough that a loaded machine never lets one expire by chance:
+// these tests are about placement, not expiry.
 std::unique_ptr<membership> join(const std::string& endpoint, const std::string& cluster,
-                                 const std::string& node) {
-  // Leases long enough that a loaded machine never lets one expire by chance:
-  // these tests are about placement, not expiry.
-  auto m = membership::join({endpoint, cluster, node, "", 6});
+                                 const std::string& node, int64_t ttl_s = 6) {
+  auto m = membership::join({endpoint, cluster, node, "", ttl_s});
   EXPECT_TRUE(m) << describe(m.error());
   return m ? std::move(*m) : nullptr;
 }
@@ -137,6 +137,38 @@ TEST_F(Placer, NothingMovesWhileAnOwnerIsNoLiveMember) {
     << (*p)->last_round();
 }
 
+TEST_F(Placer, NothingMovesWhileAMembersRenewalIsLate) {
+  constexpr uint32_t shards = 64;
+  auto keys = *layout::make("late");
+  tcp_proxy link(server->client_port()); // b's way to etcd, which the test cuts
+  auto a = join(server->endpoint(), "late", "a");
+  // b's lease of 10 s: suspect once it has less than 5 s left, gone at 0.
+  auto b = join(link.endpoint(), "late", "b", 10);
+  auto p = placer::start({server->endpoint(), "late", "a", 6, shards, 4,
+                          std::chrono::milliseconds{50}});
+  ASSERT_TRUE(p) << describe(p.error());
+  ASSERT_TRUE(eventually([&] { return placed_by_rendezvous(etcd, keys, shards, {"a", "b"}); }));
+  link.closed(true);
+  link.cut();
+  ASSERT_TRUE(eventually([&] {
+    return (*p)->last_round().find("suspect: member b: its lease has") != std::string::npos;
+  })) << (*p)->last_round();
+  auto before = load_shards(etcd, keys);
+  auto c = join(server->endpoint(), "late", "c");
+  auto moves = (*p)->moves();
+  auto rounds = (*p)->rounds();
+  ASSERT_TRUE(eventually([&] { return (*p)->rounds() >= rounds + 5; }));
+  link.closed(false); // b renews again, before its lease runs out
+  EXPECT_EQ((*p)->moves(), moves) << (*p)->last_round();
+  auto still = load_shards(etcd, keys);
+  ASSERT_TRUE(still);
+  for (auto& [s, e] : still->entries)
+    EXPECT_EQ(e.epoch, before->entries[s].epoch) << "shard " << s;
+  ASSERT_TRUE(eventually([&] { return placed_by_rendezvous(etcd, keys, shards, {"a", "b", "c"}); }))
+    << (*p)->last_round();
+  EXPECT_TRUE(b->alive());
+}
+
 TEST_F(Placer, OfTwoCandidatesOneIsElectedAndTheOtherTakesOverWhenItIsKilled) {
   temp_dir dir("placer");
   auto keys = *layout::make("elect");
@@ -171,6 +203,19 @@ TEST_F(Placer, OfTwoCandidatesOneIsElectedAndTheOtherTakesOverWhenItIsKilled) {
   EXPECT_TRUE(eventually([&] {
     return nodes[other]->output().find("placer elected: " + other) != std::string::npos;
   })) << nodes[other]->output();
+  // What an operator sees: the new placer, one live member, the dead one's shards.
+  auto status = std::make_unique<child_process>(
+    std::vector<std::string>{TWINRT_CLUSTER_TOOL, "status", "--etcd", server->endpoint(),
+                             "--cluster", "elect"},
+    (dir.path() / "status.log").string());
+  EXPECT_EQ(status->wait(), 0) << status->output();
+  auto shown = status->output();
+  EXPECT_NE(shown.find("placer: " + other + " (token " + std::to_string(second.create_revision) + ")"),
+            std::string::npos) << shown;
+  EXPECT_NE(shown.find("members: 1\n  " + other + "  shards "), std::string::npos) << shown;
+  EXPECT_NE(shown.find("  " + first.value + "  shards "), std::string::npos) << shown;
+  EXPECT_NE(shown.find("NOT LIVE"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("shard map: 32 entries"), std::string::npos) << shown;
   // The killed placer's fence no longer holds: its writes are refused.
   auto snap = load_shards(etcd, keys);
   ASSERT_TRUE(snap);
