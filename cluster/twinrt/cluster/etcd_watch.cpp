@@ -38,22 +38,14 @@ watch::watch(std::string endpoint, std::string key, std::string range_end, int64
   while (!endpoint_.empty() && endpoint_.back() == '/')
     endpoint_.pop_back();
   wire::curl_init();
-  thread_ = std::thread([this] { run(); });
+  worker_.start([this] { run(); });
 }
 
-watch::~watch() {
-  {
-    std::lock_guard<std::mutex> g(mtx_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable())
-    thread_.join();
-}
+watch::~watch() { worker_.stop(); }
 
 void watch::handle_line(const std::string& line) {
   auto fail = [this](caf::error e) {
-    stop_ = true;
+    worker_.request_stop();
     if (on_error_)
       on_error_(e);
   };
@@ -114,7 +106,7 @@ void watch::handle_line(const std::string& line) {
 
 void watch::run() {
   auto backoff = std::chrono::milliseconds{50};
-  while (!stop_) {
+  while (!worker_.stopping()) {
     ++connects_;
     nlohmann::json create{{"key", wire::encode64(key_)},
                           {"prev_kv", true},
@@ -125,13 +117,13 @@ void watch::run() {
     auto body = nlohmann::json{{"create_request", create}}.dump();
     auto url = endpoint_ + "/v3/watch";
     buffer_.clear();
-    stream_state st{this, {}, &stop_};
+    stream_state st{this, {}, &worker_.stop_flag()};
     bool got_data = false;
     st.feed = [this, &got_data](const char* p, size_t n) {
       got_data = true;
       buffer_.append(p, n);
       size_t start = 0;
-      for (size_t nl; !stop_ && (nl = buffer_.find('\n', start)) != std::string::npos; start = nl + 1)
+      for (size_t nl; !worker_.stopping() && (nl = buffer_.find('\n', start)) != std::string::npos; start = nl + 1)
         if (nl > start)
           handle_line(buffer_.substr(start, nl - start));
       buffer_.erase(0, start);
@@ -154,8 +146,7 @@ void watch::run() {
     established_ = false;
     if (got_data)
       backoff = std::chrono::milliseconds{50};
-    std::unique_lock<std::mutex> lk(mtx_);
-    cv_.wait_for(lk, backoff, [this] { return stop_.load(); });
+    worker_.pause(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds{1000});
   }
 }

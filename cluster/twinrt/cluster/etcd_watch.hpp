@@ -1,19 +1,16 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <caf/error.hpp>
 
 #include "twinrt/cluster/etcd_client.hpp"
+#include "twinrt/cluster/worker.hpp"
 
 namespace twinrt::cluster::etcd {
 
@@ -53,7 +50,7 @@ public:
   /// True while a stream is open and etcd confirmed the watch.
   bool established() const { return established_.load(); }
   /// False once stopped for good (compacted, or the destructor runs).
-  bool running() const { return !stop_.load(); }
+  bool running() const { return !worker_.stopping(); }
 
 private:
   void run();
@@ -65,11 +62,8 @@ private:
   std::atomic<int64_t> next_revision_;
   std::atomic<uint64_t> connects_{0};
   std::atomic<bool> established_{false};
-  std::atomic<bool> stop_{false};
   std::string buffer_; // the incomplete line of the stream, watch thread only
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::thread thread_;
+  worker worker_;
 };
 
 } // namespace twinrt::cluster::etcd

@@ -61,18 +61,12 @@ caf::expected<std::unique_ptr<membership>> membership::join(options opts) {
     return make_error(errc::conflict, "node " + opts.node + " is already a live member of cluster "
                                         + opts.cluster + " since revision " + std::to_string(since));
   }
-  self->thread_ = std::thread([s = self.get()] { s->renew(); });
+  self->worker_.start([s = self.get()] { s->renew(); });
   return self;
 }
 
 membership::~membership() {
-  {
-    std::lock_guard<std::mutex> g(mtx_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable())
-    thread_.join();
+  worker_.stop();
   if (alive_) {
     etcd::client etcd(opts_.endpoint, std::chrono::milliseconds{1000});
     etcd.revoke(lease_); // best effort: if etcd is away, the lease expires by itself
@@ -82,15 +76,9 @@ membership::~membership() {
 void membership::renew() {
   etcd::client etcd(opts_.endpoint, std::chrono::milliseconds{opts_.ttl_s * 1000 / 3 + 500});
   auto period = std::chrono::milliseconds{opts_.ttl_s * 1000 / 3};
-  std::unique_lock<std::mutex> lk(mtx_);
-  while (!stop_) {
-    // A renewal that failed to reach etcd is tried again sooner.
-    auto wait = failed_ == 0 ? period : period / 4;
-    if (cv_.wait_for(lk, wait, [this] { return stop_.load(); }))
-      break;
-    lk.unlock();
+  // A renewal that failed to reach etcd is tried again sooner.
+  while (worker_.pause(failed_ == 0 ? period : period / 4)) {
     auto r = etcd.keepalive(lease_);
-    lk.lock();
     if (r) {
       failed_ = 0;
     } else if (code_of(r.error()) == errc::lease_expired) {

@@ -1,19 +1,16 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <caf/expected.hpp>
 
 #include "twinrt/cluster/etcd_client.hpp"
 #include "twinrt/cluster/layout.hpp"
+#include "twinrt/cluster/worker.hpp"
 
 namespace twinrt::cluster {
 
@@ -72,10 +69,7 @@ private:
   int64_t lease_ = 0;
   std::atomic<bool> alive_{true};
   std::atomic<uint64_t> failed_{0};
-  std::atomic<bool> stop_{false};
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::thread thread_;
+  worker worker_;
 };
 
 } // namespace twinrt::cluster

@@ -140,19 +140,11 @@ caf::expected<std::unique_ptr<placer>> placer::start(options opts) {
                                             + std::to_string(opts.shard_count)
                                             + " must be at least 1 (shards at most 65536)");
   std::unique_ptr<placer> p{new placer(std::move(opts), std::move(*keys))};
-  p->thread_ = std::thread([raw = p.get()] { raw->run(); });
+  p->worker_.start([raw = p.get()] { raw->run(); });
   return p;
 }
 
-placer::~placer() {
-  {
-    std::lock_guard<std::mutex> g(mtx_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable())
-    thread_.join();
-}
+placer::~placer() { worker_.stop(); }
 
 std::string placer::last_round() const {
   std::lock_guard<std::mutex> g(mtx_);
@@ -180,63 +172,54 @@ void placer::campaign(etcd::client& etcd) {
     token_ = r->revision; // the key's create revision
 }
 
+std::string placer::round(etcd::client& etcd) {
+  auto now = std::chrono::steady_clock::now();
+  if (lease_ != 0 && now - renewed_ >= renew_every()) {
+    auto k = etcd.keepalive(lease_);
+    if (k) {
+      renewed_ = now;
+    } else if (code_of(k.error()) == errc::lease_expired
+               || now - renewed_ >= std::chrono::seconds{opts_.ttl_s}) {
+      token_ = 0; // the lease is gone, or may be: no longer the placer
+      lease_ = 0;
+    }
+  }
+  if (token_ == 0)
+    campaign(etcd);
+  if (token_ == 0)
+    return "not elected";
+  if (!count_agreed_) {
+    auto c = agree_shard_count(etcd, keys_, opts_.shard_count);
+    if (!c)
+      return describe(c.error());
+    count_agreed_ = true;
+  }
+  ++rounds_;
+  auto r = place_once(etcd, keys_, opts_.shard_count, fence{keys_.placer(), token_}, opts_.max_moves);
+  if (!r) {
+    // A conflict may mean another placer leads: then step down.
+    auto held = etcd.get(keys_.placer());
+    if (held && (held->kvs.empty() || held->kvs[0].create_revision != token_))
+      step_down(etcd);
+    return describe(r.error());
+  }
+  moves_ += r->moved;
+  auto outcome = std::to_string(r->members.size()) + " members, " + std::to_string(r->created)
+                 + " created, " + std::to_string(r->moved) + " moved, "
+                 + std::to_string(r->pending) + " pending";
+  for (auto& s : r->suspects)
+    outcome += "; suspect: " + s;
+  return outcome;
+}
+
 void placer::run() {
   etcd::client etcd(opts_.endpoint, std::chrono::milliseconds{1000});
-  bool count_agreed = false;
-  auto renew_every = std::chrono::milliseconds{opts_.ttl_s * 1000 / 3};
-  std::unique_lock<std::mutex> lk(mtx_);
-  while (!stop_) {
-    lk.unlock();
-    std::string outcome;
-    auto now = std::chrono::steady_clock::now();
-    if (lease_ != 0 && now - renewed_ >= renew_every) {
-      auto k = etcd.keepalive(lease_);
-      if (k) {
-        renewed_ = now;
-      } else if (code_of(k.error()) == errc::lease_expired
-                 || now - renewed_ >= std::chrono::seconds{opts_.ttl_s}) {
-        token_ = 0; // the lease is gone, or may be: no longer the placer
-        lease_ = 0;
-      }
-    }
-    if (token_ == 0)
-      campaign(etcd);
-    if (token_ != 0) {
-      if (!count_agreed) {
-        auto c = agree_shard_count(etcd, keys_, opts_.shard_count);
-        count_agreed = c.engaged();
-        if (!c)
-          outcome = describe(c.error());
-      }
-      if (count_agreed) {
-        ++rounds_;
-        auto r = place_once(etcd, keys_, opts_.shard_count, fence{keys_.placer(), token_},
-                            opts_.max_moves);
-        if (!r) {
-          outcome = describe(r.error());
-          // A conflict may mean another placer leads: then step down.
-          auto held = etcd.get(keys_.placer());
-          if (held && (held->kvs.empty() || held->kvs[0].create_revision != token_))
-            step_down(etcd);
-        } else {
-          moves_ += r->moved;
-          outcome = std::to_string(r->members.size()) + " members, " + std::to_string(r->created)
-                    + " created, " + std::to_string(r->moved) + " moved, "
-                    + std::to_string(r->pending) + " pending";
-          for (auto& s : r->suspects)
-            outcome += "; suspect: " + s;
-        }
-      }
-    } else {
-      outcome = "not elected";
-    }
-    lk.lock();
-    last_ = outcome;
+  do {
+    auto outcome = round(etcd);
+    std::lock_guard<std::mutex> g(mtx_);
+    last_ = std::move(outcome);
     // Renewals come every third of the TTL however long a round is.
-    cv_.wait_for(lk, std::min<std::chrono::milliseconds>(opts_.round, renew_every),
-                 [this] { return stop_; });
-  }
-  lk.unlock();
+  } while (worker_.pause(std::min<std::chrono::milliseconds>(opts_.round, renew_every())));
   if (token_ != 0 || lease_ != 0)
     step_down(etcd);
 }

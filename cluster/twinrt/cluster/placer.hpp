@@ -2,11 +2,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -14,6 +13,7 @@
 #include "twinrt/cluster/etcd_client.hpp"
 #include "twinrt/cluster/layout.hpp"
 #include "twinrt/cluster/shard_table.hpp"
+#include "twinrt/cluster/worker.hpp"
 
 namespace twinrt::cluster {
 
@@ -81,20 +81,24 @@ public:
 private:
   explicit placer(options opts, layout keys) : opts_(std::move(opts)), keys_(std::move(keys)) {}
   void run();
+  /// One round: renew, campaign or place; what happened, for last_round().
+  std::string round(etcd::client& etcd);
   void campaign(etcd::client& etcd);
+  std::chrono::milliseconds renew_every() const {
+    return std::chrono::milliseconds{opts_.ttl_s * 1000 / 3};
+  }
   void step_down(etcd::client& etcd);
 
   options opts_;
   layout keys_;
-  int64_t lease_ = 0; // placer thread only
+  int64_t lease_ = 0; // placer thread only, as are the two below
   std::chrono::steady_clock::time_point renewed_;
+  bool count_agreed_ = false;
   std::atomic<int64_t> token_{0};
   std::atomic<uint64_t> rounds_{0}, moves_{0};
-  mutable std::mutex mtx_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  mutable std::mutex mtx_; // guards last_
   std::string last_;
-  std::thread thread_;
+  worker worker_;
 };
 
 } // namespace twinrt::cluster

@@ -14,18 +14,12 @@ caf::expected<std::unique_ptr<shard_view>> shard_view::open(const std::string& e
   std::unique_ptr<shard_view> v{new shard_view(endpoint, std::move(*keys))};
   if (auto ok = v->load(); !ok)
     return ok.error();
-  v->resync_thread_ = std::thread([raw = v.get()] { raw->resync_loop(); });
+  v->worker_.start([raw = v.get()] { raw->resync_loop(); });
   return v;
 }
 
 shard_view::~shard_view() {
-  {
-    std::lock_guard<std::mutex> g(mtx_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (resync_thread_.joinable())
-    resync_thread_.join();
+  worker_.stop();
   watch_.reset();
 }
 
@@ -51,7 +45,7 @@ caf::expected<void> shard_view::load() {
         std::lock_guard<std::mutex> g(mtx_);
         resync_ = true;
       }
-      cv_.notify_all();
+      worker_.wake();
     });
   return caf::unit;
 }
@@ -76,16 +70,16 @@ void shard_view::apply(const std::vector<etcd::watch_event>& events) {
 }
 
 void shard_view::resync_loop() {
-  std::unique_lock<std::mutex> lk(mtx_);
-  while (!stop_) {
-    cv_.wait(lk, [this] { return stop_ || resync_; });
-    if (stop_)
-      break;
-    lk.unlock();
-    auto ok = load();
-    lk.lock();
-    if (!ok) // etcd away: try again shortly
-      cv_.wait_for(lk, std::chrono::milliseconds{500}, [this] { return stop_; });
+  std::chrono::milliseconds idle = std::chrono::hours{1}, retry{500};
+  auto wait = idle;
+  while (worker_.pause(wait)) {
+    bool needed;
+    {
+      std::lock_guard<std::mutex> g(mtx_);
+      needed = resync_;
+    }
+    if (needed) // etcd away: try again shortly
+      wait = load() ? idle : retry;
   }
 }
 

@@ -1,20 +1,19 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <caf/expected.hpp>
 
 #include "twinrt/cluster/etcd_watch.hpp"
 #include "twinrt/cluster/layout.hpp"
 #include "twinrt/cluster/shard_table.hpp"
+#include "twinrt/cluster/worker.hpp"
 
 namespace twinrt::cluster {
 
@@ -56,9 +55,8 @@ private:
   int64_t revision_ = 0;
   std::atomic<uint64_t> loads_{0};
   std::unique_ptr<etcd::watch> watch_; // resync thread only, after open
-  std::condition_variable cv_;
-  bool resync_ = false, stop_ = false;
-  std::thread resync_thread_;
+  bool resync_ = false; // the watch stopped: read the map again
+  worker worker_;         // reads it again when asked
 };
 
 } // namespace twinrt::cluster
