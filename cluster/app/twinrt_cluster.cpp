@@ -1,6 +1,7 @@
 // twinrt-cluster: the cluster's coordination in etcd, from the command line.
 //   member   join as a node (and run for placer), until SIGTERM/SIGINT
 //   status   members, placer and shard map as etcd holds them
+//   drain    ask the placer to move every shard away from a node (--undo: stop)
 //   bench-cas  compare-and-swap round trips per second against etcd
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +88,12 @@ int run_status(const std::string& endpoint, const std::string& cluster) {
   auto shards = load_shards(etcd, *keys);
   if (!shards)
     return fail(shards.error());
+  auto drains = etcd.get_prefix(keys->drains());
+  if (!drains)
+    return fail(drains.error());
+  std::set<std::string> draining;
+  for (auto& kv : drains->kvs)
+    draining.insert(kv.key.substr(keys->drains().size()));
   std::map<std::string, size_t> owned;
   int64_t lo = 0, hi = 0;
   for (auto& [s, e] : shards->entries) {
@@ -102,7 +110,8 @@ int run_status(const std::string& endpoint, const std::string& cluster) {
   std::cout << "members: " << members->size() << "\n";
   for (auto& m : *members)
     std::cout << "  " << m.node << "  shards " << owned[m.node] << "  joined at revision "
-              << m.joined_revision << (m.address.empty() ? "" : "  address " + m.address) << "\n";
+              << m.joined_revision << (m.address.empty() ? "" : "  address " + m.address)
+              << (draining.count(m.node) ? "  DRAINING" : "") << "\n";
   for (auto& [owner, n] : owned)
     if (std::none_of(members->begin(), members->end(), [&](auto& m) { return m.node == owner; }))
       std::cout << "  " << owner << "  shards " << n << "  NOT LIVE\n";
@@ -113,6 +122,19 @@ int run_status(const std::string& endpoint, const std::string& cluster) {
 
 // `clients` threads, each with its own connection and its own shard entry,
 // each doing `count` compare-and-swaps one after another.
+int run_drain(const std::string& endpoint, const std::string& cluster, const std::string& node,
+              bool undo) {
+  auto keys = layout::make(cluster);
+  if (!keys)
+    return fail(keys.error());
+  etcd::client etcd(endpoint);
+  if (auto ok = drain(etcd, *keys, node, !undo); !ok)
+    return fail(ok.error());
+  std::cout << (undo ? "node " + node + " no longer drains" : "node " + node + " drains: the placer moves its shards away")
+            << "\n";
+  return 0;
+}
+
 int run_bench(const std::string& endpoint, int count, int clients) {
   auto keys = layout::make("bench-" + std::to_string(::getpid()));
   if (!keys)
@@ -172,12 +194,16 @@ int main(int argc, char** argv) {
 
   auto* member = cli.add_subcommand("member", "join as a node until SIGTERM/SIGINT");
   auto* status = cli.add_subcommand("status", "members, placer and shard map");
+  auto* drainer = cli.add_subcommand("drain", "move every shard away from a node (--undo: stop)");
   auto* bench = cli.add_subcommand("bench-cas", "compare-and-swap round trips per second");
-  for (auto* c : {member, status, bench})
+  for (auto* c : {member, status, drainer, bench})
     c->add_option("--etcd", endpoint, "etcd client URL")->capture_default_str();
-  for (auto* c : {member, status})
+  for (auto* c : {member, status, drainer})
     c->add_option("--cluster", cluster, "cluster name")->capture_default_str();
-  member->add_option("--node", mo.node, "node id")->required();
+  for (auto* c : {member, drainer})
+    c->add_option("--node", mo.node, "node id")->required();
+  bool undo = false;
+  drainer->add_flag("--undo", undo, "withdraw the drain");
   member->add_option("--address", mo.address, "where peers reach this node");
   member->add_option("--ttl", mo.ttl_s, "lease TTL in seconds")->capture_default_str()
     ->check(CLI::Range(1, 600));
@@ -201,5 +227,7 @@ int main(int argc, char** argv) {
   }
   if (status->parsed())
     return run_status(endpoint, cluster);
+  if (drainer->parsed())
+    return run_drain(endpoint, cluster, mo.node, undo);
   return run_bench(endpoint, count, clients);
 }

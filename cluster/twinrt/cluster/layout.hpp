@@ -13,6 +13,7 @@ namespace twinrt::cluster {
 ///   placer                the elected placer's node id, bound to its lease
 ///   shard_count           the number of virtual shards, written once
 ///   shards/<00017>        per virtual shard: owner, replicas, in-sync set
+///   drain/<node>          the placer moves every shard away from the node
 ///
 /// Several clusters can share one etcd; a node of one never reads another's keys.
 class layout {
@@ -27,6 +28,8 @@ public:
   std::string placer() const { return root_ + "placer"; }
   std::string shard_count() const { return root_ + "shard_count"; }
   std::string shards() const { return root_ + "shards/"; }
+  std::string drains() const { return root_ + "drain/"; }
+  std::string drain(const std::string& node) const { return drains() + node; }
   /// Zero-padded so that the keys sort in shard order.
   std::string shard(uint32_t s) const;
   /// The shard of a key under shards(); -1 when it is not one.

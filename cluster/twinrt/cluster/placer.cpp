@@ -21,45 +21,48 @@ caf::error fenced_out(const fence& f, int64_t now) {
                                       + std::to_string(now) + "): another placer leads");
 }
 
-} // namespace
+/// What a round reads, at one revision.
+struct snapshot {
+  int64_t revision = 0;
+  std::vector<member_info> members;
+  std::set<std::string> draining;
+  std::map<uint32_t, shard_entry> entries;
+};
 
-caf::expected<placement_round> place_once(etcd::client& etcd, const layout& keys,
-                                          uint32_t shard_count, const fence& f,
-                                          size_t max_moves) {
-  auto snap = etcd.txn({}, {etcd::op::get_prefix(keys.members()), etcd::op::get_prefix(keys.shards()),
-                            etcd::op::get(f.key)});
-  if (!snap)
-    return snap.error();
-  if (snap->ranges.size() != 3)
-    return make_error(errc::bad_reply, "placement snapshot: 3 range answers expected");
-  auto& placer_key = snap->ranges[2].kvs;
+caf::expected<snapshot> read_snapshot(etcd::client& etcd, const layout& keys, const fence& f) {
+  auto r = etcd.txn({}, {etcd::op::get_prefix(keys.members()), etcd::op::get_prefix(keys.shards()),
+                         etcd::op::get_prefix(keys.drains()), etcd::op::get(f.key)});
+  if (!r)
+    return r.error();
+  if (r->ranges.size() != 4)
+    return make_error(errc::bad_reply, "placement snapshot: 4 range answers expected");
+  auto& placer_key = r->ranges[3].kvs;
   int64_t holder = placer_key.empty() ? 0 : placer_key[0].create_revision;
   if (holder != f.revision)
     return fenced_out(f, holder);
-
-  placement_round out;
-  auto members = read_members(snap->ranges[0], keys);
-  for (auto& m : members)
-    out.members.push_back(m.node);
-  std::sort(out.members.begin(), out.members.end());
-  if (out.members.empty())
-    return out;
-  shard_map target(shard_count, out.members);
-
-  std::map<uint32_t, shard_entry> entries;
-  for (auto& kv : snap->ranges[1].kvs) {
+  snapshot out;
+  out.revision = r->revision;
+  out.members = read_members(r->ranges[0], keys);
+  for (auto& kv : r->ranges[2].kvs)
+    out.draining.insert(kv.key.substr(keys.drains().size()));
+  for (auto& kv : r->ranges[1].kvs) {
     auto s = keys.shard_of_key(kv.key);
     auto e = decode_entry(kv.value, kv.key);
     if (s < 0 || !e)
       return e ? make_error(errc::bad_reply, "key " + kv.key + " names no shard") : e.error();
     e->epoch = kv.mod_revision;
-    entries[static_cast<uint32_t>(s)] = std::move(*e);
+    out.entries[static_cast<uint32_t>(s)] = std::move(*e);
   }
+  return out;
+}
 
-  // Shards without an entry: their rendezvous owner, in fenced batches.
+/// Entries for the shards that have none, in fenced batches; how many.
+caf::expected<size_t> create_missing(etcd::client& etcd, const layout& keys, const fence& f,
+                                     uint32_t shard_count, const snapshot& snap,
+                                     const shard_map& target) {
   std::vector<uint32_t> missing;
   for (uint32_t s = 0; s < shard_count; ++s)
-    if (!entries.count(s))
+    if (!snap.entries.count(s))
       missing.push_back(s);
   for (size_t i = 0; i < missing.size(); i += max_ops_per_txn) {
     std::vector<etcd::compare> cmp{etcd::compare::create_revision(f.key, f.revision)};
@@ -75,33 +78,71 @@ caf::expected<placement_round> place_once(etcd::client& etcd, const layout& keys
       return r.error();
     if (!r->succeeded)
       return make_error(errc::conflict, "creating shard map entries: the fence or an entry changed");
-    out.created += puts.size();
   }
+  return missing.size();
+}
 
-  // Suspects: owners that are no members, members whose renewal is late.
-  std::set<std::string> live(out.members.begin(), out.members.end());
+/// Owners that are no live members; members whose renewal is late.
+caf::expected<std::vector<std::string>> find_suspects(etcd::client& etcd, const snapshot& snap) {
+  std::vector<std::string> out;
+  std::set<std::string> live;
+  for (auto& m : snap.members)
+    live.insert(m.node);
   std::map<std::string, size_t> orphaned;
-  for (auto& [s, e] : entries)
+  for (auto& [s, e] : snap.entries)
     if (!live.count(e.owner))
       ++orphaned[e.owner];
   for (auto& [owner, n] : orphaned)
-    out.suspects.push_back("owner " + owner + " of " + std::to_string(n)
-                           + " shards is no live member");
-  for (auto& m : members) {
+    out.push_back("owner " + owner + " of " + std::to_string(n) + " shards is no live member");
+  for (auto& m : snap.members) {
     if (m.lease == 0)
       continue;
     auto ttl = etcd.time_to_live(m.lease);
     if (!ttl && code_of(ttl.error()) == errc::lease_expired)
-      out.suspects.push_back("member " + m.node + ": its lease has expired");
+      out.push_back("member " + m.node + ": its lease has expired");
     else if (!ttl)
       return ttl.error();
     else if (ttl->first * 2 < ttl->second)
-      out.suspects.push_back("member " + m.node + ": its lease has " + std::to_string(ttl->first)
-                             + " of " + std::to_string(ttl->second) + " s left");
+      out.push_back("member " + m.node + ": its lease has " + std::to_string(ttl->first) + " of "
+                    + std::to_string(ttl->second) + " s left");
   }
+  return out;
+}
+
+} // namespace
+
+caf::expected<placement_round> place_once(etcd::client& etcd, const layout& keys,
+                                          uint32_t shard_count, const fence& f,
+                                          size_t max_moves) {
+  auto snap = read_snapshot(etcd, keys, f);
+  if (!snap)
+    return snap.error();
+  placement_round out;
+  std::vector<std::string> targets; // live and not draining
+  for (auto& m : snap->members) {
+    out.members.push_back(m.node);
+    if (snap->draining.count(m.node))
+      out.draining.push_back(m.node);
+    else
+      targets.push_back(m.node);
+  }
+  std::sort(out.members.begin(), out.members.end());
+  std::sort(out.draining.begin(), out.draining.end());
+  if (targets.empty()) // no member, or every one draining: nowhere to put a shard
+    return out;
+  shard_map target(shard_count, targets);
+
+  auto created = create_missing(etcd, keys, f, shard_count, *snap, target);
+  if (!created)
+    return created.error();
+  out.created = *created;
+  auto suspects = find_suspects(etcd, *snap);
+  if (!suspects)
+    return suspects.error();
+  out.suspects = std::move(*suspects);
 
   std::vector<uint32_t> off_target;
-  for (auto& [s, e] : entries)
+  for (auto& [s, e] : snap->entries)
     if (s < shard_count && e.owner != *target.owner(s))
       off_target.push_back(s);
   out.pending = off_target.size();
@@ -112,9 +153,9 @@ caf::expected<placement_round> place_once(etcd::client& etcd, const layout& keys
   std::vector<etcd::op> puts;
   for (size_t i = 0; i < off_target.size() && puts.size() < std::min(max_moves, max_ops_per_txn); ++i) {
     auto s = off_target[i];
-    auto next = entries[s];
+    auto next = snap->entries[s];
     next.owner = *target.owner(s);
-    cmp.push_back(etcd::compare::mod_revision(keys.shard(s), entries[s].epoch));
+    cmp.push_back(etcd::compare::mod_revision(keys.shard(s), snap->entries[s].epoch));
     puts.push_back(etcd::op::put(keys.shard(s), encode_entry(next)));
   }
   auto r = etcd.txn(cmp, puts);
@@ -126,6 +167,15 @@ caf::expected<placement_round> place_once(etcd::client& etcd, const layout& keys
   out.moved = puts.size();
   out.pending -= puts.size();
   return out;
+}
+
+caf::expected<void> drain(etcd::client& etcd, const layout& keys, const std::string& node, bool on) {
+  if (auto ok = check_name(node, "node id"); !ok)
+    return ok.error();
+  auto r = on ? etcd.put(keys.drain(node), "") : etcd.del(keys.drain(node));
+  if (!r)
+    return r.error();
+  return caf::unit;
 }
 
 caf::expected<std::unique_ptr<placer>> placer::start(options opts) {
@@ -209,6 +259,8 @@ std::string placer::round(etcd::client& etcd) {
                  + std::to_string(r->pending) + " pending";
   for (auto& s : r->suspects)
     outcome += "; suspect: " + s;
+  for (auto& d : r->draining)
+    outcome += "; draining: " + d;
   return outcome;
 }
 

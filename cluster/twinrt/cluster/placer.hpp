@@ -20,6 +20,7 @@ namespace twinrt::cluster {
 /// What one placement round saw and did.
 struct placement_round {
   std::vector<std::string> members;  // live, sorted
+  std::vector<std::string> draining; // live members asked to hand over their shards
   std::vector<std::string> suspects; // why nothing moved, when not empty
   size_t created = 0;                // entries written for shards that had none
   size_t moved = 0;                  // owners changed this round
@@ -28,20 +29,25 @@ struct placement_round {
 
 /// One round of the placer holding fence `f`, over a snapshot read in one
 /// transaction (members, shard map, placer key):
-/// - no member: nothing;
-/// - shards without an entry get their rendezvous owner (shard_map.hpp);
+/// - the targets are the live members not draining (a key drain/<node>,
+///   see drain()); none: nothing;
+/// - shards without an entry get their rendezvous owner among the targets (shard_map.hpp);
 ///   nothing is stored for them yet, so this is no move;
 /// - a member is suspect when its lease has less than half its TTL left (a
 ///   renewal is late), and so is an owner that is no member any more (its
 ///   lease expired; its shards stay with it until it returns or is drained):
 ///   while any is suspect, nothing moves;
 /// - otherwise at most `max_moves` shards whose owner is not their rendezvous
-///   owner get it, in one transaction fenced by `f` and every moved entry's epoch.
+///   owner among the targets get it (so a draining member's shards leave it), in one transaction fenced by `f` and every moved entry's epoch.
 /// errc::conflict when the fence no longer holds (another placer leads) or an
 /// entry changed since the snapshot (the next round reads again).
 caf::expected<placement_round> place_once(etcd::client& etcd, const layout& keys,
                                           uint32_t shard_count, const fence& f,
                                           size_t max_moves);
+
+/// Asks the placer to move every shard away from `node` (a key drain/<node>;
+/// `on` false withdraws it). The node may leave once it owns nothing.
+caf::expected<void> drain(etcd::client& etcd, const layout& keys, const std::string& node, bool on);
 
 /// Runs for election as the cluster's placer and, while elected, places
 /// shards round after round on a thread of its own. Election: create the

@@ -137,6 +137,55 @@ TEST_F(Placer, NothingMovesWhileAnOwnerIsNoLiveMember) {
     << (*p)->last_round();
 }
 
+TEST_F(Placer, ADrainedMemberHandsOverEveryShardAndOnlyItsOwn) {
+  constexpr uint32_t shards = 64;
+  temp_dir dir("drain");
+  auto keys = *layout::make("drain");
+  auto a = join(server->endpoint(), "drain", "a");
+  auto b = join(server->endpoint(), "drain", "b");
+  auto c = join(server->endpoint(), "drain", "c");
+  auto p = placer::start({server->endpoint(), "drain", "a", 6, shards, 4,
+                          std::chrono::milliseconds{50}});
+  ASSERT_TRUE(p) << describe(p.error());
+  ASSERT_TRUE(eventually([&] { return placed_by_rendezvous(etcd, keys, shards, {"a", "b", "c"}); }));
+  auto before = load_shards(etcd, keys);
+  ASSERT_TRUE(before);
+  auto cmd = [&](std::vector<std::string> args, const std::string& log) {
+    args.insert(args.begin(), {TWINRT_CLUSTER_TOOL});
+    auto run = std::make_unique<child_process>(args, (dir.path() / log).string());
+    EXPECT_EQ(run->wait(), 0) << run->output();
+    return run->output();
+  };
+  auto said = cmd({"drain", "--etcd", server->endpoint(), "--cluster", "drain", "--node", "c"},
+                  "drain.log");
+  EXPECT_NE(said.find("node c drains"), std::string::npos) << said;
+  ASSERT_TRUE(eventually([&] { return placed_by_rendezvous(etcd, keys, shards, {"a", "b"}); }))
+    << (*p)->last_round();
+  auto after = load_shards(etcd, keys);
+  ASSERT_TRUE(after);
+  for (auto& [s, e] : after->entries) {
+    auto& old = before->entries[s];
+    EXPECT_NE(e.owner, "c") << "shard " << s;
+    if (old.owner != "c") {
+      EXPECT_EQ(e.epoch, old.epoch) << "shard " << s << " of " << old.owner << " moved";
+    }
+  }
+  auto status = cmd({"status", "--etcd", server->endpoint(), "--cluster", "drain"}, "status.log");
+  EXPECT_NE(status.find("  c  shards 0  joined at revision "), std::string::npos) << status;
+  EXPECT_NE(status.find("DRAINING"), std::string::npos) << status;
+  // c owns nothing: it may leave without making anyone suspect.
+  c.reset();
+  auto rounds = (*p)->rounds();
+  ASSERT_TRUE(eventually([&] { return (*p)->rounds() >= rounds + 3; }));
+  EXPECT_EQ((*p)->last_round().find("suspect"), std::string::npos) << (*p)->last_round();
+  // Back and no longer draining: it gets its shards again.
+  c = join(server->endpoint(), "drain", "c");
+  cmd({"drain", "--etcd", server->endpoint(), "--cluster", "drain", "--node", "c", "--undo"},
+      "undrain.log");
+  ASSERT_TRUE(eventually([&] { return placed_by_rendezvous(etcd, keys, shards, {"a", "b", "c"}); }))
+    << (*p)->last_round();
+}
+
 TEST_F(Placer, NothingMovesWhileAMembersRenewalIsLate) {
   constexpr uint32_t shards = 64;
   auto keys = *layout::make("late");
