@@ -261,4 +261,24 @@ TEST_F(Etcd, AMemberStoppedLongerThanItsLeaseLearnsItIsNoMemberAnyMore) {
   EXPECT_TRUE(etcd.get(keys.member("n1"))->kvs.empty()); // and it did not come back by itself
 }
 
+TEST_F(Etcd, MembersOutliveAnEtcdOutageLongerThanTheirLease) {
+  // etcd gives every lease its full TTL again when it starts: members that
+  // renew as soon as it is back stay members, under the same lease.
+  auto keys = *layout::make("outage");
+  auto m = membership::join({server->endpoint(), "outage", "n1", "", 2});
+  ASSERT_TRUE(m) << describe(m.error());
+  auto lease = (*m)->lease();
+  server->stop();
+  // Renewals fail every 1/12 of the TTL while etcd is away: 30 of them span
+  // more than the whole lease.
+  ASSERT_TRUE(eventually([&] { return (*m)->failed_renewals() >= 30; }));
+  server->start();
+  ASSERT_TRUE(eventually([&] { return (*m)->failed_renewals() == 0; }));
+  EXPECT_TRUE((*m)->alive());
+  auto listed = list_members(etcd, keys);
+  ASSERT_TRUE(listed) << describe(listed.error());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].lease, lease);
+}
+
 } // namespace twinrt::cluster

@@ -208,18 +208,26 @@ void placer::step_down(etcd::client& etcd) {
   lease_ = 0;
 }
 
-void placer::campaign(etcd::client& etcd) {
+std::string placer::campaign(etcd::client& etcd) {
   if (lease_ == 0) {
     auto l = etcd.grant(opts_.ttl_s);
     if (!l)
-      return;
+      return "not elected: " + describe(l.error());
     lease_ = l->id;
     renewed_ = std::chrono::steady_clock::now();
   }
   auto key = keys_.placer();
-  auto r = etcd.txn({etcd::compare::absent(key)}, {etcd::op::put(key, opts_.node, lease_)});
-  if (r && r->succeeded)
-    token_ = r->revision; // the key's create revision
+  auto r = etcd.txn({etcd::compare::absent(key)}, {etcd::op::put(key, opts_.node, lease_)},
+                    {etcd::op::get(key)});
+  if (!r)
+    return "not elected: " + describe(r.error());
+  if (!r->succeeded) {
+    bool known = !r->ranges.empty() && !r->ranges[0].kvs.empty();
+    return "not elected: " + (known ? r->ranges[0].kvs[0].value + " is the placer"
+                                    : std::string{"the placer key changed"});
+  }
+  token_ = r->revision; // the key's create revision
+  return {};
 }
 
 std::string placer::round(etcd::client& etcd) {
@@ -235,9 +243,8 @@ std::string placer::round(etcd::client& etcd) {
     }
   }
   if (token_ == 0)
-    campaign(etcd);
-  if (token_ == 0)
-    return "not elected";
+    if (auto lost = campaign(etcd); !lost.empty())
+      return lost;
   if (!count_agreed_) {
     auto c = agree_shard_count(etcd, keys_, opts_.shard_count);
     if (!c)

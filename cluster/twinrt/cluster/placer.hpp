@@ -89,7 +89,8 @@ private:
   void run();
   /// One round: renew, campaign or place; what happened, for last_round().
   std::string round(etcd::client& etcd);
-  void campaign(etcd::client& etcd);
+  /// Tries to become the placer; empty when elected, else why not.
+  std::string campaign(etcd::client& etcd);
   std::chrono::milliseconds renew_every() const {
     return std::chrono::milliseconds{opts_.ttl_s * 1000 / 3};
   }
