@@ -66,6 +66,11 @@ void watch::handle_line(const std::string& line) {
     return fail(make_error(errc::refused, "watch canceled: " + r.value("cancel_reason", line)));
   }
   if (r.value("created", false)) {
+    // Watching from "now" (revision 0): pin it, so that a reconnect goes on
+    // from here rather than from a later "now".
+    auto rev = wire::int_field(r.value("header", nlohmann::json::object()), "revision");
+    if (next_revision_ == 0 && rev)
+      next_revision_ = *rev + 1;
     established_ = true;
     return;
   }

@@ -37,6 +37,7 @@ public:
   using events_handler = std::function<void(const std::vector<watch_event>&)>;
   using error_handler = std::function<void(const caf::error&)>;
 
+  /// `start_revision` 0: from the store's revision when the watch is created.
   watch(std::string endpoint, std::string key, std::string range_end, int64_t start_revision,
         events_handler on_events, error_handler on_error = {});
   ~watch(); // stops and joins the thread
