@@ -8,7 +8,7 @@ packages=(
   prometheus-cpp-dev libboost-dev libcurl4-openssl-dev
   mosquitto mosquitto-clients prometheus python3
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev
-  libssl-dev openssl
+  libssl-dev openssl etcd-server etcd-client
 )
 missing=()
 for p in "${packages[@]}"; do

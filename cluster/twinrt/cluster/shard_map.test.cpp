@@ -29,6 +29,20 @@ TEST(ShardMap, LoadIsSpreadOverMembers) {
   }
 }
 
+TEST(ShardMap, ThreeMembersShare256ShardsEvenlyAndAFourthTakesAQuarter) {
+  shard_map three(256, {"n1", "n2", "n3"});
+  for (auto& member : three.members()) {
+    auto n = three.shards_of(member).size(); // 85.3 each on average
+    EXPECT_GT(n, 64u) << member;
+    EXPECT_LT(n, 107u) << member;
+  }
+  shard_map four(256, {"n1", "n2", "n3", "n4"});
+  auto moved = shard_map::moves(three, four).size(); // 64 on average
+  EXPECT_GT(moved, 48u);
+  EXPECT_LT(moved, 80u);
+  EXPECT_EQ(moved, four.shards_of("n4").size());
+}
+
 TEST(ShardMap, AssignmentDoesNotDependOnMemberOrder) {
   shard_map a(32, {"x", "y", "z"});
   shard_map b(32, {"z", "x", "y", "x"});
