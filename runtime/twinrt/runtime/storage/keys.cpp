@@ -52,6 +52,24 @@ std::string shard_end(uint32_t shard) {
   return k;
 }
 
+std::string log_prefix(uint32_t shard) {
+  return shard_begin(shard) + 'L';
+}
+
+std::string log_record(uint32_t shard, uint64_t seq) {
+  auto k = log_prefix(shard);
+  append_be64(k, seq);
+  return k;
+}
+
+bool log_seq_of(std::string_view key, uint32_t shard, uint64_t& seq) {
+  if (key.size() != 1 + 4 + 1 + 8 || key[0] != shard_tag || read_be32(key.data() + 1) != shard
+      || key[5] != 'L')
+    return false;
+  seq = read_be64(key.data() + 6);
+  return true;
+}
+
 std::string meta(uint32_t shard, std::string_view id) {
   auto k = meta_prefix(shard);
   k += id;
@@ -173,6 +191,14 @@ std::string layout_version() {
 std::string describe(std::string_view k) {
   if (k.empty())
     return "an empty key";
+  if (k[0] == shard_tag && k.size() > 5 && k[5] == 'L') {
+    // The shard log: the shard is its name.
+    auto shard = " of virtual shard " + std::to_string(read_be32(k.data() + 1));
+    if (k.size() == 6)
+      return "trim point of the log" + shard;
+    if (k.size() == 14)
+      return "log record " + std::to_string(read_be64(k.data() + 6)) + shard;
+  }
   if (k[0] == shard_tag && k.size() > 5)
     k = k.substr(5); // a twin's record: its shard adds nothing to the name
 

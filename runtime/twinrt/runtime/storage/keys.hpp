@@ -29,12 +29,21 @@ inline constexpr uint32_t current_layout = 2;
 
 // -- one virtual shard's range --------------------------------------------------------
 /// Every key of a virtual shard's records starts with shard_tag and the
-/// shard (4 bytes, big-endian), then a tag of what it holds: 'M' meta, 'S'
-/// state, 'H' history, 'A' alert. [shard_begin, shard_end) is the shard's
-/// whole data.
+/// shard (4 bytes, big-endian), then a tag of what it holds: 'L' shard log,
+/// 'M' meta, 'S' state, 'H' history, 'A' alert. [shard_begin, shard_end) is
+/// the shard's whole data.
 inline constexpr char shard_tag = 'V';
 std::string shard_begin(uint32_t shard);
 std::string shard_end(uint32_t shard);
+
+// -- the shard log (in its virtual shard's range) -----------------------------------
+/// Where the shard's log keys start. The key itself holds the sequence the
+/// log is trimmed through (8 bytes, big-endian); absent: never trimmed.
+std::string log_prefix(uint32_t shard);
+/// A log record's key: log_prefix then its sequence (8 bytes, big-endian).
+std::string log_record(uint32_t shard, uint64_t seq);
+/// True when `key` is a log record key of `shard`; sets its sequence.
+bool log_seq_of(std::string_view key, uint32_t shard, uint64_t& seq);
 
 // -- per twin (in its virtual shard's range) ---------------------------------------
 std::string meta(uint32_t shard, std::string_view id);

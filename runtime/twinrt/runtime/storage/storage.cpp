@@ -127,6 +127,7 @@ std::unique_ptr<storage> storage::open(const storage_options& opts, std::string&
     return nullptr;
   in.last_event_id = last_id(*in.db, keys::event(0).substr(0, 1));
   in.durable_event_id = in.last_event_id;
+  in.load_log();
   in.committer = std::thread([p = &in] { p->run_committer(); });
   return st;
 }
