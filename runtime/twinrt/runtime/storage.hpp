@@ -48,6 +48,11 @@ struct history_point {
   uint64_t seq = 0;
 };
 
+/// A sealed history chunk (twins/chunk.hpp) holds points of one window of
+/// this length (2 h; windows are aligned in storage's key space, not on the
+/// hour): whoever seals chunks cuts them at window ends (keys::chunk_window).
+inline constexpr int64_t history_chunk_window_ms = 2 * 3600 * 1000;
+
 struct stored_model {
   std::string kind;
   uint32_t version = 0;
@@ -231,7 +236,9 @@ public:
   void for_each_state(
     const std::function<void(uint32_t number, caf::expected<twins::twin_state>& state)>& f) const;
   /// Points of one channel with from_ms <= ts < to_ms, oldest first, at most
-  /// `limit` of them.
+  /// `limit` of them: the per-sample points and those of its sealed chunks
+  /// (batch::put_chunk), merged; points of one millisecond keep no order
+  /// between the two. A corrupt chunk is refused whole (logged, counted).
   std::vector<history_point> read_history(twin_ref twin, const std::string& channel,
                                           int64_t from_ms, int64_t to_ms,
                                           size_t limit) const;
@@ -326,7 +333,7 @@ public:
   batch& operator=(batch&&) noexcept;
 
   void put_meta(const twin_meta& m);
-  /// Deletes a twin's meta, state and whole history.
+  /// Deletes a twin's meta, state and whole history (points and chunks).
   void delete_twin(twin_ref twin);
   void put_state(twin_ref twin, const twins::twin_state& st);
   /// A state encoded by storage::encode_state.
@@ -342,6 +349,13 @@ public:
   /// past the last record trims to the last record; one at or below the
   /// trim point changes nothing.
   void trim_log(uint32_t shard, uint64_t through);
+  /// Stores a sealed history chunk of one channel (twins::chunk_encoder::
+  /// seal); read_history reads its points. Returns why it is refused, with
+  /// nothing added: bytes that are no chunk (the codec's reason), or points
+  /// in two windows (history_chunk_window_ms). Empty when added. The same
+  /// chunk put twice is stored once.
+  [[nodiscard]] std::string put_chunk(twin_ref twin, const std::string& channel,
+                                      std::string_view chunk);
   void put_model(const stored_model& m);
   /// Stored with the records of its twin (a.twin).
   void put_alert(const alert_record& a);

@@ -44,6 +44,8 @@ void storage::batch::delete_twin(twin_ref twin) {
   impl_->wb.Delete(keys::state(shard, twin.number));
   impl_->wb.DeleteRange(keys::twin_history_begin(shard, twin.number),
                         keys::twin_history_end(shard, twin.number));
+  impl_->wb.DeleteRange(keys::twin_chunks_begin(shard, twin.number),
+                        keys::twin_chunks_end(shard, twin.number));
 }
 
 void storage::batch::put_state(twin_ref twin, const twins::twin_state& st) {

@@ -99,6 +99,14 @@ struct storage::impl {
   std::optional<std::string> get(const std::string& key, const char* type) const;
 };
 
+namespace internal {
+// The points of a channel's sealed chunks in [from_ms, to_ms), unordered,
+// at least `limit` of the oldest when there are (storage/chunks.cpp).
+std::vector<history_point> read_chunk_points(const storage::impl& in, uint32_t shard,
+                                             uint32_t number, const std::string& channel,
+                                             int64_t from_ms, int64_t to_ms, size_t limit);
+} // namespace internal
+
 /// RocksDB's bytes as a view.
 inline std::string_view view(const rocksdb::Slice& s) {
   return {s.data(), s.size()};

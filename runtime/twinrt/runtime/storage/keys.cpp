@@ -1,6 +1,7 @@
 #include "twinrt/runtime/storage/keys.hpp"
 
 #include "twinrt/runtime/sharding.hpp"
+#include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/names.hpp"
 
 namespace twinrt::runtime::keys {
@@ -141,6 +142,39 @@ std::string twin_history_end(uint32_t shard, uint32_t number) {
   return twin_history_begin(shard, number + 1);
 }
 
+std::string chunk_prefix(uint32_t shard, uint32_t number, std::string_view channel) {
+  auto k = twin_chunks_begin(shard, number);
+  k += channel;
+  k.push_back('\0');
+  return k;
+}
+
+uint64_t chunk_window(int64_t ts_ms) {
+  auto k = ts_key(ts_ms);
+  return k - k % static_cast<uint64_t>(history_chunk_window_ms);
+}
+
+std::string chunk(uint32_t shard, uint32_t number, std::string_view channel, int64_t first_ts_ms,
+                  uint32_t crc) {
+  auto k = chunk_prefix(shard, number, channel);
+  append_be64(k, chunk_window(first_ts_ms));
+  append_be64(k, ts_key(first_ts_ms));
+  append_be32(k, crc);
+  return k;
+}
+
+std::string twin_chunks_begin(uint32_t shard, uint32_t number) {
+  auto k = shard_begin(shard) + 'K';
+  append_be32(k, number);
+  return k;
+}
+
+std::string twin_chunks_end(uint32_t shard, uint32_t number) {
+  if (number == ~uint32_t{0})
+    return shard_begin(shard) + static_cast<char>('K' + 1);
+  return twin_chunks_begin(shard, number + 1);
+}
+
 std::string alert(uint32_t shard, uint64_t id) {
   auto k = alert_prefix(shard);
   append_be64(k, id);
@@ -216,6 +250,14 @@ std::string describe(std::string_view k) {
         auto ts = ts_of(read_be64(rest.data() + rest.size() - 12));
         return "history of twin #" + std::to_string(read_be32(rest.data())) + " channel "
                + twins::printable(channel) + " at " + std::to_string(ts) + " ms";
+      }
+      break;
+    case 'K':
+      if (rest.size() > 4 + 1 + 20) {
+        auto channel = rest.substr(4, rest.size() - 4 - 1 - 20);
+        auto ts = ts_of(read_be64(rest.data() + rest.size() - 12));
+        return "history chunk of twin #" + std::to_string(read_be32(rest.data())) + " channel "
+               + twins::printable(channel) + " from " + std::to_string(ts) + " ms";
       }
       break;
     case 'D':
