@@ -2,12 +2,14 @@
 // index, is counted once, leaves no trace, and the good samples of its batch
 // go in. Bad trees and bad model files are refused whole.
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "support.hpp"
 #include "twinrt/schemas/builtin_models.hpp"
@@ -152,6 +154,10 @@ protected:
     auto rejected_before = probe.rejected(reason);
     auto rejected_total_before = probe.rejected_total();
     auto accepted_before = probe.accepted();
+    auto& db = node->store();
+    std::map<uint32_t, uint64_t> log_before; // shard -> its last log record
+    for (auto& x : batch)
+      log_before[db.shard_of(x.twin)] = db.last_log_seq(db.shard_of(x.twin));
 
     auto r = node->ingest(batch);
     ASSERT_TRUE(r) << describe(r.error());
@@ -202,6 +208,28 @@ protected:
     if (node->get(s.twin)) {
       EXPECT_TRUE(stored(s.twin, s.channel, s.ts_ms).empty()) << "the refused sample was stored";
     }
+
+    // The shard log's new records hold the good samples, once each, and
+    // not the bad one.
+    using logged = std::tuple<std::string, std::string, int64_t, double, std::string, uint64_t>;
+    std::vector<logged> expected_log, found_log;
+    for (uint32_t i = 0; i < batch.size(); ++i)
+      if (i != bad)
+        expected_log.emplace_back(batch[i].twin, batch[i].channel, batch[i].ts_ms,
+                                  batch[i].value, batch[i].source, batch[i].seq);
+    for (auto [shard, last] : log_before) {
+      auto page = db.read_log(shard, last + 1, 1 << 20);
+      ASSERT_FALSE(page.error) << describe(page.error);
+      for (auto& bytes : page.records) {
+        auto rec = runtime::storage::decode_log_record(bytes);
+        ASSERT_TRUE(rec) << describe(rec.error());
+        for (auto& x : rec->samples)
+          found_log.emplace_back(x.twin, x.channel, x.ts_ms, x.value, x.source, x.seq);
+      }
+    }
+    std::sort(expected_log.begin(), expected_log.end());
+    std::sort(found_log.begin(), found_log.end());
+    EXPECT_EQ(found_log, expected_log);
   }
 
   std::vector<std::string> ids() {

@@ -26,6 +26,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -215,6 +216,48 @@ void expect_history(runtime::node& node, const tally& t) {
   }
 }
 
+/// The shard log holds every sample of every applied batch exactly once and
+/// nothing else, in records numbered 1, 2, ... without a gap in each shard:
+/// a sample is in it exactly when its history point is (the same write).
+void expect_log(runtime::node& node, const tally& t) {
+  using point = std::tuple<int64_t, double, uint64_t>;
+  std::map<std::pair<std::string, std::string>, std::vector<point>> want, got;
+  for (auto& [key, points] : t.history)
+    for (auto& p : points)
+      want[key].emplace_back(p.ts_ms, p.value, p.seq);
+  auto& db = node.store();
+  for (uint32_t shard = 0; shard < db.virtual_shards(); ++shard) {
+    uint64_t expected_seq = 1;
+    for (uint64_t from = 0;;) {
+      auto page = db.read_log(shard, from, 1 << 20);
+      ASSERT_FALSE(page.error) << runtime::describe(page.error);
+      for (auto& bytes : page.records) {
+        auto r = runtime::storage::decode_log_record(bytes);
+        ASSERT_TRUE(r) << runtime::describe(r.error());
+        ASSERT_EQ(r->seq, expected_seq++) << "shard " << shard;
+        for (auto& s : r->samples) {
+          ASSERT_EQ(s.source, wl::source);
+          got[{s.twin, s.channel}].emplace_back(s.ts_ms, s.value, s.seq);
+        }
+      }
+      if (page.records.empty())
+        break;
+      from = page.next;
+    }
+    ASSERT_EQ(db.last_log_seq(shard), expected_seq - 1) << "shard " << shard;
+  }
+  for (auto* m : {&want, &got})
+    for (auto& [key, points] : *m)
+      std::sort(points.begin(), points.end());
+  ASSERT_EQ(got.size(), want.size()) << "channels in the shard log";
+  for (auto& [key, points] : want) {
+    auto& g = got[key];
+    ASSERT_EQ(g.size(), points.size()) << key.first << "." << key.second << " in the shard log";
+    ASSERT_TRUE(g == points) << key.first << "." << key.second
+                             << ": the shard log's samples differ from those sent";
+  }
+}
+
 /// Parents whose stored contribution is not the fold of their children's
 /// stored ones, read straight from storage: right after start-up, before any
 /// twin is active, this is what the node's recovery left behind.
@@ -388,6 +431,10 @@ TEST(CrashSafety, AcknowledgedSamplesSurviveKillNineAndRollupsStayExact) {
 
     // (b) Every sample of every batch applied so far is stored.
     expect_history(*node, t);
+    if (::testing::Test::HasFatalFailure())
+      return;
+    // ... and in the shard log, once.
+    expect_log(*node, t);
     if (::testing::Test::HasFatalFailure())
       return;
 

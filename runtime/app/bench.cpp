@@ -364,16 +364,17 @@ int run_bench_ingest(const bench_options& opts) {
 
   // The ceiling: the same records (history points and twin states, encoded
   // the same way) written straight into a fresh RocksDB, one WriteBatch per
-  // batch, same WAL policy, no actors.
-  double raw_rate = 0;
-  {
+  // batch, same WAL policy, no actors. `with_log` adds the shard log records
+  // that twinrt writes with them: the raw cost of today's write path.
+  double log_bytes_per_sample = 0;
+  auto raw_run = [&](const char* name, bool with_log) -> double {
     std::string error;
-    auto raw = runtime::storage::open({(base / "raw").string(), false, cfg.write_buffer_mb,
+    auto raw = runtime::storage::open({(base / name).string(), false, cfg.write_buffer_mb,
                                        cfg.block_cache_mb, nullptr, cfg.virtual_shards},
                                       error);
     if (!raw) {
       std::cerr << "bench: " << error << "\n";
-      return 1;
+      return -1;
     }
     std::vector<std::string> ids;
     for (int m = 0; m < opts.twins; ++m)
@@ -398,6 +399,8 @@ int run_bench_ingest(const bench_options& opts) {
         auto number = static_cast<uint32_t>(i / 4 + 1);
         runtime::twin_ref twin{s.twin, number};
         wb.put_history(twin, s.channel, s.ts_ms, s.value, 1, s.source, s.seq);
+        if (with_log)
+          wb.log_sample(twin, s.channel, s.ts_ms, s.value, 1, s.source, s.seq);
         if (i % 4 == 3) {
           ++st.version;
           wb.put_state(twin, st);
@@ -405,19 +408,41 @@ int run_bench_ingest(const bench_options& opts) {
       }
       if (auto failure = raw->write_now(std::move(wb), cfg.sync_wal); !failure.empty()) {
         std::cerr << "bench: " << failure << "\n";
-        return 1;
+        return -1;
       }
       written += batch.size();
     }
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    raw_rate = static_cast<double>(written) / elapsed;
-  }
+    if (with_log) {
+      uint64_t bytes = 0;
+      for (uint32_t shard = 0; shard < raw->virtual_shards(); ++shard)
+        for (uint64_t from = 0;;) {
+          auto page = raw->read_log(shard, from, 64 << 20);
+          for (auto& r : page.records)
+            bytes += r.size();
+          if (page.records.empty() || page.error)
+            break;
+          from = page.next;
+        }
+      log_bytes_per_sample = written ? static_cast<double>(bytes) / static_cast<double>(written) : 0;
+    }
+    return static_cast<double>(written) / elapsed;
+  };
+  double raw_rate = raw_run("raw", false);
+  double raw_log_rate = raw_rate < 0 ? -1 : raw_run("raw-log", true);
+  if (raw_rate < 0 || raw_log_rate < 0)
+    return 1;
   if (!opts.keep)
     fs::remove_all(base);
 
   std::printf("\n  %-44s %12.0f samples/s\n", "twinrt (gate -> shard -> twin -> RocksDB):", real_rate);
   std::printf("  %-44s %12.0f samples/s\n", "raw RocksDB WriteBatch (ceiling):", raw_rate);
   std::printf("  %-44s %12.2f\n", "ratio twinrt / ceiling:", raw_rate > 0 ? real_rate / raw_rate : 0);
+  std::printf("  %-44s %12.0f samples/s\n", "raw, the same plus the shard log:", raw_log_rate);
+  std::printf("  %-44s %12.2f\n", "ratio twinrt / raw with the shard log:",
+              raw_log_rate > 0 ? real_rate / raw_log_rate : 0);
+  std::printf("  %-44s %12.1f bytes\n", "shard log per sample (before compression):",
+              log_bytes_per_sample);
   std::printf("  %-44s %12ld MB\n", "peak RSS:", rss_mb);
   std::printf("  %-44s %9lld ms p50 %6lld ms p99\n", "sample timestamp -> plant rollup:",
               static_cast<long long>(p50), static_cast<long long>(p99));

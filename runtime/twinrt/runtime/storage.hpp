@@ -48,6 +48,11 @@ struct history_point {
   uint64_t seq = 0;
 };
 
+/// A sealed history chunk (twins/chunk.hpp) holds points of one window of
+/// this length (2 h; windows are aligned in storage's key space, not on the
+/// hour): whoever seals chunks cuts them at window ends (keys::chunk_window).
+inline constexpr int64_t history_chunk_window_ms = 2 * 3600 * 1000;
+
 struct stored_model {
   std::string kind;
   uint32_t version = 0;
@@ -79,6 +84,46 @@ struct shard_stats {
   uint64_t bytes = 0; // keys and values, as written (before compression)
 };
 
+/// One sample of a shard log record: what a batch accepted for one twin
+/// channel, named by the twin's id (its number is the node's own).
+struct log_sample {
+  std::string twin;
+  std::string channel;
+  int64_t ts_ms = 0;
+  double value = 0;
+  uint32_t model_version = 0;
+  std::string source;
+  uint64_t seq = 0;
+
+  bool operator==(const log_sample& o) const; // values compared bit by bit
+};
+
+/// One record of a virtual shard's log, decoded (storage::decode_log_record).
+struct log_record {
+  uint32_t shard = 0;
+  /// Its place in the shard's log: 1, 2, 3, ... without a gap, in the order
+  /// the records became durable, and never used twice (it continues after a
+  /// restart and after a trim).
+  uint64_t seq = 0;
+  /// The samples of one batch for the shard's twins, in the order applied.
+  std::vector<log_sample> samples;
+};
+
+/// What storage::read_log found.
+struct log_page {
+  /// Encoded records (decode_log_record reads one), sequences `from`,
+  /// `from` + 1, ... in order, each checked against its checksum.
+  std::vector<std::string> records;
+  /// The sequence to read from next: `from` + records.size().
+  uint64_t next = 0;
+  /// Set when the read stopped before the durable end of the log and the
+  /// byte bound: errc::bad_request when `from` is trimmed away or the shard
+  /// is out of range; errc::corrupt_record when the record at `next` is
+  /// corrupt or missing (refused: logged and counted, see storage). The
+  /// message names the shard and the sequence.
+  caf::error error;
+};
+
 /// Runs once a commit is over: `failure` is empty when the data is durable,
 /// else why it is not ("storage_failed: WAL sync: IO error: ...").
 using commit_done = std::function<void(const std::string& failure)>;
@@ -89,9 +134,10 @@ using commit_done = std::function<void(const std::string& failure)>;
 /// README.md ("Storage layout") and storage/keys.hpp; values are Cap'n Proto
 /// records (schemas/records.capnp), encoded in storage/records.cpp.
 ///
-/// Every record of a twin (meta, state, history, alerts) lives in its
-/// virtual shard's key range, so one shard's data can be read, copied or
-/// deleted as a unit (for_each_record, shard_size, batch::delete_shard).
+/// Every record of a twin (meta, state, history, alerts) and the shard's
+/// log live in its virtual shard's key range, so one shard's data can be
+/// read, copied or deleted as a unit (for_each_record, shard_size,
+/// batch::delete_shard).
 /// The layout has a version, stored with the data: open() migrates a
 /// directory of an older layout (storage/migrate.cpp) and refuses one of a
 /// newer layout than this build knows.
@@ -143,6 +189,10 @@ public:
   static caf::expected<stored_model> decode_model(std::string_view bytes);
   static caf::expected<alert_record> decode_alert(std::string_view bytes);
   static caf::expected<event> decode_event(std::string_view bytes);
+  /// A shard log record as read_log returns it (storage/shard_log.cpp has
+  /// the encoding); a checksum mismatch, a cut or an index out of its
+  /// tables fails with errc::corrupt_record and the reason.
+  static caf::expected<log_record> decode_log_record(std::string_view bytes);
 
   // -- writes ----------------------------------------------------------------
   /// An empty batch for this storage (it knows the virtual shard count).
@@ -186,7 +236,9 @@ public:
   void for_each_state(
     const std::function<void(uint32_t number, caf::expected<twins::twin_state>& state)>& f) const;
   /// Points of one channel with from_ms <= ts < to_ms, oldest first, at most
-  /// `limit` of them.
+  /// `limit` of them: the per-sample points and those of its sealed chunks
+  /// (batch::put_chunk), merged; points of one millisecond keep no order
+  /// between the two. A corrupt chunk is refused whole (logged, counted).
   std::vector<history_point> read_history(twin_ref twin, const std::string& channel,
                                           int64_t from_ms, int64_t to_ms,
                                           size_t limit) const;
@@ -214,12 +266,31 @@ public:
   /// Deletes events with id < `below` (every sink is past them).
   void trim_events(uint64_t below);
 
+  // -- the shard log ---------------------------------------------------------------
+  // Each commit whose batch logged samples (batch::log_sample) writes one
+  // record per virtual shard it touched, in the same write and WAL sync as
+  // the batch's other records: the committer numbers them in commit order.
+  // The log lives in its shard's key range (it is copied and deleted with
+  // the shard; batch::delete_shard starts the shard's log again at 1).
+
+  /// Durable records of `shard` from sequence `from` on (0 reads from the
+  /// first kept), in order, as many as fit in `max_bytes` (at least one
+  /// when there is one). Stops at a corrupt or missing record with the
+  /// reason (log_page::error).
+  log_page read_log(uint32_t shard, uint64_t from, size_t max_bytes) const;
+  /// The sequence of `shard`'s last durable log record; 0 when it has none
+  /// yet. Trimmed records count: the next one gets last_log_seq() + 1.
+  uint64_t last_log_seq(uint32_t shard) const;
+  /// The sequence `shard`'s log is trimmed through (batch::trim_log); 0
+  /// when nothing was trimmed. read_log reads from the one after it.
+  uint64_t log_trimmed_through(uint32_t shard) const;
+
   // -- one virtual shard's key range ----------------------------------------------
   /// Calls `f(key, value)` for every record of virtual shard `shard`, in key
-  /// order: the metas, states, history and alerts of its twins and nothing
-  /// else. Keys and values are storage's own bytes (opaque to the caller):
-  /// what a copy or a stream of the shard carries. Nothing for a shard out
-  /// of range.
+  /// order: its log, the metas, states, history and alerts of its twins and
+  /// nothing else. Keys and values are storage's own bytes (opaque to the
+  /// caller): what a copy or a stream of the shard carries. Nothing for a
+  /// shard out of range.
   void for_each_record(uint32_t shard,
                        const std::function<void(std::string_view key, std::string_view value)>& f)
     const;
@@ -262,19 +333,36 @@ public:
   batch& operator=(batch&&) noexcept;
 
   void put_meta(const twin_meta& m);
-  /// Deletes a twin's meta, state and whole history.
+  /// Deletes a twin's meta, state and whole history (points and chunks).
   void delete_twin(twin_ref twin);
   void put_state(twin_ref twin, const twins::twin_state& st);
   /// A state encoded by storage::encode_state.
   void put_encoded_state(twin_ref twin, std::string_view bytes);
   void put_history(twin_ref twin, const std::string& channel, int64_t ts_ms, double value,
                    uint32_t model_version, const std::string& source, uint64_t seq);
+  /// Adds a sample to the log record of the twin's virtual shard that this
+  /// batch's commit writes (see storage, "the shard log").
+  void log_sample(twin_ref twin, const std::string& channel, int64_t ts_ms, double value,
+                  uint32_t model_version, const std::string& source, uint64_t seq);
+  /// Deletes `shard`'s log records up to sequence `through` (one range
+  /// deletion) and keeps `through` as the log's trim point. A `through`
+  /// past the last record trims to the last record; one at or below the
+  /// trim point changes nothing.
+  void trim_log(uint32_t shard, uint64_t through);
+  /// Stores a sealed history chunk of one channel (twins::chunk_encoder::
+  /// seal); read_history reads its points. Returns why it is refused, with
+  /// nothing added: bytes that are no chunk (the codec's reason), or points
+  /// in two windows (history_chunk_window_ms). Empty when added. The same
+  /// chunk put twice is stored once.
+  [[nodiscard]] std::string put_chunk(twin_ref twin, const std::string& channel,
+                                      std::string_view chunk);
   void put_model(const stored_model& m);
   /// Stored with the records of its twin (a.twin).
   void put_alert(const alert_record& a);
   void put_cursor(const std::string& sink, uint64_t event_id);
   /// Deletes virtual shard `shard`'s whole key range (one range deletion):
-  /// every record of its twins. The node-wide records stay.
+  /// every record of its twins and its log (whose sequences start again at
+  /// 1). The node-wide records stay.
   void delete_shard(uint32_t shard);
 
   /// Operations in the batch.
@@ -282,7 +370,8 @@ public:
   /// Bytes of the keys and values its operations write (what a layout
   /// costs before RocksDB's own compression; no framing counted).
   size_t payload_bytes() const;
-  bool empty() const { return count() == 0; }
+  /// No operation and nothing for the shard log.
+  bool empty() const;
 
   struct impl;
   impl& internals() { return *impl_; }

@@ -184,6 +184,7 @@ struct shard_state {
       for (auto i : r.applied) {
         auto& s = batch[i];
         open.put_history(twin, s.channel, s.ts_ms, s.value, r.model_version, s.source, s.seq);
+        open.log_sample(twin, s.channel, s.ts_ms, s.value, r.model_version, s.source, s.seq);
       }
       if (!r.state_bytes.empty())
         open.put_encoded_state(twin, r.state_bytes);

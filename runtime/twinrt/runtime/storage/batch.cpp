@@ -44,6 +44,8 @@ void storage::batch::delete_twin(twin_ref twin) {
   impl_->wb.Delete(keys::state(shard, twin.number));
   impl_->wb.DeleteRange(keys::twin_history_begin(shard, twin.number),
                         keys::twin_history_end(shard, twin.number));
+  impl_->wb.DeleteRange(keys::twin_chunks_begin(shard, twin.number),
+                        keys::twin_chunks_end(shard, twin.number));
 }
 
 void storage::batch::put_state(twin_ref twin, const twins::twin_state& st) {
@@ -62,6 +64,18 @@ void storage::batch::put_history(twin_ref twin, const std::string& channel, int6
                 records_io::encode_history_point(value, model_version, source, seq));
 }
 
+void storage::batch::log_sample(twin_ref twin, const std::string& channel, int64_t ts_ms,
+                                double value, uint32_t model_version, const std::string& source,
+                                uint64_t seq) {
+  impl_->log[shard_in(*impl_, twin.id)].add(twin.id, model_version, channel, ts_ms, value, source,
+                                            seq);
+}
+
+void storage::batch::trim_log(uint32_t shard, uint64_t through) {
+  if (shard < impl_->virtual_shards)
+    impl_->log_ops.trims.emplace_back(shard, through);
+}
+
 void storage::batch::put_model(const stored_model& m) {
   impl_->wb.Put(keys::model(m.kind, m.version), records_io::encode_model(m));
 }
@@ -78,10 +92,18 @@ void storage::batch::put_cursor(const std::string& sink, uint64_t event_id) {
 
 void storage::batch::delete_shard(uint32_t shard) {
   impl_->wb.DeleteRange(keys::shard_begin(shard), keys::shard_end(shard));
+  if (shard < impl_->virtual_shards) {
+    impl_->log.erase(shard); // its records would go with the range
+    impl_->log_ops.restarted.push_back(shard);
+  }
 }
 
 size_t storage::batch::count() const {
   return impl_->wb.Count();
+}
+
+bool storage::batch::empty() const {
+  return count() == 0 && impl_->log.empty() && impl_->log_ops.empty();
 }
 
 size_t storage::batch::payload_bytes() const {

@@ -57,6 +57,7 @@ void storage::impl::run_committer() {
       if (!why.empty())
         break;
       append_events(p.batch, p.events);
+      append_log(p.batch, p.log);
       auto s = db->Write(wo, &p.batch);
       if (!s.ok())
         why = fail("write", s);
@@ -70,6 +71,7 @@ void storage::impl::run_committer() {
     }
     if (!why.empty()) {
       last_event_id = first_event; // none of the group's events is durable
+      log_touched.clear();         // nor its log records (nothing is written any more)
       for (auto& p : work)
         if (p.done)
           p.done(why);
@@ -78,6 +80,7 @@ void storage::impl::run_committer() {
     }
     commit_groups.fetch_add(1, std::memory_order_relaxed);
     publish_events();
+    publish_log();
     static const std::string durable;
     for (auto& p : work)
       if (p.done)
@@ -103,8 +106,8 @@ void storage::commit(batch b, commit_done done) {
 void storage::commit(batch b, std::vector<event> events, commit_done done) {
   {
     std::lock_guard<std::mutex> g(impl_->mtx);
-    impl_->queue.push_back(
-      {std::move(b.internals().wb), std::move(done), std::move(events)});
+    impl_->queue.push_back({std::move(b.internals().wb), std::move(done), std::move(events),
+                            b.internals().take_log()});
   }
   impl_->cv.notify_one();
 }
@@ -126,10 +129,17 @@ std::string storage::commit_and_wait(batch b) {
 }
 
 std::string storage::write_now(batch b, bool sync) {
+  auto log = b.internals().take_log();
+  impl_->append_log(b.internals().wb, log);
   auto s = impl_->db->Write(rocksdb::WriteOptions(), &b.internals().wb);
   if (s.ok() && sync)
     s = impl_->db->SyncWAL();
-  return s.ok() ? std::string() : "storage_failed: " + s.ToString();
+  if (!s.ok()) {
+    impl_->log_touched.clear();
+    return "storage_failed: " + s.ToString();
+  }
+  impl_->publish_log();
+  return {};
 }
 
 } // namespace twinrt::runtime

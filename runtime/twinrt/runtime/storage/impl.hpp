@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -20,12 +21,17 @@
 #include <rocksdb/write_batch.h>
 
 #include "twinrt/runtime/storage.hpp"
+#include "twinrt/runtime/storage/shard_log.hpp"
 
 namespace twinrt::runtime {
 
 struct storage::batch::impl {
   rocksdb::WriteBatch wb;
   uint32_t virtual_shards = 0;
+  std::unordered_map<uint32_t, shard_log::builder> log; // by virtual shard
+  shard_log::pending log_ops;                           // restarts and trims
+  // What the commit asks of the shard log: the bodies built, `log_ops`.
+  shard_log::pending take_log();
 };
 
 struct storage::impl {
@@ -33,6 +39,7 @@ struct storage::impl {
     rocksdb::WriteBatch batch;
     commit_done done;
     std::vector<event> events;
+    shard_log::pending log;
   };
 
   std::unique_ptr<rocksdb::Env> env; // wraps options.file_system; outlives db
@@ -67,6 +74,20 @@ struct storage::impl {
   // Wakes wait_for_events once last_event_id is durable (committer thread).
   void publish_events();
 
+  // -- shard log (storage/shard_log.cpp) ---------------------------------------
+  // Per virtual shard: the last sequence given and the trim point (committer
+  // thread only; write_now's caller owns the storage alone), and both as
+  // durable, for readers on any thread.
+  std::vector<uint64_t> log_last, log_trimmed;
+  std::unique_ptr<std::atomic<uint64_t>[]> log_durable, log_trimmed_durable;
+  std::vector<uint32_t> log_touched; // shards the group changed, to publish
+  // Reads every shard's last sequence and trim point (open).
+  void load_log();
+  // Numbers the records of `log` and puts them and its trims into `wb`.
+  void append_log(rocksdb::WriteBatch& wb, shard_log::pending& log);
+  // Makes what append_log did visible to readers once it is durable.
+  void publish_log();
+
   // -- corrupt records ------------------------------------------------------------
   mutable std::atomic<uint64_t> corrupt_records{0};
   mutable std::mutex corrupt_mtx;
@@ -77,6 +98,14 @@ struct storage::impl {
   // `type`). Any other read failure is fatal.
   std::optional<std::string> get(const std::string& key, const char* type) const;
 };
+
+namespace internal {
+// The points of a channel's sealed chunks in [from_ms, to_ms), unordered,
+// at least `limit` of the oldest when there are (storage/chunks.cpp).
+std::vector<history_point> read_chunk_points(const storage::impl& in, uint32_t shard,
+                                             uint32_t number, const std::string& channel,
+                                             int64_t from_ms, int64_t to_ms, size_t limit);
+} // namespace internal
 
 /// RocksDB's bytes as a view.
 inline std::string_view view(const rocksdb::Slice& s) {

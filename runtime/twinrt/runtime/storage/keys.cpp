@@ -1,6 +1,7 @@
 #include "twinrt/runtime/storage/keys.hpp"
 
 #include "twinrt/runtime/sharding.hpp"
+#include "twinrt/runtime/storage.hpp"
 #include "twinrt/twins/names.hpp"
 
 namespace twinrt::runtime::keys {
@@ -50,6 +51,24 @@ std::string shard_end(uint32_t shard) {
   std::string k(1, shard_tag);
   append_be32(k, shard + 1);
   return k;
+}
+
+std::string log_prefix(uint32_t shard) {
+  return shard_begin(shard) + 'L';
+}
+
+std::string log_record(uint32_t shard, uint64_t seq) {
+  auto k = log_prefix(shard);
+  append_be64(k, seq);
+  return k;
+}
+
+bool log_seq_of(std::string_view key, uint32_t shard, uint64_t& seq) {
+  if (key.size() != 1 + 4 + 1 + 8 || key[0] != shard_tag || read_be32(key.data() + 1) != shard
+      || key[5] != 'L')
+    return false;
+  seq = read_be64(key.data() + 6);
+  return true;
 }
 
 std::string meta(uint32_t shard, std::string_view id) {
@@ -123,6 +142,39 @@ std::string twin_history_end(uint32_t shard, uint32_t number) {
   return twin_history_begin(shard, number + 1);
 }
 
+std::string chunk_prefix(uint32_t shard, uint32_t number, std::string_view channel) {
+  auto k = twin_chunks_begin(shard, number);
+  k += channel;
+  k.push_back('\0');
+  return k;
+}
+
+uint64_t chunk_window(int64_t ts_ms) {
+  auto k = ts_key(ts_ms);
+  return k - k % static_cast<uint64_t>(history_chunk_window_ms);
+}
+
+std::string chunk(uint32_t shard, uint32_t number, std::string_view channel, int64_t first_ts_ms,
+                  uint32_t crc) {
+  auto k = chunk_prefix(shard, number, channel);
+  append_be64(k, chunk_window(first_ts_ms));
+  append_be64(k, ts_key(first_ts_ms));
+  append_be32(k, crc);
+  return k;
+}
+
+std::string twin_chunks_begin(uint32_t shard, uint32_t number) {
+  auto k = shard_begin(shard) + 'K';
+  append_be32(k, number);
+  return k;
+}
+
+std::string twin_chunks_end(uint32_t shard, uint32_t number) {
+  if (number == ~uint32_t{0})
+    return shard_begin(shard) + static_cast<char>('K' + 1);
+  return twin_chunks_begin(shard, number + 1);
+}
+
 std::string alert(uint32_t shard, uint64_t id) {
   auto k = alert_prefix(shard);
   append_be64(k, id);
@@ -173,6 +225,14 @@ std::string layout_version() {
 std::string describe(std::string_view k) {
   if (k.empty())
     return "an empty key";
+  if (k[0] == shard_tag && k.size() > 5 && k[5] == 'L') {
+    // The shard log: the shard is its name.
+    auto shard = " of virtual shard " + std::to_string(read_be32(k.data() + 1));
+    if (k.size() == 6)
+      return "trim point of the log" + shard;
+    if (k.size() == 14)
+      return "log record " + std::to_string(read_be64(k.data() + 6)) + shard;
+  }
   if (k[0] == shard_tag && k.size() > 5)
     k = k.substr(5); // a twin's record: its shard adds nothing to the name
 
@@ -190,6 +250,14 @@ std::string describe(std::string_view k) {
         auto ts = ts_of(read_be64(rest.data() + rest.size() - 12));
         return "history of twin #" + std::to_string(read_be32(rest.data())) + " channel "
                + twins::printable(channel) + " at " + std::to_string(ts) + " ms";
+      }
+      break;
+    case 'K':
+      if (rest.size() > 4 + 1 + 20) {
+        auto channel = rest.substr(4, rest.size() - 4 - 1 - 20);
+        auto ts = ts_of(read_be64(rest.data() + rest.size() - 12));
+        return "history chunk of twin #" + std::to_string(read_be32(rest.data())) + " channel "
+               + twins::printable(channel) + " from " + std::to_string(ts) + " ms";
       }
       break;
     case 'D':

@@ -29,12 +29,21 @@ inline constexpr uint32_t current_layout = 2;
 
 // -- one virtual shard's range --------------------------------------------------------
 /// Every key of a virtual shard's records starts with shard_tag and the
-/// shard (4 bytes, big-endian), then a tag of what it holds: 'M' meta, 'S'
-/// state, 'H' history, 'A' alert. [shard_begin, shard_end) is the shard's
-/// whole data.
+/// shard (4 bytes, big-endian), then a tag of what it holds: 'L' shard log,
+/// 'M' meta, 'S' state, 'H' history, 'K' history chunk, 'A' alert. [shard_begin, shard_end) is
+/// the shard's whole data.
 inline constexpr char shard_tag = 'V';
 std::string shard_begin(uint32_t shard);
 std::string shard_end(uint32_t shard);
+
+// -- the shard log (in its virtual shard's range) -----------------------------------
+/// Where the shard's log keys start. The key itself holds the sequence the
+/// log is trimmed through (8 bytes, big-endian); absent: never trimmed.
+std::string log_prefix(uint32_t shard);
+/// A log record's key: log_prefix then its sequence (8 bytes, big-endian).
+std::string log_record(uint32_t shard, uint64_t seq);
+/// True when `key` is a log record key of `shard`; sets its sequence.
+bool log_seq_of(std::string_view key, uint32_t shard, uint64_t& seq);
 
 // -- per twin (in its virtual shard's range) ---------------------------------------
 std::string meta(uint32_t shard, std::string_view id);
@@ -53,6 +62,22 @@ std::string history(uint32_t shard, uint32_t number, std::string_view channel, i
 /// [from, to): every history key of one twin.
 std::string twin_history_begin(uint32_t shard, uint32_t number);
 std::string twin_history_end(uint32_t shard, uint32_t number);
+/// Sealed history chunks of one channel of one twin start with this: 'K',
+/// the number (4 bytes), the channel, '\0'.
+std::string chunk_prefix(uint32_t shard, uint32_t number, std::string_view channel);
+/// The window a chunk's points lie in, as 8 key bytes: ts_key(ts) rounded
+/// down to a multiple of history_chunk_window_ms (storage.hpp). Windows in
+/// key space: no arithmetic overflows at the ends of int64.
+uint64_t chunk_window(int64_t ts_ms);
+/// A chunk's key: chunk_prefix, its window (8 bytes), ts_key(its first
+/// point's time) (8 bytes), its CRC-32 (4 bytes): a range read starts at the
+/// window of `from` and stops at the first window past `to`; two chunks
+/// share a key only when they are the same bytes.
+std::string chunk(uint32_t shard, uint32_t number, std::string_view channel, int64_t first_ts_ms,
+                  uint32_t crc);
+/// [from, to): every chunk key of one twin.
+std::string twin_chunks_begin(uint32_t shard, uint32_t number);
+std::string twin_chunks_end(uint32_t shard, uint32_t number);
 std::string alert(uint32_t shard, uint64_t id);
 std::string alert_prefix(uint32_t shard);
 

@@ -127,6 +127,7 @@ std::unique_ptr<storage> storage::open(const storage_options& opts, std::string&
     return nullptr;
   in.last_event_id = last_id(*in.db, keys::event(0).substr(0, 1));
   in.durable_event_id = in.last_event_id;
+  in.load_log();
   in.committer = std::thread([p = &in] { p->run_committer(); });
   return st;
 }
@@ -247,6 +248,16 @@ std::vector<history_point> storage::read_history(twin_ref twin, const std::strin
     p->ts_ms = ts;
     out.push_back(std::move(*p));
   }
+  auto chunked = internal::read_chunk_points(*impl_, shard_of(twin.id), twin.number, channel,
+                                             from_ms, to_ms, limit);
+  if (chunked.empty())
+    return out;
+  out.insert(out.end(), std::make_move_iterator(chunked.begin()),
+             std::make_move_iterator(chunked.end()));
+  std::stable_sort(out.begin(), out.end(),
+                   [](const history_point& a, const history_point& b) { return a.ts_ms < b.ts_ms; });
+  if (out.size() > limit)
+    out.resize(limit);
   return out;
 }
 
