@@ -102,7 +102,7 @@ public:
   void publish(spb::message_type type, const std::string& device, std::vector<spb::metric> metrics,
                std::optional<uint64_t> seq) {
     spb::payload p;
-    p.timestamp = static_cast<uint64_t>(twinrt::testing::now_ms());
+    p.timestamp = static_cast<uint64_t>(twinrt::twins::wall_ms());
     p.seq = seq;
     p.metrics = std::move(metrics);
     raw(type, device, spb::encode(p));
@@ -290,7 +290,7 @@ TEST_F(Sparkplug, BirthsCreateTwinsOfTheMappedKind) {
 
 TEST_F(Sparkplug, DeviceDataWithAliasesUpdatesChannels) {
   birth();
-  auto now = twinrt::testing::now_ms();
+  auto now = twinrt::twins::wall_ms();
   edge->ddata("press-1", {by_alias(10, 75.5, now), by_alias(11, 4.75f, now)});
   edge->ddata("mill-2", {by_alias(12, uint32_t{2}, now)});
   ASSERT_TRUE(eventually([&] { return channel(press, "temperature_c") == 75.5
@@ -324,7 +324,7 @@ TEST_F(Sparkplug, DeviceDeathThenNodeDeathMakeTheTwinsStaleAndABirthBringsThemBa
   // When it went away is on record (durable a moment after the twin shows it).
   EXPECT_TRUE(eventually([&] {
     auto marks = node->history(press, std::string(twinrt::twins::offline_channel), 0,
-                               twinrt::testing::now_ms() + 1);
+                               twinrt::twins::wall_ms() + 1);
     return marks && !marks->empty();
   }));
 
@@ -367,7 +367,7 @@ TEST_F(Sparkplug, NodeDeathSentWhileTheNodeWasAwayArrivesAfterARestart) {
 TEST_F(Sparkplug, SequenceGapAsksForARebirthAndTheRebirthBringsDataBack) {
   birth();
   edge->skip(3);
-  edge->ddata("press-1", {by_alias(10, 90.0, twinrt::testing::now_ms())});
+  edge->ddata("press-1", {by_alias(10, 90.0, twinrt::twins::wall_ms())});
   ASSERT_TRUE(eventually([&] { return rebirth_commands() >= 1; }));
   EXPECT_GE(refused(spb::reason::sequence_gap), 1u);
   EXPECT_NE(refusal_message(spb::reason::sequence_gap).find("edge node plant-1/edge-1"),
@@ -377,13 +377,13 @@ TEST_F(Sparkplug, SequenceGapAsksForARebirthAndTheRebirthBringsDataBack) {
   // The edge node answers as the specification says: births again.
   edge->nbirth();
   edge->dbirth("press-1", 72);
-  edge->ddata("press-1", {by_alias(10, 73.0, twinrt::testing::now_ms() + 1)});
+  edge->ddata("press-1", {by_alias(10, 73.0, twinrt::twins::wall_ms() + 1)});
   ASSERT_TRUE(eventually([&] { return channel(press, "temperature_c") == 73; }));
 }
 
 TEST_F(Sparkplug, BadInputIsRefusedWithItsReasonCountedAndTheAdapterKeepsGoing) {
   birth();
-  auto now = twinrt::testing::now_ms();
+  auto now = twinrt::twins::wall_ms();
   // Unknown alias.
   edge->ddata("press-1", {by_alias(77, 1.0, now)});
   // Wrong metric type: a string for the Double Temperature.
