@@ -18,6 +18,10 @@
 #include <kj/async.h>
 #include <kj/timer.h>
 
+#include <caf/error.hpp>
+
+#include "twinrt/runtime/errc.hpp"
+
 namespace kj {
 class TlsContext;
 struct TlsKeypair;
@@ -44,10 +48,11 @@ struct rpc_listen_settings {
 /// ::1, localhost.
 bool is_loopback_host(const std::string& host);
 
-/// Why the API may not be served on `host` with `s`, or nothing: plaintext
-/// on a non-loopback address needs rpc.plaintext = true.
-std::optional<std::string> check_transport(const std::string& address, const std::string& host,
-                                           const rpc_listen_settings& s);
+/// Nothing when the API may be served on `host` with `s`, else
+/// errc::bad_request saying why: plaintext on a non-loopback address needs
+/// rpc.plaintext = true.
+caf::error check_transport(const std::string& address, const std::string& host,
+                           const rpc_listen_settings& s);
 
 /// One accepted connection, as the capabilities it serves see it.
 struct connection_state {
