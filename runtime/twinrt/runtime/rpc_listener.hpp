@@ -2,8 +2,8 @@
 
 // The connections of the operator API: accepting them (over TLS when
 // configured), the limits each one lives under, and closing those that never
-// log in. rpc_server.cpp gives it a bootstrap capability per connection and
-// wraps each capability it hands out in call_limited<>. Everything here runs
+// log in. rpc_server.cpp gives it a bootstrap capability per connection and (with
+// rpc/) wraps each capability it hands out in call_limited<>. Everything here runs
 // on the server's event loop thread.
 
 #include <atomic>

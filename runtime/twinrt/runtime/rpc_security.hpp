@@ -3,7 +3,7 @@
 // What the operator API does against stolen secrets and guessing: token
 // secrets kept as salted PBKDF2 hashes and compared in constant time, and
 // failed logins slowed down per peer address. Plain classes; the RPC server
-// (rpc_server.cpp) owns one of each and calls them from its event loop
+// (its shared state, rpc/session.hpp) owns one of each and calls them from its event loop
 // (login_throttle) and its worker pool (token_check).
 
 #include <array>
