@@ -61,7 +61,7 @@ protected:
     layout_.vehicles = 0;
     ASSERT_FALSE(node_->create(adapters::enterprise_twins(layout_)));
     sim_ = std::make_unique<adapters::simulator>(layout_, 7);
-    now_ = testing::now_ms();
+    now_ = twins::wall_ms();
     int64_t from = now_ - history_h * hour_ms;
     auto s = adapters::demo_scenario(layout_, from, now_ - 2 * hour_ms);
     // One machine wears at a known rate: 3.0 mm/s twelve hours ago, 0.1 mm/s
@@ -78,7 +78,7 @@ protected:
     samples_ = *r;
     // Then one tick live, as the demo goes on: data age counts from the newest
     // sample time, so after the replay alone every machine would be stale.
-    auto live = node_->ingest_waiting(sim_->tick(testing::now_ms(), 60'000));
+    auto live = node_->ingest_waiting(sim_->tick(twins::wall_ms(), 60'000));
     ASSERT_TRUE(live && live->rejected.empty());
     samples_ += live->accepted;
     // The last contributions reach the lines and the root a few rollup delays later.
@@ -141,7 +141,7 @@ protected:
   // time a test asserts a health: one more live tick, and wait until `id`
   // has folded it and is no longer stale.
   void tick_live(const std::string& id) {
-    auto t = testing::now_ms();
+    auto t = twins::wall_ms();
     auto live = node_->ingest_waiting(sim_->tick(t, 60'000));
     ASSERT_TRUE(live && live->rejected.empty());
     ASSERT_TRUE(testing::eventually([&] {

@@ -95,7 +95,7 @@ protected:
     return c;
   }();
   std::unique_ptr<runtime::node> node = testing::start_node(cfg);
-  int64_t t0 = testing::now_ms() - 10'000;
+  int64_t t0 = twins::wall_ms() - 10'000;
 
   void SetUp() override {
     ASSERT_TRUE(node);
@@ -297,7 +297,7 @@ TEST_F(BadInput, ValueOutOfRangeIsRefusedAlone) {
 }
 
 TEST_F(BadInput, TimestampBeyondTheAllowedSkewIsRefusedAlone) {
-  auto future = testing::now_ms() + cfg.future_skew_ms + 60'000;
+  auto future = twins::wall_ms() + cfg.future_skew_ms + 60'000;
   expect_refused_alone({{machine, "temperature_c", t0, 50, "", 0},
                         {machine, "vibration_mm_s", future, 2, "", 0},
                         {warehouse, "power_kw", t0, 12, "", 0}},

@@ -82,7 +82,7 @@ TEST(Burst, OverloadedNodePushesBackAndKeepsEveryAcknowledgedSample) {
 
   // Timestamps well in the past, so none trips the future-skew check however
   // many batches a producer gets through.
-  const int64_t base_ts = twinrt::testing::now_ms() - 7 * 86'400'000LL;
+  const int64_t base_ts = twins::wall_ms() - 7 * 86'400'000LL;
 
   // Warm-up: every twin active, one batch per channel, before the baseline.
   std::vector<int64_t> next_k(producers, 0);

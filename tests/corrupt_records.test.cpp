@@ -67,7 +67,7 @@ std::string metrics_text(runtime::node& n) {
 TEST(CorruptRecords, NodeStartsWithACorruptTwinStateAndTheOtherTwinsWork) {
   twinrt::testing::temp_dir dir("corrupt-records");
   auto cfg = twinrt::testing::test_config(dir.str());
-  const int64_t t0 = twinrt::testing::now_ms() - 60'000;
+  const int64_t t0 = twins::wall_ms() - 60'000;
   uint32_t number = 0;
   {
     auto n = twinrt::testing::start_node(cfg);

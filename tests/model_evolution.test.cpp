@@ -54,7 +54,7 @@ protected:
     return c;
   }();
   std::unique_ptr<runtime::node> node;
-  int64_t t0 = testing::now_ms() - 10'000;
+  int64_t t0 = twins::wall_ms() - 10'000;
 
   void SetUp() override {
     for (auto& m : schemas::builtin_models())

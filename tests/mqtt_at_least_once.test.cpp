@@ -149,7 +149,7 @@ TEST(MqttAtLeastOnce, EveryAcknowledgedMessageSurvivesAKillAndNoneIsAppliedTwice
 
   // The stream: message i moves one unit in at ts = base + i (the timestamp is its identity).
   const int total = 4000, kill_at = 1500;
-  const int64_t base = now_ms() - 60'000;
+  const int64_t base = twinrt::twins::wall_ms() - 60'000;
   mqtt::client pub(collector::options(broker.port(), "at-least-once-publisher"));
   pub.start();
   ASSERT_TRUE(pub.wait_connected(patience_ms));
@@ -228,7 +228,7 @@ TEST(MqttAtLeastOnce, EveryAcknowledgedMessageSurvivesAKillAndNoneIsAppliedTwice
 
   auto n = start_node(test_config(data_dir));
   ASSERT_TRUE(n);
-  auto hist = n->history("acme/warehouse-1", "receipt/SKU-0001", 0, now_ms() + 1);
+  auto hist = n->history("acme/warehouse-1", "receipt/SKU-0001", 0, twinrt::twins::wall_ms() + 1);
   ASSERT_TRUE(hist);
   std::set<int64_t> seen;
   for (auto& p : *hist)

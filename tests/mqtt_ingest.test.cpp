@@ -78,7 +78,7 @@ std::string payload(int64_t ts, const std::string& body) {
 
 TEST_F(MqttIngest, MosquittoPubOfAWellFormedMessageChangesTheTwin) {
   start_adapter();
-  auto ts = now_ms();
+  auto ts = twinrt::twins::wall_ms();
   ASSERT_EQ(mosquitto_pub(broker->port(), machine_topic,
                           payload(ts, "\"vibration_mm_s\": 3.25, \"temperature_c\": 61.5")),
             0);
@@ -111,7 +111,7 @@ TEST_F(MqttIngest, EachMalformedMessageIsRejectedWithItsReasonAndTheAdapterKeeps
   collector dead(broker->port(), "dead-letter-reader", dead_letter_topic);
   ASSERT_TRUE(dead.client().wait_connected(patience_ms));
   start_adapter();
-  auto ts = now_ms();
+  auto ts = twinrt::twins::wall_ms();
   struct bad {
     std::string topic, payload, reason, says;
   };
@@ -174,7 +174,7 @@ TEST_F(MqttIngest, EachMalformedMessageIsRejectedWithItsReasonAndTheAdapterKeeps
 
 TEST_F(MqttIngest, ARedeliveredMessageIsAppliedOnceAndStockStaysExact) {
   start_adapter();
-  auto ts = now_ms();
+  auto ts = twinrt::twins::wall_ms();
   auto msg = payload(ts, "\"receipt/SKU-0001\": 5");
   ASSERT_EQ(mosquitto_pub(broker->port(), warehouse_topic, msg), 0);
   ASSERT_EQ(mosquitto_pub(broker->port(), warehouse_topic, msg), 0); // the same message again
@@ -199,7 +199,7 @@ TEST_F(MqttIngest, ManyMessagesShareANodeBatchAndAllAreAcknowledged) {
   pub.start();
   ASSERT_TRUE(pub.wait_connected(patience_ms));
   const int n = 2000;
-  auto ts = now_ms() - 10'000;
+  auto ts = twinrt::twins::wall_ms() - 10'000;
   std::atomic<int> acked{0};
   for (int i = 0; i < n; ++i)
     pub.publish(warehouse_topic, payload(ts + i, "\"receipt/SKU-0002\": 1"), 1, false,
@@ -219,7 +219,7 @@ TEST_F(MqttIngest, APayloadFarAboveTheLimitIsRejectedWithoutBeingKeptAndTheConne
   mqtt::client pub(collector::options(broker->port(), "big-publisher"));
   pub.start();
   ASSERT_TRUE(pub.wait_connected(patience_ms));
-  auto ts = now_ms();
+  auto ts = twinrt::twins::wall_ms();
   std::string huge = payload(ts, "\"vibration_mm_s\": 1, \"pad\": \"" + std::string(300'000, 'x') + "\"");
   pub.publish(machine_topic, huge, 1);
   pub.publish(machine_topic, payload(ts + 1, "\"vibration_mm_s\": 4.5"), 1);

@@ -12,9 +12,13 @@ using testing::eventually;
 class Passivation : public ::testing::Test {
 protected:
   testing::temp_dir dir{"passivation"};
+  // Twins go idle when the test moves this clock, not while it waits.
+  std::shared_ptr<twins::manual_clock> clock =
+    std::make_shared<twins::manual_clock>(twins::wall_ms());
   runtime::node_config cfg = [this] {
     auto c = testing::test_config(dir.str());
-    c.passivate_after_ms = 300;
+    c.passivate_after_ms = 60'000;
+    c.wall_clock = clock;
     return c;
   }();
   std::unique_ptr<runtime::node> node = testing::start_node(cfg);
@@ -55,14 +59,15 @@ protected:
 };
 
 TEST_F(Passivation, IdleTwinsPassivateAndComeBackWithIdenticalState) {
-  auto t0 = testing::now_ms() - 60'000;
+  auto t0 = clock->now_ms() - 60'000;
   ingest_round(t0, 1);
   ingest_round(t0 + 1000, 2);
   auto before = snapshot();
-  // The ingest activated every leaf (counted, so that a slow machine whose
-  // leaves went idle already by now counts them too).
   EXPECT_GE(node->probe().activations(), leaves.size());
-  // Leaves go; the parents (enterprise, plant, line) keep their folds.
+  EXPECT_GT(node->active_twins(), 3) << "leaves went before they were idle";
+  // A minute later, the leaves go; the parents (enterprise, plant, line)
+  // keep their folds.
+  clock->advance(60'000);
   ASSERT_TRUE(eventually([&] { return node->active_twins() <= 3; }))
     << node->active_twins() << " twins still active";
   EXPECT_GE(node->probe().passivations(), leaves.size());
@@ -78,7 +83,7 @@ TEST_F(Passivation, IdleTwinsPassivateAndComeBackWithIdenticalState) {
 }
 
 TEST_F(Passivation, TwinsAreRestoredAfterARestart) {
-  auto t0 = testing::now_ms() - 60'000;
+  auto t0 = clock->now_ms() - 60'000;
   ingest_round(t0, 1);
   auto before = snapshot();
   twins::contribution line;
@@ -96,7 +101,7 @@ TEST_F(Passivation, TwinsAreRestoredAfterARestart) {
 }
 
 TEST_F(Passivation, QueriesFindTwinsAfterARestartWithoutWakingAny) {
-  auto t0 = testing::now_ms() - 60'000;
+  auto t0 = clock->now_ms() - 60'000;
   ingest_round(t0, 1);
   ASSERT_TRUE(eventually([&] {
     auto line = node->get("acme/p/l")->state.own;
@@ -130,7 +135,7 @@ TEST_F(Passivation, QueriesFindTwinsAfterARestartWithoutWakingAny) {
 TEST_F(Passivation, ForcedPassivationKeepsStateOfTwinsWithUncommittedWrites) {
   // Passivate right after a write, before the sweep would: the next
   // activation must not read an older state from storage.
-  auto t0 = testing::now_ms() - 60'000;
+  auto t0 = clock->now_ms() - 60'000;
   for (int r = 0; r < 20; ++r) {
     ingest_round(t0 + r * 100, static_cast<uint64_t>(r + 1));
     node->passivate_all();

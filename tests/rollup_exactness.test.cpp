@@ -178,7 +178,7 @@ protected:
 TEST_F(RollupExactness, ParentsEqualTheFoldOfChildrenAfterRandomIngestRedeliveryAndMoves) {
   std::mt19937_64 rng(20261125);
   std::uniform_real_distribution<double> u(0, 1);
-  const int64_t base = testing::now_ms() - 3'600'000; // an hour ago, one ms per step
+  const int64_t base = twins::wall_ms() - 3'600'000; // an hour ago, one ms per step
   uint64_t seq = 0;
   std::vector<std::vector<sample>> sent;
   for (int round = 0; round < 60; ++round) {
@@ -229,8 +229,8 @@ TEST_F(RollupExactness, ParentsEqualTheFoldOfChildrenAfterRandomIngestRedelivery
 }
 
 TEST_F(RollupExactness, RedeliveredBatchChangesNothing) {
-  std::vector<sample> batch{{t.warehouses[0], "receipt/SKU-1", testing::now_ms() - 1000, 25, "erp", 1},
-                            {t.warehouses[0], "pick/SKU-1", testing::now_ms() - 900, 5, "erp", 2}};
+  std::vector<sample> batch{{t.warehouses[0], "receipt/SKU-1", twins::wall_ms() - 1000, 25, "erp", 1},
+                            {t.warehouses[0], "pick/SKU-1", twins::wall_ms() - 900, 5, "erp", 2}};
   send(batch);
   ASSERT_TRUE(eventually([&] { return first_difference().empty(); }));
   auto before = node->get(t.warehouses[0])->state;
@@ -242,7 +242,7 @@ TEST_F(RollupExactness, RedeliveredBatchChangesNothing) {
   // A later sample of the same warehouse: once the enterprise shows it, it has
   // folded every contribution the warehouse sent before, so anything the
   // redelivery had changed would show too.
-  send({{t.warehouses[0], "receipt/SKU-2", testing::now_ms() - 800, 7, "erp", 3}});
+  send({{t.warehouses[0], "receipt/SKU-2", twins::wall_ms() - 800, 7, "erp", 3}});
   ASSERT_TRUE(eventually([&] {
     auto sums = node->get("acme")->state.own.sums;
     return sums.count("stock/SKU-2") && sums.at("stock/SKU-2") == 7;
@@ -254,7 +254,7 @@ TEST_F(RollupExactness, RedeliveredBatchChangesNothing) {
 
 TEST_F(RollupExactness, MovedVehicleLeavesOldDepotAndJoinsNewOne) {
   auto& v = t.vehicles[0]; // under depot-1
-  send({{v, "state", testing::now_ms() - 500, 1, "", 0}, {v, "power_kw", testing::now_ms() - 500, 40, "", 0}});
+  send({{v, "state", twins::wall_ms() - 500, 1, "", 0}, {v, "power_kw", twins::wall_ms() - 500, 40, "", 0}});
   ASSERT_TRUE(eventually([&] { return first_difference().empty(); }));
   auto road = [&](const std::string& depot) {
     auto s = node->get(depot)->state.own.sums;
@@ -294,7 +294,7 @@ TEST(RollupRecovery, ParentThatLostItsLastChildBeforeACrashHoldsNothingOfIt) {
                                {"acme/fleet/depot-1", "depot", "acme/fleet"},
                                {"acme/fleet/depot-2", "depot", "acme/fleet"},
                                {v, "vehicle", "acme/fleet/depot-1"}}));
-    auto r = node->ingest_waiting({{v, "state", testing::now_ms() - 500, 1, "", 0}});
+    auto r = node->ingest_waiting({{v, "state", twins::wall_ms() - 500, 1, "", 0}});
     ASSERT_TRUE(r && r->accepted == 1);
     auto depot_1 = node->twins()[2]; // acme, acme/fleet, acme/fleet/depot-1, ...
     ASSERT_EQ(depot_1.id, "acme/fleet/depot-1");

@@ -110,7 +110,7 @@ TEST(Routing, DataKeepsTheVirtualShardCountItWasCreatedWith) {
   auto node = testing::start_node(cfg);
   ASSERT_TRUE(node);
   EXPECT_EQ(node->directory().virtual_shards(), 64u) << "the stored count wins";
-  auto r = node->ingest({{"acme/plant-1/line-0/m-1", "temperature_c", testing::now_ms(), 50, "", 0}});
+  auto r = node->ingest({{"acme/plant-1/line-0/m-1", "temperature_c", twins::wall_ms(), 50, "", 0}});
   ASSERT_TRUE(r) << describe(r.error());
   EXPECT_EQ(r->accepted, 1u);
 
@@ -130,7 +130,7 @@ TEST(Routing, EveryPathGoesThroughTheDirectoryTheNodeIsGiven) {
   auto node = std::move(*started);
   ASSERT_FALSE(node->create(plant(3, 10)));
   std::vector<twins::sample> batch;
-  auto now = testing::now_ms();
+  auto now = twins::wall_ms();
   for (auto& t : node->twins())
     if (t.kind == "machine")
       batch.push_back({t.id, "power_kw", now, 10, "", 0});
@@ -191,7 +191,7 @@ protected:
 
 TEST_F(RoutingOutage, RequestsForATwinWithoutOwnerAreRefusedAndChangeNothing) {
   auto lost = machine(false), kept = machine(true);
-  auto now = testing::now_ms();
+  auto now = twins::wall_ms();
   std::vector<twins::sample> batch{{kept, "power_kw", now, 5, "", 0},
                                    {lost, "power_kw", now, 7, "", 0}};
   outage_->on = true;
@@ -246,7 +246,7 @@ TEST_F(RoutingOutage, AContributionToAParentWithoutOwnerArrivesOnceItHasOne) {
   ASSERT_TRUE(node_->get(line)); // in memory, with its fold: not reread from storage later
   auto line_shard = node_->directory().shard_of(line);
   outage_->on = true;
-  auto r = node_->ingest({{child, "power_kw", testing::now_ms(), 42, "", 0}});
+  auto r = node_->ingest({{child, "power_kw", twins::wall_ms(), 42, "", 0}});
   ASSERT_TRUE(r) << describe(r.error());
   EXPECT_EQ(r->accepted, 1u);
   // The machine tried to hand its contribution up, and found no owner.
@@ -273,7 +273,7 @@ TEST_F(RoutingOutage, ADropForAParentWithoutOwnerArrivesOnceItHasOne) {
   ASSERT_FALSE(child.empty()) << "no machine with an owner under a line without one";
   ASSERT_FALSE(other_line.empty()) << "no line with an owner";
   ASSERT_TRUE(node_->reload_model_texts({{"machine.toml", machine_v3(true)}}).refused.empty());
-  ASSERT_TRUE(node_->ingest({{child, "power_kw", testing::now_ms(), 42, "", 0}}));
+  ASSERT_TRUE(node_->ingest({{child, "power_kw", twins::wall_ms(), 42, "", 0}}));
   ASSERT_TRUE(eventually([&] {
     auto l = node_->get(line);
     return l && l->state.own.sums.count("power_kw") && l->state.own.sums.at("power_kw") == 42;

@@ -285,7 +285,7 @@ protected:
   // running except press-3 (fault).
   void ingest_known_telemetry() {
     auto w = login(writer_token).writer;
-    auto ts = twinrt::testing::now_ms() - 1000;
+    auto ts = twins::wall_ms() - 1000;
     auto res = ingest(w, {{press1, "vibration_mm_s", ts, 1.5},
                           {press1, "temperature_c", ts, 60},
                           {press1, "power_kw", ts, 40},
@@ -557,7 +557,7 @@ TEST_F(Rpc, PagingFollowsTheSortOrder) {
 TEST_F(Rpc, QueryAfterAnAcknowledgedIngestAlwaysSeesIt) {
   auto w = login(writer_token).writer;
   auto r = login(viewer_token).reader;
-  auto ts = twinrt::testing::now_ms() - 5000;
+  auto ts = twins::wall_ms() - 5000;
   for (int k = 1; k <= 100; ++k) {
     ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", ts + k, 0.01 * k}}).getAccepted(), 1u);
     char where[64];
@@ -596,7 +596,7 @@ TEST_F(Rpc, HistoryReturnsRawPointsAndExactDownsampledSteps) {
   auto w = login(writer_token).writer;
   // Ten points one second apart, an hour ago, from a round ten seconds:
   // steps (which fall on multiples of the step) of 5 s hold 0..4, 5..9.
-  const int64_t t0 = (twinrt::testing::now_ms() - 3'600'000) / 10'000 * 10'000;
+  const int64_t t0 = (twins::wall_ms() - 3'600'000) / 10'000 * 10'000;
   const std::vector<double> values{3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
   std::vector<sample_in> samples;
   for (size_t i = 0; i < values.size(); ++i)
@@ -667,13 +667,13 @@ TEST_F(Rpc, HistoryOfOfflineMarksOfATwinNeverMarkedIsEmptyNotAnError) {
   req.setId(press1);
   req.setChannel("$offline");
   req.setFromMs(0);
-  req.setToMs(twinrt::testing::now_ms() + 1000);
+  req.setToMs(twins::wall_ms() + 1000);
   EXPECT_EQ(req.send().wait(ws()).getPoints().size(), 0u);
   auto stepped = r.historyRequest();
   stepped.setId(p1_line);
   stepped.setChannel("$offline");
   stepped.setFromMs(0);
-  stepped.setToMs(twinrt::testing::now_ms() + 1000);
+  stepped.setToMs(twins::wall_ms() + 1000);
   stepped.setStepMs(60'000);
   EXPECT_EQ(stepped.send().wait(ws()).getPoints().size(), 0u);
 }
@@ -703,7 +703,7 @@ TEST_F(Rpc, StatusShowsTheNodesCountersAndEveryAdapterSeries) {
 
 TEST_F(Rpc, IngestNamesTheRefusedSampleAndKeepsTheRest) {
   auto w = login(writer_token).writer;
-  auto ts = twinrt::testing::now_ms() - 500;
+  auto ts = twins::wall_ms() - 500;
   auto res = ingest(w, {{press1, "vibration_mm_s", ts, 2.5},
                         {press1, "vibration_mm_s", ts + 1, 250},
                         {press2, "vibration_mm_s", ts, 3.5}});
@@ -738,7 +738,7 @@ TEST_F(Rpc, BatchesOfOnlyBadIdsAreAnsweredEvenWhenTheirClientsLeave) {
     gone.getIoProvider().getTimer().afterDelay(1 * kj::MILLISECONDS).wait(gone.getWaitScope());
   }
   auto w = login(writer_token).writer;
-  auto ts = twinrt::testing::now_ms() - 500;
+  auto ts = twins::wall_ms() - 500;
   for (int i = 0; i < 40; ++i) {
     auto res = ingest(w, {{"", "vibration_mm_s", ts, 2.5}});
     ASSERT_EQ(res.getRejected().size(), 1u);
@@ -754,7 +754,7 @@ TEST_F(Rpc, BatchesOfOnlyBadIdsAreAnsweredEvenWhenTheirClientsLeave) {
 TEST_F(Rpc, TwinIdWithANulByteIsRefusedNotCut) {
   auto w = login(writer_token).writer;
   auto r = login(viewer_token).reader;
-  auto ts = twinrt::testing::now_ms() - 500;
+  auto ts = twins::wall_ms() - 500;
   ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", ts, 2.5}}).getAccepted(), 1u);
   auto evil = press1 + std::string("\0evil", 5);
   auto req = w.ingestRequest();
@@ -795,7 +795,7 @@ TEST_F(Rpc, SampleSeventyTwoHoursOldDoesNotMakeATwinLookAlive) {
   EXPECT_EQ(fresh_twin.getHealth(), rpc::Health::OK);
   EXPECT_EQ(fresh_twin.getLastDataMs(), 0) << "a twin without samples has no data time";
 
-  auto now = twinrt::testing::now_ms();
+  auto now = twins::wall_ms();
   auto old = now - 72 * 3'600'000ll;
   ASSERT_EQ(ingest(w, {{press1, "temperature_c", old, 60}}).getAccepted(), 1u);
   auto stale_answer = get(r, press1); // owns what stale reads
@@ -824,7 +824,7 @@ TEST_F(Rpc, SampleSeventyTwoHoursOldDoesNotMakeATwinLookAlive) {
 TEST_F(Rpc, GetAfterAnAcknowledgedIngestAlwaysSeesIt) {
   auto w = login(writer_token).writer;
   auto r = login(viewer_token).reader;
-  auto ts = twinrt::testing::now_ms() - 5000;
+  auto ts = twins::wall_ms() - 5000;
   for (int k = 1; k <= 200; ++k) {
     ASSERT_EQ(ingest(w, {{press1, "vibration_mm_s", ts + k, 0.01 * k}}).getAccepted(), 1u);
     ASSERT_EQ(channel_of(get(r, press1).getTwin(), "vibration_mm_s"), 0.01 * k) << "round " << k;
@@ -854,7 +854,7 @@ TEST_F(Rpc, CreateReparentAndDeleteMoveTheRollups) {
   EXPECT_EQ(get(r, p1_line).getTwin().getChildren(), 4u);
   EXPECT_EQ(text(get(r, press4).getTwin().getParent()), p1_line);
 
-  ASSERT_EQ(ingest(w, {{press4, "power_kw", twinrt::testing::now_ms() - 100, 300}}).getAccepted(),
+  ASSERT_EQ(ingest(w, {{press4, "power_kw", twins::wall_ms() - 100, 300}}).getAccepted(),
             1u);
   EXPECT_TRUE(twin_becomes(r, p1_line, [](rpc::Twin::Reader t) {
     return sum_of(t, "power_kw") == 420.0;
@@ -968,7 +968,7 @@ TEST_F(Rpc, ReadTokenMayNotIngestCreateDeleteOrReparent) {
   const std::string denied = "permission denied: token 'viewer' may not write";
   auto w = viewer.writer;
   EXPECT_TRUE(fails_with(
-    ingest_request(w, {{press1, "power_kw", twinrt::testing::now_ms(), 5}}).send(), denied));
+    ingest_request(w, {{press1, "power_kw", twins::wall_ms(), 5}}).send(), denied));
   auto create = w.createTwinRequest();
   create.setId(p1_line + "/press-9");
   create.setKind("machine");
@@ -1079,7 +1079,7 @@ TEST_F(Rpc, ScopedWatchSeesOnlyItsSubtree) {
   auto sub = watch.send().wait(ws()).getSubscription();
 
   auto w = login(writer_token).writer;
-  auto ts = twinrt::testing::now_ms() - 100;
+  auto ts = twins::wall_ms() - 100;
   ASSERT_EQ(ingest(w, {{mill1, "power_kw", ts, 11}, {press1, "power_kw", ts, 12}}).getAccepted(),
             2u);
   // The fold reaches plant-1 after press-1 and line-1 changed.
@@ -1104,7 +1104,7 @@ TEST_F(Rpc, ScopedWatchSeesOnlyItsSubtree) {
 
 TEST_F(Rpc, ScopedWriteTokenCannotTouchAnotherSubtree) {
   auto w = login(plant1_writer_token).writer;
-  auto ts = twinrt::testing::now_ms() - 100;
+  auto ts = twins::wall_ms() - 100;
   // Positions are those of the batch sent, not of what reached the node.
   auto res = ingest(w, {{mill1, "power_kw", ts, 5},
                         {press1, "vibration_mm_s", ts, -3},
@@ -1172,7 +1172,7 @@ TEST_F(Rpc, MovedTwinLeavesTheOldScopeAndEntersTheNewOne) {
   auto p1 = login(plant1_writer_token);
   auto p2 = login(plant2_writer_token);
   auto w = login(writer_token).writer;
-  auto now = twinrt::testing::now_ms();
+  auto now = twins::wall_ms();
   // press-1's only sample is three days old: stale at once, with an open
   // alert (the built-in rule "stale") that moves with it.
   ASSERT_EQ(ingest(w, {{press1, "power_kw", now - 72 * 3'600'000ll, 40},
@@ -1278,13 +1278,13 @@ TEST_F(Rpc, MovedTwinLeavesTheOldScopeAndEntersTheNewOne) {
   EXPECT_EQ(ack2.send().wait(ws()).getAlert().getState(), rpc::AlertState::ACKNOWLEDGED);
 
   // Samples: refused to plant-1 as for a missing twin, taken from plant-2.
-  auto r1 = ingest(p1.writer, {{press1, "vibration_mm_s", twinrt::testing::now_ms(), 2}});
+  auto r1 = ingest(p1.writer, {{press1, "vibration_mm_s", twins::wall_ms(), 2}});
   EXPECT_EQ(r1.getAccepted(), 0u);
   ASSERT_EQ(r1.getRejected().size(), 1u);
   EXPECT_EQ(text(r1.getRejected()[0].getReason()), "unknown_twin");
   EXPECT_NE(text(r1.getRejected()[0].getMessage()).find("no twin " + press1), std::string::npos);
   log1->ids.clear(); // what plant-1's watch was told from here on
-  ASSERT_EQ(ingest(p2.writer, {{press1, "vibration_mm_s", twinrt::testing::now_ms(), 3}})
+  ASSERT_EQ(ingest(p2.writer, {{press1, "vibration_mm_s", twins::wall_ms(), 3}})
               .getAccepted(),
             1u);
   EXPECT_TRUE(pump_until([&] { return log2->latest[press1]["vibration_mm_s"] == 3.0; }, 10'000ms))
@@ -1418,7 +1418,7 @@ TEST_F(Rpc, NodeStopsCleanlyWhileClientsAreCalling) {
           auto list = in.initSamples(1);
           list[0].setTwin(i % 2 == 0 ? press1 : mill1);
           list[0].setChannel("power_kw");
-          list[0].setTimestampMs(twinrt::testing::now_ms() - 60'000 + k * 40 + i);
+          list[0].setTimestampMs(twins::wall_ms() - 60'000 + k * 40 + i);
           list[0].setValue(static_cast<double>(i));
           calls.push_back(in.send().ignoreResult());
         }
@@ -1460,7 +1460,7 @@ TEST_F(Rpc, WatchSeesEachChangeOfItsSubtree) {
   auto w = login(writer_token).writer;
   for (double value : {3.25, 3.5, 3.75}) {
     auto sent = steady::now();
-    auto pending = ingest_request(w, {{press2, "vibration_mm_s", twinrt::testing::now_ms(), value}})
+    auto pending = ingest_request(w, {{press2, "vibration_mm_s", twins::wall_ms(), value}})
                      .send();
     bool seen = pump_until([&] { return log->latest[press2]["vibration_mm_s"] == value; });
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - sent);
@@ -1498,7 +1498,7 @@ TEST_F(Rpc, DroppingTheSubscriptionEndsIt) {
   std::optional<rpc::Subscription::Client> sub = watch.send().wait(ws()).getSubscription();
 
   auto w = login(writer_token).writer;
-  ingest(w, {{press1, "power_kw", twinrt::testing::now_ms(), 1}});
+  ingest(w, {{press1, "power_kw", twins::wall_ms(), 1}});
   ASSERT_TRUE(pump_until([&] { return log->ids.count(press1) > 0; }));
   ASSERT_FALSE(log->released);
 
@@ -1509,7 +1509,7 @@ TEST_F(Rpc, DroppingTheSubscriptionEndsIt) {
   // ...and tells it nothing more.
   auto before = log->updates;
   for (int i = 2; i < 6; ++i)
-    ingest(w, {{press1, "power_kw", twinrt::testing::now_ms(), static_cast<double>(i)}});
+    ingest(w, {{press1, "power_kw", twins::wall_ms(), static_cast<double>(i)}});
   pump_until([] { return false; }, 300ms);
   EXPECT_EQ(log->updates, before);
   EXPECT_FALSE(log->done_reason) << *log->done_reason;
@@ -1557,7 +1557,7 @@ protected:
   // Every machine changes in every batch: vibration and power follow k.
   std::vector<twins::sample> batch(int64_t k) {
     std::vector<twins::sample> out;
-    auto ts = twinrt::testing::now_ms();
+    auto ts = twins::wall_ms();
     for (int i = 0; i < lines * machines_per_line; ++i) {
       out.push_back({machine(i), "vibration_mm_s", ts, static_cast<double>((k + i) % 40) * 0.1, "", 0});
       out.push_back({machine(i), "power_kw", ts, static_cast<double>(k % 100 + i), "", 0});

@@ -116,7 +116,7 @@ public:
   // A time in ms later than every timestamp this edge node sent before: a
   // sample's seq is its time, and a value stamped in the same millisecond as
   // the birth would be a duplicate of the birth's value.
-  int64_t stamp() { return last_ts_ = std::max(twinrt::testing::now_ms(), last_ts_ + 1); }
+  int64_t stamp() { return last_ts_ = std::max(twinrt::twins::wall_ms(), last_ts_ + 1); }
 
   mqtt::client_stats client_stats() const { return client_.stats(); }
 
@@ -347,7 +347,7 @@ TEST_F(Sparkplug, DeviceDeathThenNodeDeathMakeTheTwinsStaleAndABirthBringsThemBa
   // When it went away is on record (durable a moment after the twin shows it).
   EXPECT_TRUE(eventually([&] {
     auto marks = node->history(press, std::string(twinrt::twins::offline_channel), 0,
-                               twinrt::testing::now_ms() + 1);
+                               twinrt::twins::wall_ms() + 1);
     return marks && !marks->empty();
   }));
 

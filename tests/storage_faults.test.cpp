@@ -39,7 +39,7 @@ class StorageFaults : public ::testing::TestWithParam<fault> {
 protected:
   testing::temp_dir dir{"storage-faults"};
   std::shared_ptr<testing::faulty_fs> fs = std::make_shared<testing::faulty_fs>();
-  int64_t t0 = testing::now_ms() - 60'000;
+  int64_t t0 = twins::wall_ms() - 60'000;
 
   runtime::node_config config() {
     auto c = testing::test_config(dir.str());
@@ -173,7 +173,7 @@ TEST(StorageFaultsAtStart, FailedRenameStopsTheStartWithTheReasonAndLosesNothing
     auto node = testing::start_node(cfg);
     ASSERT_TRUE(node);
     ASSERT_FALSE(node->create({{enterprise, "enterprise", ""}, {warehouse, "warehouse", enterprise}}));
-    auto r = node->ingest({{warehouse, "receipt/SKU-1", testing::now_ms() - 1000, 7, "", 0}});
+    auto r = node->ingest({{warehouse, "receipt/SKU-1", twins::wall_ms() - 1000, 7, "", 0}});
     ASSERT_TRUE(r) << describe(r.error());
   }
   fs->arm(fault::rename); // opening installs a new MANIFEST by renaming CURRENT

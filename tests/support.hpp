@@ -111,11 +111,6 @@ inline int64_t rss_kb() {
   return -1;
 }
 
-inline int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 /// The fold of the contributions the node reports for the children of `id`
 /// (in id order, as a parent folds them). For parents without channels of
 /// their own, as in the built-in models, this is what the parent must hold.

@@ -15,6 +15,7 @@
 
 #include "commands.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::app {
 
@@ -26,10 +27,7 @@ constexpr int machines_per_line = 100;
 constexpr int lines_per_plant = 50;
 const char* const channels[] = {"vibration_mm_s", "temperature_c", "power_kw", "state"};
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 long peak_rss_mb() {
   rusage ru{};

@@ -22,6 +22,7 @@
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/adapters/mqtt_ingest.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 extern char** environ;
 
@@ -37,10 +38,7 @@ double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 struct stream {
   std::vector<std::string> topics, payloads;

@@ -20,6 +20,7 @@
 #include "rpc.capnp.h"
 #include "twinrt/adapters/simulator.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::app {
 
@@ -27,6 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
+using twins::wall_ms;
 
 struct figures {
   double calls_per_s = 0;
@@ -90,11 +92,6 @@ std::optional<server_figures> measure_server(runtime::node_config cfg, double se
     std::cerr << "bench: " << runtime::describe(err) << "\n";
     return std::nullopt;
   }
-  auto wall_ms = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-  };
   std::atomic<bool> stop{false};
   std::thread ingest([&] {
     adapters::simulator sim(layout, 1);

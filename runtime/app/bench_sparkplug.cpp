@@ -19,6 +19,7 @@
 #include "twinrt/adapters/sparkplug.hpp"
 #include "twinrt/adapters/sparkplug_adapter.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::app {
 
@@ -29,10 +30,7 @@ namespace mqtt = adapters::mqtt;
 namespace spb = adapters::sparkplug;
 using clock_type = std::chrono::steady_clock;
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 std::string device_name(int d) {
   return "press-" + std::to_string(d);

@@ -12,6 +12,7 @@
 #include "twinrt/adapters/simulator.hpp"
 #include "twinrt/adapters/sparkplug_adapter.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::app {
 
@@ -67,10 +68,7 @@ bool start_sparkplug(runtime::node& n, const runtime::node_config& cfg, const ch
   return true;
 }
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 double sum_of(const twins::contribution& c, const std::string& key) {
   auto i = c.sums.find(key);

@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::app {
 
@@ -50,10 +51,7 @@ uint64_t write_history(const std::string& path, bool json, int machines, int ste
   std::ofstream out(path);
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> v(1, 50);
-  auto t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::system_clock::now().time_since_epoch())
-              .count()
-            - 2 * 86'400'000LL;
+  auto t0 = twins::wall_ms() - 2 * 86'400'000LL;
   const char* channels[] = {"power_kw", "temperature_c", "vibration_mm_s", "parts_total"};
   uint64_t n = 0;
   char buf[256];

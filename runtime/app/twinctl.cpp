@@ -20,6 +20,7 @@
 #include "rpc.capnp.h"
 #include "rpc_client.hpp"
 #include "twinrt/adapters/sample_file.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace {
 
@@ -38,10 +39,7 @@ struct user_error {
   std::string what;
 };
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twinrt::twins::wall_ms;
 
 const char* health_name(twinrt::rpc::Health h) {
   switch (h) {

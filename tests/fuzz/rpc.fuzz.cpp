@@ -34,6 +34,7 @@
 #include "rpc.capnp.h"
 #include "twinrt/runtime/node.hpp"
 #include "twinrt/schemas/builtin_models.hpp"
+#include "twinrt/twins/clock.hpp"
 
 using namespace twinrt;
 
@@ -190,10 +191,7 @@ std::string model_text(choices& in) {
   return t;
 }
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twinrt::twins::wall_ms;
 
 // Text with every byte, NULs included (a std::string would convert through c_str()).
 capnp::Text::Reader as_text(const std::string& s) {

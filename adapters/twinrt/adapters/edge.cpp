@@ -20,6 +20,7 @@
 #include "twinrt/adapters/rate_limited_log.hpp"
 #include "twinrt/adapters/rpc_ingest.hpp"
 #include "twinrt/runtime/errc.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::adapters::edge {
 
@@ -27,10 +28,7 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 bool matches(const std::string& pattern, const std::string& text) {
   return ::fnmatch(pattern.c_str(), text.c_str(), 0) == 0;

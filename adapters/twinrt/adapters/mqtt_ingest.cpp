@@ -17,6 +17,7 @@
 #include "twinrt/adapters/rate_limited_log.hpp"
 #include "twinrt/runtime/errc.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::adapters::mqtt {
 
@@ -24,10 +25,7 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 // A message parsed and waiting for its batch.
 struct queued {

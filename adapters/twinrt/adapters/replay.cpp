@@ -12,6 +12,7 @@
 
 #include "twinrt/adapters/rpc_ingest.hpp"
 #include "twinrt/adapters/sample_file.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::adapters {
 
@@ -21,10 +22,7 @@ namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 using nlohmann::json;
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 double seconds_since(steady::time_point t0) {
   return std::chrono::duration<double>(steady::now() - t0).count();

@@ -1,4 +1,5 @@
 #include "twinrt/adapters/simulator.hpp"
+#include "twinrt/twins/clock.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -63,9 +64,7 @@ simulator::simulator(enterprise_layout layout, uint64_t seed)
       warehouses_.push_back(t.id);
     }
   }
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
+  auto now = twins::wall_ms();
   seq_ = static_cast<uint64_t>(now) * 1000; // rises across restarts
 }
 

@@ -11,6 +11,7 @@
 
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/runtime/node.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace twinrt::adapters::sparkplug {
 
@@ -20,11 +21,7 @@ constexpr size_t max_queued_messages = 1024; // beyond this, the MQTT thread wai
 constexpr size_t max_batch_messages = 256;   // messages whose samples go in one ingest
 constexpr size_t kept_refusals = 100;
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
+using twins::wall_ms;
 
 std::string state_payload(bool online, int64_t ts) {
   return std::string("{\"online\":") + (online ? "true" : "false")

@@ -22,6 +22,8 @@
 #include "node_client.hpp"
 #include "node_process.hpp"
 
+#include "twinrt/twins/clock.hpp"
+
 namespace twinrt::crash_loop {
 
 namespace {
@@ -44,10 +46,7 @@ double ms_since(clock_type::time_point t) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
 }
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 // -- the checker's own tree and models ------------------------------------------
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "twinrt/twins/clock.hpp"
+
 namespace twinrt::runtime {
 
 namespace {
@@ -19,11 +21,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* current_name = "audit.log";
 constexpr const char* previous_name = "audit.log.1";
-
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 std::string sys_error(const std::string& what, const fs::path& p) {
   return what + " " + p.string() + ": " + std::strerror(errno);
@@ -127,7 +124,7 @@ void audit_log::append(audit_entry e) {
   }
   e.seq = next_seq_++;
   if (e.ts_ms == 0)
-    e.ts_ms = wall_ms();
+    e.ts_ms = twins::wall_ms();
   pending_.push_back(to_json_line(e));
   queued_upto_ = e.seq;
   wake_.notify_one();

@@ -156,7 +156,8 @@ void read_tokens(const toml::table& doc, node_config& cfg) {
                         + "' gives both secret and secret_hash; keep one"};
     if (!tok.secret_hash.empty())
       if (auto why = check_secret_hash(tok.secret_hash))
-        throw bad_setting{line + ": token '" + tok.name + "': secret_hash is malformed: " + *why};
+        throw bad_setting{line + ": token '" + tok.name + "': secret_hash is malformed: "
+                          + describe(why)};
     if (tok.role != "read" && tok.role != "write" && tok.role != "admin")
       throw bad_setting{line + ": token '" + tok.name + "': role '" + tok.role
                         + "' is not read, write or admin"};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "twinrt/runtime/sharding.hpp"
+#include "twinrt/twins/clock.hpp"
 
 namespace rocksdb {
 class FileSystem;
@@ -40,6 +41,9 @@ struct node_config {
   // Not from the config file: the file system RocksDB writes through; null
   // is the real one. Tests put a fault-injecting one here.
   std::shared_ptr<rocksdb::FileSystem> file_system;
+  // Not from the config file: the wall clock of the node (twins/clock.hpp),
+  // never null. Tests put a manual_clock here to move time without waiting.
+  std::shared_ptr<const twins::clock> wall_clock = std::make_shared<twins::system_clock>();
   // [metrics]
   std::string metrics_address; // host:port for /metrics; empty: off
   uint32_t max_asset_series = 5'000; // asset series per scrape; the rest are dropped and counted

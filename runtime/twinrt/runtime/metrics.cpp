@@ -237,11 +237,6 @@ double sum_of(const twins::contribution& c, const std::string& key) {
   return i == c.sums.end() ? 0.0 : i->second;
 }
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 const twins::health_status all_statuses[] = {twins::health_status::ok,
                                              twins::health_status::warning,
                                              twins::health_status::alarm,
@@ -278,7 +273,7 @@ std::vector<MetricFamily> node_collector::Collect() const {
 
 void node_collector::refresh_cache() const {
   auto count = node_.twin_count();
-  auto now = wall_ms();
+  auto now = node_.config().wall_clock->now_ms();
   if (count == cache_.twin_count && now - cache_.refreshed_ms < cache_max_age_ms)
     return;
   std::vector<std::string> exported_kinds;

@@ -17,10 +17,7 @@
 namespace twinrt::runtime {
 namespace {
 
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using twins::wall_ms;
 
 // Polls `done` until it holds or a deadline that only a broken build reaches
 // (a loaded machine, the sanitizers); returns its last answer.

@@ -87,7 +87,7 @@ std::string node::impl::recover(watch_list& watches) {
     by_number[m.number] = &m;
   std::unordered_map<std::string, twins::twin_state> parents;
   std::unordered_map<std::string, twins::contribution> contributions;
-  auto now = now_ms();
+  auto now = ctx->now_ms();
   auto refreshed = ctx->db->new_batch();
   ctx->db->for_each_state([&](uint32_t number, caf::expected<twins::twin_state>& decoded) {
     auto m = by_number.find(number);

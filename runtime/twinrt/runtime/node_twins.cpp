@@ -66,7 +66,7 @@ caf::error node::create(const std::vector<twin_spec>& specs) {
   }
   auto wb = ctx.db->new_batch();
   std::vector<std::pair<twin_meta, twins::twin_state>> made;
-  auto now = now_ms();
+  auto now = ctx.now_ms();
   for (auto& s : specs) {
     twin_meta m{s.id, ctx.cat.next_number(), s.kind, s.parent};
     twins::twin_state st;
@@ -160,7 +160,7 @@ caf::error node::remove(const std::string& id) {
   wb.delete_twin(*m);
   // Its open alerts clear with it (and say so to the sinks).
   std::vector<event> events;
-  auto now = now_ms();
+  auto now = ctx.now_ms();
   for (auto& a : ctx.db->load_alerts()) {
     if (a.twin != id || a.state == twins::alert_phase::idle)
       continue;

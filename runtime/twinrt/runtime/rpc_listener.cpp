@@ -135,15 +135,16 @@ bool is_loopback_host(const std::string& host) {
   return false;
 }
 
-std::optional<std::string> check_transport(const std::string& address, const std::string& host,
-                                           const rpc_listen_settings& s) {
+caf::error check_transport(const std::string& address, const std::string& host,
+                           const rpc_listen_settings& s) {
   if (s.certificate_file.empty() != s.private_key_file.empty())
-    return std::string("[rpc.tls] needs both certificate and private_key");
+    return make_error(errc::bad_request, "[rpc.tls] needs both certificate and private_key");
   if (s.tls() || s.plaintext || is_loopback_host(host))
-    return std::nullopt;
-  return "rpc.address " + address
-         + " is not a loopback address: serve it over TLS ([rpc.tls] certificate and "
-           "private_key) or allow plaintext there with rpc.plaintext = true";
+    return {};
+  return make_error(errc::bad_request,
+                    "rpc.address " + address
+                      + " is not a loopback address: serve it over TLS ([rpc.tls] certificate "
+                        "and private_key) or allow plaintext there with rpc.plaintext = true");
 }
 
 rpc_listener::rpc_listener(kj::Timer& timer, rpc_listen_settings settings, runtime_probe& probe,

@@ -2,8 +2,8 @@
 
 // The connections of the operator API: accepting them (over TLS when
 // configured), the limits each one lives under, and closing those that never
-// log in. rpc_server.cpp gives it a bootstrap capability per connection and
-// wraps each capability it hands out in call_limited<>. Everything here runs
+// log in. rpc_server.cpp gives it a bootstrap capability per connection and (with
+// rpc/) wraps each capability it hands out in call_limited<>. Everything here runs
 // on the server's event loop thread.
 
 #include <atomic>
@@ -17,6 +17,10 @@
 #include <kj/async-io.h>
 #include <kj/async.h>
 #include <kj/timer.h>
+
+#include <caf/error.hpp>
+
+#include "twinrt/runtime/errc.hpp"
 
 namespace kj {
 class TlsContext;
@@ -44,10 +48,11 @@ struct rpc_listen_settings {
 /// ::1, localhost.
 bool is_loopback_host(const std::string& host);
 
-/// Why the API may not be served on `host` with `s`, or nothing: plaintext
-/// on a non-loopback address needs rpc.plaintext = true.
-std::optional<std::string> check_transport(const std::string& address, const std::string& host,
-                                           const rpc_listen_settings& s);
+/// Nothing when the API may be served on `host` with `s`, else
+/// errc::bad_request saying why: plaintext on a non-loopback address needs
+/// rpc.plaintext = true.
+caf::error check_transport(const std::string& address, const std::string& host,
+                           const rpc_listen_settings& s);
 
 /// One accepted connection, as the capabilities it serves see it.
 struct connection_state {

@@ -66,11 +66,9 @@ struct parsed_hash {
   std::vector<unsigned char> salt, hash;
 };
 
-std::optional<parsed_hash> parse(const std::string& h, std::string* why) {
-  auto say = [&](std::string w) -> std::optional<parsed_hash> {
-    if (why)
-      *why = std::move(w);
-    return std::nullopt;
+caf::expected<parsed_hash> parse(const std::string& h) {
+  auto say = [](std::string why) -> caf::expected<parsed_hash> {
+    return make_error(errc::bad_request, std::move(why));
   };
   std::vector<std::string> parts;
   size_t start = 0;
@@ -131,15 +129,13 @@ std::string hash_secret(const std::string& secret, uint32_t iterations) {
          + base64(p.salt.data(), p.salt.size()) + "$" + base64(out, sizeof out);
 }
 
-std::optional<std::string> check_secret_hash(const std::string& hash) {
-  std::string why;
-  if (parse(hash, &why))
-    return std::nullopt;
-  return why;
+caf::error check_secret_hash(const std::string& hash) {
+  auto p = parse(hash);
+  return p ? caf::error{} : std::move(p.error());
 }
 
 bool secret_matches_hash(const std::string& secret, const std::string& hash) {
-  auto p = parse(hash, nullptr);
+  auto p = parse(hash);
   if (!p)
     return false;
   unsigned char out[hash_bytes];

@@ -3,7 +3,7 @@
 // What the operator API does against stolen secrets and guessing: token
 // secrets kept as salted PBKDF2 hashes and compared in constant time, and
 // failed logins slowed down per peer address. Plain classes; the RPC server
-// (rpc_server.cpp) owns one of each and calls them from its event loop
+// (its shared state, rpc/session.hpp) owns one of each and calls them from its event loop
 // (login_throttle) and its worker pool (token_check).
 
 #include <array>
@@ -15,6 +15,11 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "twinrt/runtime/errc.hpp"
 
 namespace twinrt::runtime {
 
@@ -30,10 +35,11 @@ inline constexpr uint32_t max_hash_iterations = 10'000'000;
 /// has no randomness to give (never seen on Linux).
 std::string hash_secret(const std::string& secret, uint32_t iterations = default_hash_iterations);
 
-/// Why `hash` is not a hash that hash_secret() could have made, or nothing
-/// when it is: "expected pbkdf2-sha256$ITERATIONS$SALT$HASH", "iterations
-/// 10 are fewer than 1000", ...
-std::optional<std::string> check_secret_hash(const std::string& hash);
+/// Nothing when `hash` is a hash that hash_secret() could have made, else
+/// errc::bad_request saying why: "expected
+/// pbkdf2-sha256$ITERATIONS$SALT$HASH", "iterations 10 are not from 1000
+/// to ...", ...
+caf::error check_secret_hash(const std::string& hash);
 
 /// Whether `secret` hashes to `hash` (a well-formed one; false otherwise).
 /// Takes the hash's iterations of PBKDF2; the last comparison is constant

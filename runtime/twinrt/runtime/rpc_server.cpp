@@ -143,7 +143,7 @@ rpc_server::start(node& n, const std::string& address, std::vector<rpc_token> to
     if (!t.secret_hash.empty())
       if (auto why = check_secret_hash(t.secret_hash))
         return make_error(errc::bad_request,
-                          "rpc token '" + t.name + "': secret_hash is malformed: " + *why);
+                          "rpc token '" + t.name + "': secret_hash is malformed: " + describe(why));
     if (t.role != "read" && t.role != "write" && t.role != "admin")
       return make_error(errc::bad_request, "rpc token '" + t.name + "': role '" + t.role
                                              + "' is not read, write or admin");
@@ -152,7 +152,7 @@ rpc_server::start(node& n, const std::string& address, std::vector<rpc_token> to
   auto colon = address.rfind(':');
   auto host = colon == std::string::npos ? address : address.substr(0, colon);
   if (auto why = check_transport(address, host, settings))
-    return make_error(errc::bad_request, "cannot serve RPC: " + *why);
+    return make_error(errc::bad_request, "cannot serve RPC: " + describe(why));
   // The audit trail lives beside the node's data (audit_log.hpp).
   std::unique_ptr<audit_log> trail;
   if (!n.config().data_dir.empty()) {

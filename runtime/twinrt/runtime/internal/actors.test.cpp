@@ -100,6 +100,7 @@ protected:
     std::filesystem::create_directories(dir_);
     ctx = std::make_shared<node_context>();
     ctx->cfg.shards = 1;
+    ctx->cfg.wall_clock = clock_; // time moves only when a test says so
     ctx->probe = &probe_;
     probe_.set_shard_count(1);
     std::string error;
@@ -148,7 +149,7 @@ protected:
   }
 
   apply_request batch_for(const std::string& id, const std::string& channel, double value) {
-    auto now = now_ms();
+    auto now = clock_->now_ms();
     return apply_request{sample_batch({{id, channel, now, value, "", 0}}), {0}, now};
   }
 
@@ -187,6 +188,7 @@ protected:
   }
 
   std::shared_ptr<held_wal> fs_ = std::make_shared<held_wal>();
+  std::shared_ptr<twins::manual_clock> clock_ = std::make_shared<twins::manual_clock>(twins::wall_ms());
   std::filesystem::path dir_;
   runtime_probe probe_;
   std::shared_ptr<node_context> ctx;
@@ -263,7 +265,7 @@ TEST_F(ShardActor, AContributionForAPassivatedParentActivatesItAndIsFolded) {
   c.sums["power_kw"] = 42;
   c.counts[0] = 1;
   caf::anon_send(shard, contrib_atom::value,
-                 contrib_msg{"acme/line-1", "acme/line-1/m1", 1, c, now_ms()});
+                 contrib_msg{"acme/line-1", "acme/line-1/m1", 1, c, clock_->now_ms()});
   deliver();
   EXPECT_EQ(probe_.shard(0).active_twins.load(), 1u) << "the contribution did not activate it";
   flush_all();
@@ -275,7 +277,7 @@ TEST_F(ShardActor, AContributionForAPassivatedParentActivatesItAndIsFolded) {
 TEST_F(ShardActor, ABatchForATwinDeletedWhileItWaitedIsStillAcknowledged) {
   add_twin("acme/m1", "machine", "");
   add_twin("acme/m2", "machine", "");
-  auto now = now_ms();
+  auto now = clock_->now_ms();
   auto first = self->request(shard, caf::infinite, ingest_atom::value,
                              batch_for("acme/m2", "power_kw", 3));
   sched.prioritize(shard);

@@ -28,8 +28,6 @@
 
 namespace twinrt::runtime::internal {
 
-int64_t now_ms();
-
 /// Everything the actors of one node share. Owned by `node`; actors hold a
 /// shared_ptr so that it outlives the last of them.
 struct node_context {
@@ -47,6 +45,9 @@ struct node_context {
   std::vector<shard_actor> shards;
   std::unique_ptr<shard_directory> directory; // set once the shards run
   std::atomic<uint64_t> next_alert_id{1}; // set past the stored ones at start-up
+
+  // The node's wall clock (node_config::wall_clock).
+  int64_t now_ms() const { return cfg.wall_clock->now_ms(); }
 
   twins::model_set::model_ptr model_of(std::string_view kind) const {
     std::shared_lock<std::shared_mutex> g(models_mtx);

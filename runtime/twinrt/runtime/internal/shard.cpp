@@ -91,7 +91,7 @@ struct shard_state {
   bool route(const std::string& id, twin_task task, missing_task missing = nullptr) {
     auto i = active.find(id);
     if (i != active.end()) {
-      i->second.last_used_ms = now_ms();
+      i->second.last_used_ms = ctx->now_ms();
       if (i->second.passivating)
         i->second.waiting.emplace_back(std::move(task), std::move(missing));
       else
@@ -114,7 +114,7 @@ struct shard_state {
     self->link_to(a); // the twin goes when its shard goes
     auto& e = active[id];
     e.actor = a;
-    e.last_used_ms = now_ms();
+    e.last_used_ms = ctx->now_ms();
     task(a);
     report();
     return true;
@@ -324,7 +324,7 @@ struct shard_state {
   // -- sweep: staleness and passivation ------------------------------------------
 
   void sweep(bool force_passivation) {
-    auto now = now_ms();
+    auto now = ctx->now_ms();
     for (auto& [id, w] : watch) {
       if (w.status == twins::health_status::stale || !w.model)
         continue;
@@ -509,7 +509,7 @@ struct gate_state {
       return make_error(errc::overloaded, "ingest has " + std::to_string(inflight)
                                             + " batches in flight; retry later");
     }
-    auto now = now_ms();
+    auto now = ctx->now_ms();
     auto shared = std::make_shared<twins::ingest_result>();
     // One part per owning actor, whichever virtual shards it owns.
     owner_groups owners(*ctx->directory);

@@ -56,7 +56,7 @@ struct twin_actor_state {
     } else if (auto stored = ctx->db->load_state(meta)) {
       st = std::move(*stored);
     } else {
-      st.created_ms = now_ms();
+      st.created_ms = ctx->now_ms();
       st.own = twins::own_contribution(st, *model, meta.id);
     }
     // The index holds what was stored or handed over: a passivated twin's
@@ -220,7 +220,7 @@ struct twin_actor_state {
   void check_alerts() {
     alert_check_at = no_pending;
     model = ctx->model_of(meta.kind);
-    if (run_alerts(st.status, now_ms()) || !outbox.empty()) {
+    if (run_alerts(st.status, ctx->now_ms()) || !outbox.empty()) {
       ++st.version;
       persist();
     }
@@ -228,7 +228,7 @@ struct twin_actor_state {
 
   // Answered (by the shard) with the acknowledged record once it is durable.
   caf::result<alert_record> acknowledge(const ack_request& req) {
-    auto now = now_ms();
+    auto now = ctx->now_ms();
     model = ctx->model_of(meta.kind);
     auto rule_name = twins::acknowledge_alert(st.alerts, req.alert, req.by, req.note, now);
     const twins::alert_rule* rule = rule_name ? rule_named(*rule_name) : nullptr;
@@ -247,7 +247,7 @@ struct twin_actor_state {
 
   void flush() {
     flush_scheduled = false;
-    auto now = now_ms();
+    auto now = ctx->now_ms();
     if (fold_needed) {
       fold_needed = false;
       model = ctx->model_of(meta.kind);
@@ -307,7 +307,7 @@ struct twin_actor_state {
   void apply_model() {
     model = ctx->model_of(meta.kind);
     auto before = st;
-    auto now = now_ms();
+    auto now = ctx->now_ms();
     twins::refresh_analytics(st, *model, nullptr); // new thresholds, rules, minimums
     twins::evaluate_health(st, *model, now);
     st.own = twins::own_contribution(st, *model, meta.id);
@@ -462,11 +462,6 @@ twin_actor spawn_twin(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                       std::optional<twins::twin_state> preset) {
   return sys.spawn(twin_behavior, std::move(ctx), std::move(shard), std::move(meta),
                    std::move(preset));
-}
-
-int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 } // namespace twinrt::runtime::internal

@@ -6,10 +6,10 @@ namespace twinrt::runtime::rpc_api {
 
 namespace {
 
-class admin_impl : public rpc::Admin::Server {
+class admin_impl : public rpc::Admin::Server, session_capability {
 public:
   admin_impl(session_rights rights, shared_state& shared)
-    : rights_(std::move(rights)), shared_(shared) {}
+    : session_capability(std::move(rights), shared) {}
 
   kj::Promise<void> loadModels(LoadModelsContext ctx) override {
     std::string names;
@@ -79,9 +79,6 @@ public:
       });
   }
 
-private:
-  session_rights rights_;
-  shared_state& shared_;
 };
 
 } // namespace

@@ -9,10 +9,10 @@ namespace twinrt::runtime::rpc_api {
 
 namespace {
 
-class reader_impl : public rpc::Reader::Server {
+class reader_impl : public rpc::Reader::Server, session_capability {
 public:
   reader_impl(session_rights rights, shared_state& shared)
-    : rights_(std::move(rights)), shared_(shared) {}
+    : session_capability(std::move(rights), shared) {}
 
   kj::Promise<void> get(GetContext ctx) override {
     return timed(shared_, "get", [&] { return do_get(ctx); });
@@ -210,9 +210,6 @@ public:
     return kj::READY_NOW;
   }
 
-private:
-  session_rights rights_;
-  shared_state& shared_;
 };
 
 } // namespace

@@ -191,6 +191,16 @@ kj::Promise<void> audited(shared_state& shared, const session_rights& who, const
 kj::Promise<void> audited(shared_state& shared, const session_rights& who, const char* action,
                           std::string target, std::string detail, kj::Promise<void> call);
 
+// What each capability of a session holds: who calls, and the server.
+class session_capability {
+protected:
+  session_capability(session_rights rights, shared_state& shared)
+    : rights_(std::move(rights)), shared_(shared) {}
+
+  session_rights rights_;
+  shared_state& shared_;
+};
+
 // The capabilities a session hands out, each limited to the calls in flight
 // of the connection it was logged in on (call_limited).
 rpc::Reader::Client make_reader(const session_rights& rights, shared_state& shared);

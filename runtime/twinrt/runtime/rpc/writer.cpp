@@ -9,10 +9,10 @@ namespace twinrt::runtime::rpc_api {
 
 namespace {
 
-class writer_impl : public rpc::Writer::Server {
+class writer_impl : public rpc::Writer::Server, session_capability {
 public:
   writer_impl(session_rights rights, shared_state& shared)
-    : rights_(std::move(rights)), shared_(shared) {}
+    : session_capability(std::move(rights), shared) {}
 
   kj::Promise<void> ingest(IngestContext ctx) override {
     auto detail = std::make_shared<std::string>();
@@ -188,9 +188,6 @@ private:
         fail(e);
     });
   }
-
-  session_rights rights_;
-  shared_state& shared_;
 };
 
 } // namespace
