@@ -514,7 +514,8 @@ struct edge_node::impl {
   // Forwarder thread: the oldest buffered samples to the central node, one
   // batch at a time (so they arrive in order), deleted once acknowledged.
   void forward_loop() {
-    rpc_ingest rpc(cfg.central, cfg.token);
+    rpc_ingest rpc(cfg.central, cfg.token,
+                   rpc_transport{cfg.central_tls, cfg.central_ca, cfg.central_tls_name});
     int64_t backoff_ms = 100;
     std::string last_error;
     auto back_off = [&](const std::string& why) {
@@ -540,8 +541,8 @@ struct edge_node::impl {
         }
         central_up = true;
         last_error.clear();
-        std::fprintf(stderr, "twinrt edge: connected to the central node at %s\n",
-                     cfg.central.c_str());
+        std::fprintf(stderr, "twinrt edge: connected to the central node at %s%s\n",
+                     cfg.central.c_str(), cfg.central_tls ? " over TLS" : "");
       }
       auto batch = buffer->oldest(0, cfg.forward_batch);
       if (batch.empty()) {
@@ -624,22 +625,22 @@ std::unique_ptr<edge_node> edge_node::start(const runtime::node_config& cfg, std
   p->buffer = sample_buffer::open(cfg.edge.buffer_dir, cfg.edge.disk_budget_mb << 20, error);
   if (!p->buffer)
     return nullptr;
-  mqtt::client_options o;
-  o.host = cfg.mqtt.host;
-  o.port = cfg.mqtt.port;
-  o.client_id = cfg.mqtt.client_id;
-  o.clean_session = false;
-  o.keep_alive_s = cfg.mqtt.keep_alive_s;
-  o.username = cfg.mqtt.username;
-  o.password = cfg.mqtt.password;
+  auto opts = mqtt::options_for(cfg.mqtt);
+  if (!opts) {
+    error = runtime::describe(opts.error());
+    return nullptr;
+  }
+  auto& o = *opts;
   o.max_packet_bytes = std::max<size_t>(size_t{cfg.mqtt.max_payload_bytes} * 2 + 65'536, 1 << 20);
   p->client = std::make_unique<mqtt::client>(o);
   auto raw = p.get();
   p->client->on_message([raw](const mqtt::message& m) { raw->on_message(m); });
   p->client->on_connection([raw](bool up) {
-    std::fprintf(stderr, "twinrt edge: %s the broker at %s:%u\n", up ? "connected to" : "lost",
-                 raw->mqtt_cfg.host.c_str(), static_cast<unsigned>(raw->mqtt_cfg.port));
+    std::fprintf(stderr, "twinrt edge: %s the broker at %s%s:%u\n", up ? "connected to" : "lost",
+                 raw->mqtt_cfg.tls.enabled ? "mqtts://" : "", raw->mqtt_cfg.host.c_str(),
+                 static_cast<unsigned>(raw->mqtt_cfg.port));
   });
+  mqtt::report_connect_failures(*p->client, "twinrt edge");
   for (auto& r : p->routes.routes)
     p->client->subscribe(r.filter(), cfg.mqtt.qos);
   p->writer = std::thread([raw] { raw->write_loop(); });

@@ -352,14 +352,10 @@ ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& setti
       return runtime::make_error(runtime::errc::bad_request, *err);
     p->routes.routes.push_back(std::move(compiled));
   }
-  client_options o;
-  o.host = settings.host;
-  o.port = settings.port;
-  o.client_id = settings.client_id;
-  o.clean_session = false;
-  o.keep_alive_s = settings.keep_alive_s;
-  o.username = settings.username;
-  o.password = settings.password;
+  auto opts = options_for(settings);
+  if (!opts)
+    return std::move(opts.error());
+  auto& o = *opts;
   // Room for the topic and header above the largest payload the adapter reads; a larger
   // PUBLISH arrives without its payload (dropped_bytes) and is rejected as oversized.
   o.max_packet_bytes = size_t{settings.max_payload_bytes} + 65'536 + 4;
@@ -370,8 +366,14 @@ ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& setti
     raw->connected_gauge->store(up ? 1 : 0);
     if (up)
       raw->connects->fetch_add(1);
-    std::fprintf(stderr, "twinrt mqtt: %s %s:%u\n", up ? "connected to" : "lost",
-                 raw->cfg.host.c_str(), static_cast<unsigned>(raw->cfg.port));
+    std::fprintf(stderr, "twinrt mqtt: %s %s%s:%u\n", up ? "connected to" : "lost",
+                 raw->cfg.tls.enabled ? "mqtts://" : "", raw->cfg.host.c_str(),
+                 static_cast<unsigned>(raw->cfg.port));
+  });
+  report_connect_failures(*p->cl, "twinrt mqtt", [raw](connect_failure why) {
+    raw->node.probe()
+      .adapter_series("twinrt_mqtt_connect_failures_total", {{"reason", to_string(why)}})
+      .fetch_add(1);
   });
   for (auto& r : p->routes.routes)
     p->cl->subscribe(r.filter(), settings.qos);

@@ -355,25 +355,34 @@ caf::error adapter::start() {
   opts.username = s.username;
   opts.password = s.password;
   auto broker = s.broker;
+  auto tls = s.tls;
+  std::string tls_section = "sparkplug.tls";
   if (broker.empty()) { // the broker of the MQTT JSON adapter, if there is one
     auto& m = impl_->node.config().mqtt;
     broker = m.enabled ? m.host + ":" + std::to_string(m.port) : "127.0.0.1:1883";
+    if (m.enabled) {
+      tls = m.tls;
+      tls_section = "mqtt.tls";
+    }
     if (m.enabled && opts.username.empty()) {
       opts.username = m.username;
       opts.password = m.password;
     }
   }
-  auto colon = broker.rfind(':');
-  long port = 0;
-  if (colon != std::string::npos && colon + 1 < broker.size() && broker.size() - colon <= 6
-      && broker.find_first_not_of("0123456789", colon + 1) == std::string::npos)
-    port = std::stol(broker.substr(colon + 1));
-  if (colon == std::string::npos || colon == 0 || port <= 0 || port > 65535)
+  auto address = runtime::parse_broker(broker);
+  if (!address)
     return runtime::make_error(runtime::errc::bad_request,
-                               "sparkplug.broker '" + broker + "' is not HOST:PORT");
+                               "sparkplug.broker '" + broker + "' is not HOST:PORT or mqtts://HOST:PORT");
+  tls.enabled = tls.enabled || address->tls;
+  if (tls.enabled) {
+    auto context = mqtt::make_tls_context(tls, tls_section);
+    if (!context)
+      return std::move(context.error());
+    opts.tls = std::move(*context);
+  }
   impl_->broker = broker;
-  opts.host = broker.substr(0, colon);
-  opts.port = static_cast<uint16_t>(port);
+  opts.host = address->host;
+  opts.port = address->port;
   opts.client_id = s.client_id;
   opts.clean_session = false;
   // Larger than any payload we accept, so that an oversized payload reaches
@@ -386,6 +395,11 @@ caf::error adapter::start() {
   d.client = std::make_unique<mqtt::client>(std::move(opts));
   d.client->on_message([&d](const mqtt::message& m) { d.enqueue(m); });
   d.client->on_connection([&d](bool up) { d.on_connection(up); });
+  mqtt::report_connect_failures(*d.client, "twinrt sparkplug", [&d](mqtt::connect_failure why) {
+    d.node.probe()
+      .adapter_series("twinrt_sparkplug_connect_failures_total", {{"reason", to_string(why)}})
+      .fetch_add(1);
+  });
   if (s.groups.empty())
     d.client->subscribe(std::string(topic_namespace) + "/#", 1);
   for (auto& g : s.groups)
