@@ -15,6 +15,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "twinrt/adapters/batch_queue.hpp"
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/adapters/mqtt_json.hpp"
 #include "twinrt/adapters/rate_limited_log.hpp"
@@ -385,12 +386,12 @@ struct edge_node::impl {
     uint16_t packet_id = 0; // 0: QoS 0
     std::vector<twins::sample> samples;
   };
+  // Closed first when stopping: the writer drains it and ends.
+  batch_queue<taken> queue{batch_limits{10'000, 1'000, std::numeric_limits<size_t>::max(),
+                                        std::chrono::milliseconds(2)}};
   std::mutex mtx;
-  std::condition_variable has_work, has_room, wake_forwarder;
-  std::deque<taken> queue;
-  static constexpr size_t max_queue = 10'000;
-  bool closing = false;  // take no more messages
-  bool stopping = false; // writer: drain and end; forwarder: end
+  std::condition_variable wake_forwarder;
+  bool stopping = false; // forwarder: end
 
   std::thread writer, forwarder;
   std::atomic<uint64_t> messages{0}, rejected{0}, samples{0}, redelivered{0}, filtered{0},
@@ -417,12 +418,8 @@ struct edge_node::impl {
     t.packet_id = m.packet_id;
     if (auto err = mqtt::parse_json_payload(m.topic, m.payload, *twin, wall_ms(), t.samples))
       return refuse(err->message);
-    std::unique_lock<std::mutex> g(mtx);
-    has_room.wait(g, [&] { return queue.size() < max_queue || closing; });
-    if (closing)
-      return; // not acknowledged: the broker re-delivers it
-    queue.push_back(std::move(t));
-    has_work.notify_one();
+    queue.push(std::move(t)); // waits for room; refused once closing (not acknowledged:
+                              // the broker re-delivers it)
   }
 
   // Writer thread: dedup, filter, buffer durably, then acknowledge.
@@ -448,20 +445,9 @@ struct edge_node::impl {
       }
     }
     for (;;) {
-      std::vector<taken> batch;
-      {
-        std::unique_lock<std::mutex> g(mtx);
-        has_work.wait(g, [&] { return !queue.empty() || stopping; });
-        if (queue.empty())
-          return;
-        if (queue.size() < 500 && !stopping)
-          has_work.wait_for(g, std::chrono::milliseconds(2), [&] { return queue.size() >= 500; });
-        while (!queue.empty() && batch.size() < 1'000) {
-          batch.push_back(std::move(queue.front()));
-          queue.pop_front();
-        }
-        has_room.notify_all();
-      }
+      auto batch = queue.take();
+      if (batch.empty())
+        return; // closed and drained
       std::vector<twins::sample> keep;
       std::vector<std::pair<std::string, std::string>> changed;
       for (auto& t : batch)
@@ -651,17 +637,12 @@ std::unique_ptr<edge_node> edge_node::start(const runtime::node_config& cfg, std
 
 edge_node::~edge_node() {
   auto& d = *impl_;
-  {
-    std::lock_guard<std::mutex> g(d.mtx);
-    d.closing = true;
-  }
-  d.has_room.notify_all();
+  d.queue.close(); // no more messages; the writer buffers those queued, then ends
   d.client->stop();
   {
     std::lock_guard<std::mutex> g(d.mtx);
     d.stopping = true;
   }
-  d.has_work.notify_all();
   d.wake_forwarder.notify_all();
   d.writer.join();
   d.forwarder.join();

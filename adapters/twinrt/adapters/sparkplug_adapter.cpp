@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "twinrt/adapters/batch_queue.hpp"
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/runtime/node.hpp"
 
@@ -48,10 +49,7 @@ struct adapter::impl {
   std::unique_ptr<mqtt::client> client;
 
   // Handed from the MQTT thread to the worker.
-  std::mutex queue_mtx;
-  std::condition_variable queue_cv;
-  std::deque<mqtt::message> queue;
-  bool stopping = false;
+  std::unique_ptr<batch_queue<mqtt::message>> queue; // made by start()
   std::thread worker;
 
   // The worker's own.
@@ -108,12 +106,7 @@ struct adapter::impl {
   // -- the MQTT thread ---------------------------------------------------------
 
   void enqueue(const mqtt::message& m) {
-    std::unique_lock<std::mutex> g(queue_mtx);
-    queue_cv.wait(g, [&] { return stopping || queue.size() < max_queued_messages; });
-    if (stopping)
-      return;
-    queue.push_back(m);
-    queue_cv.notify_all();
+    queue->push(m); // waits for room; refused once stopping (not acknowledged)
   }
 
   void on_connection(bool up) {
@@ -130,20 +123,10 @@ struct adapter::impl {
   // if the node failed to store them, they are not acknowledged and the
   // broker delivers them again.
   void run() {
-    std::vector<mqtt::message> taken;
     for (;;) {
-      taken.clear();
-      {
-        std::unique_lock<std::mutex> g(queue_mtx);
-        queue_cv.wait(g, [&] { return stopping || !queue.empty(); });
-        if (stopping)
-          return;
-        while (!queue.empty() && taken.size() < max_batch_messages) {
-          taken.push_back(std::move(queue.front()));
-          queue.pop_front();
-        }
-        queue_cv.notify_all();
-      }
+      auto taken = queue->take();
+      if (taken.empty())
+        return; // stopped
       std::vector<twins::sample> batch;
       for (auto& m : taken)
         handle(m, batch);
@@ -404,7 +387,9 @@ caf::error adapter::start() {
     d.client->subscribe(std::string(topic_namespace) + "/#", 1);
   for (auto& g : s.groups)
     d.client->subscribe(std::string(topic_namespace) + "/" + g + "/#", 1);
-  d.stopping = false;
+  d.queue = std::make_unique<batch_queue<mqtt::message>>(
+    batch_limits{max_queued_messages, max_batch_messages, std::numeric_limits<size_t>::max(),
+                 std::chrono::milliseconds(0)});
   d.worker = std::thread([&d] { d.run(); });
   d.client->start();
   return {};
@@ -412,11 +397,10 @@ caf::error adapter::start() {
 
 void adapter::stop() {
   auto& d = *impl_;
-  {
-    std::lock_guard<std::mutex> g(d.queue_mtx);
-    d.stopping = true; // first: the MQTT thread may wait for room in the queue
-  }
-  d.queue_cv.notify_all();
+  // First: the MQTT thread may wait for room in the queue. What is queued is
+  // dropped unacknowledged; the broker delivers it again.
+  if (d.queue)
+    d.queue->stop();
   if (d.client)
     d.client->stop();
   d.connected_gauge->store(0, std::memory_order_relaxed);
