@@ -6,6 +6,7 @@
 #   - a node ingesting from mqtts:// with a client certificate stores what is published;
 #   - a node trusting another CA is refused, says why in its log and its status,
 #     and ingests nothing (a retained message waits on the broker all along);
+#     so is a node expecting another name on the broker's certificate;
 #   - a node without a client certificate is refused by the listener requiring one;
 #   - `twinrt edge` reads the broker over TLS and forwards to a central node
 #     serving its operator API over TLS ([edge.tls]); an edge trusting another
@@ -162,6 +163,18 @@ grep -q 'twinrt_mqtt_connect_failures_total{reason="tls_verify"}' "$dir/out" \
 ctl wrong_ca --json status > "$dir/out" || fail "status"
 python3 -c "import json,sys; assert json.load(sys.stdin)['samples_ingested'] == 0" < "$dir/out" \
   || fail "node wrong_ca ingested samples"
+
+# -- 2b. a certificate that does not carry the name asked for: refused as well ------------------
+start_node wrong_name "broker = \"mqtts://127.0.0.1:$tls_port\"
+[mqtt.tls]
+ca = \"$dir/tls/ca.pem\"
+server_name = \"broker.elsewhere\""
+n=$(series wrong_name twinrt_mqtt_connect_failures_total tls_verify)
+wait_for $patience at_least $((n + 2)) wrong_name twinrt_mqtt_connect_failures_total tls_verify \
+  || fail "node wrong_name did not count tls_verify failures"
+grep -q "certificate does not carry the name broker.elsewhere" "$dir/wrong_name.log" \
+  || fail "node wrong_name did not say which name the certificate lacks"
+[ "$(series wrong_name twinrt_mqtt_messages_total)" -eq 0 ] || fail "node wrong_name got a message"
 
 # -- 3. no client certificate where the broker requires one ------------------------------------
 start_node no_cert "broker = \"mqtts://127.0.0.1:$mtls_port\"
