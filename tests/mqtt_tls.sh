@@ -3,7 +3,8 @@
 # plain listener, a TLS listener and a TLS listener that requires a client
 # certificate, certificates made with the openssl CLI for this run only, and
 # real twinrt processes on loopback:
-#   - a node ingesting from mqtts:// with a client certificate stores what is published;
+#   - a node ingesting from mqtts:// with a client certificate stores what is published,
+#     and its MQTT event sink publishes over TLS as well;
 #   - a node trusting another CA is refused, says why in its log and its status,
 #     and ingests nothing (a retained message waits on the broker all along);
 #     so is a node expecting another name on the broker's certificate;
@@ -72,7 +73,7 @@ broker_up() {
 wait_for $patience broker_up || fail "the broker did not listen on $plain_port"
 publish() { mosquitto_pub -h 127.0.0.1 -p "$plain_port" -q 1 "$@" || fail "mosquitto_pub $*"; }
 
-# -- nodes: start_node NAME MQTT_TOML, each with RPC on a free loopback port -----------------
+# -- nodes: start_node NAME MQTT_TOML [MORE_TOML], each with RPC on a free loopback port -----------------
 line=acme/plant-1/line-1
 declare -A rpc_of pid_of
 start_node() {
@@ -94,6 +95,7 @@ $2
 [[mqtt.routes]]
 topic = "plant/{machine}/telemetry"
 twin = "$line/{machine}"
+${3:-}
 EOF
   "$twinrt" node --config "$dir/$name.toml" > "$dir/$name.log" 2>&1 &
   pids+=($!)
@@ -131,11 +133,24 @@ shows() { ctl "$1" --json get "$2" > "$dir/out" && grep -qF -- "$3" "$dir/out"; 
 now_ms() { echo $(($(date +%s) * 1000)); }
 
 # -- 1. ingest over mqtts:// with a client certificate (paths relative to the config) ------
+# Its events go to an MQTT sink over TLS too, read back on the plain listener.
+mosquitto_sub -h 127.0.0.1 -p "$plain_port" -q 1 -t twinrt/events > "$dir/events.txt" 2>&1 &
+pids+=($!)
 start_node good "broker = \"mqtts://127.0.0.1:$mtls_port\"
 [mqtt.tls]
 ca = \"tls/ca.pem\"
 certificate = \"tls/client.pem\"
-private_key = \"tls/client.key\""
+private_key = \"tls/client.key\"" "[[sinks]]
+name = \"bus\"
+type = \"mqtt\"
+url = \"mqtts://127.0.0.1:$mtls_port\"
+topic = \"twinrt/events\"
+ca = \"tls/ca.pem\"
+certificate = \"tls/client.pem\"
+private_key = \"tls/client.key\"
+[[routes]]
+sink = \"bus\"
+types = [\"health\"]"
 wait_for $patience at_least 1 good twinrt_mqtt_connected || fail "node good did not connect over TLS"
 grep -q "connected to mqtts://127.0.0.1:$mtls_port" "$dir/good.log" \
   || fail "node good did not log its TLS connection"
@@ -144,6 +159,10 @@ publish -r -t plant/m1/telemetry -m "{\"ts\": $(now_ms), \"temperature_c\": 61.5
 wait_for $patience shows good "$line/m1" 61.5 || fail "the message over TLS was not ingested"
 [ "$(series good twinrt_mqtt_connect_failures_total)" -eq 0 ] \
   || fail "node good counted connect failures"
+# 95 degC: the machine's health turns to warning, an event the sink publishes over TLS.
+publish -t plant/m2/telemetry -m "{\"ts\": $(now_ms), \"temperature_c\": 95}"
+event_out() { grep 'health.changed' "$dir/events.txt" | grep -qF "$line/m2"; }
+wait_for $patience event_out || fail "the MQTT sink over TLS published no health event of m2: $(tail -c 600 "$dir/events.txt")"
 
 # -- 2. a node trusting another CA: refused, says why, ingests nothing ------------------------
 start_node wrong_ca "broker = \"mqtts://127.0.0.1:$tls_port\"

@@ -409,7 +409,8 @@ void read_routing(const toml::table& doc, node_config& cfg) {
   cfg.routes.clear();
   for (auto* t : entries(doc, "sinks",
                          {"name", "type", "url", "topic", "timeout_ms", "backoff_min_ms",
-                          "backoff_max_ms", "max_batch"})) {
+                          "backoff_max_ms", "max_batch", "ca", "certificate", "private_key",
+                          "server_name"})) {
     node_config::sink s;
     auto line = std::to_string(t->source().begin.line);
     read_node(t->get("name"), "sinks", "name", s.name);
@@ -420,6 +421,12 @@ void read_routing(const toml::table& doc, node_config& cfg) {
     read_node(t->get("backoff_min_ms"), "sinks", "backoff_min_ms", s.backoff_min_ms);
     read_node(t->get("backoff_max_ms"), "sinks", "backoff_max_ms", s.backoff_max_ms);
     read_node(t->get("max_batch"), "sinks", "max_batch", s.max_batch);
+    read_node(t->get("ca"), "sinks", "ca", s.tls.ca);
+    read_node(t->get("certificate"), "sinks", "certificate", s.tls.certificate);
+    read_node(t->get("private_key"), "sinks", "private_key", s.tls.private_key);
+    read_node(t->get("server_name"), "sinks", "server_name", s.tls.server_name);
+    bool tls_keys = !s.tls.ca.empty() || !s.tls.certificate.empty() || !s.tls.private_key.empty()
+                    || !s.tls.server_name.empty();
     if (s.name.empty())
       throw bad_setting{line + ": [[sinks]] needs a name"};
     for (auto& other : cfg.sinks)
@@ -430,9 +437,17 @@ void read_routing(const toml::table& doc, node_config& cfg) {
         throw bad_setting{line + ": sink '" + s.name + "': url '" + s.url
                           + "' must be http://host:port/path"};
     } else if (s.type == "mqtt") {
-      if (s.url.rfind("mqtt://", 0) != 0 || s.topic.empty())
+      auto b = parse_broker(s.url);
+      if (s.url.find("://") == std::string::npos || !b || s.topic.empty())
         throw bad_setting{line + ": sink '" + s.name
-                          + "' needs url = \"mqtt://host:port\" and a topic"};
+                          + "' needs url = \"mqtt://host:port\" (or mqtts://) and a topic"};
+      s.tls.enabled = b->tls;
+      if (tls_keys && !s.tls.enabled)
+        throw bad_setting{line + ": sink '" + s.name
+                          + "': ca, certificate, private_key and server_name need an mqtts:// url"};
+      if (s.tls.certificate.empty() != s.tls.private_key.empty())
+        throw bad_setting{line + ": sink '" + s.name
+                          + "' needs both certificate and private_key, or neither"};
     } else {
       throw bad_setting{line + ": sink '" + s.name + "': type '" + s.type
                         + "' is not webhook or mqtt"};
@@ -644,6 +659,10 @@ std::optional<std::string> load_config_file(const std::string& path, node_config
                     &cfg.edge.central_ca})
       if (!f->empty() && std::filesystem::path(*f).is_relative())
         *f = (dir / *f).lexically_normal().string();
+    for (auto& s : cfg.sinks)
+      for (auto* f : {&s.tls.ca, &s.tls.certificate, &s.tls.private_key})
+        if (!f->empty() && std::filesystem::path(*f).is_relative())
+          *f = (dir / *f).lexically_normal().string();
   }
   return err;
 }

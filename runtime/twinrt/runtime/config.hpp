@@ -66,10 +66,21 @@ struct node_config {
   // [events], [[sinks]] and [[routes]]: where events (alerts, health changes) go
   uint64_t audit_max_mb = 64;    // [audit] max_mb: the audit trail's bound on disk (audit_log.hpp)
   uint64_t events_keep = 10'000; // newest events kept in the log even when every sink has them
+  // [mqtt.tls], [sparkplug.tls], mqtt sinks: TLS to an mqtts:// broker. PEM files, relative
+  // to the config file's directory when not absolute.
+  struct broker_tls {
+    bool enabled = false;           // the broker is mqtts://HOST:PORT
+    std::string ca;                 // CA certificate(s) to trust; empty: the system's trust store
+    std::string certificate;        // client certificate (chain), with private_key; empty: none
+    std::string private_key;
+    std::string server_name;        // name the broker's certificate must carry; empty: its HOST
+    bool verify_server_name = true; // false: any name (the chain is still verified)
+  };
   struct sink {
     std::string name;
     std::string type;          // webhook | mqtt
-    std::string url;           // webhook: http://host:port/path; mqtt: mqtt://host:port
+    std::string url;           // webhook: http://host:port/path; mqtt: mqtt:// or mqtts://host:port
+    broker_tls tls;            // mqtt: for an mqtts:// url (keys ca, certificate, private_key, server_name)
     std::string topic;         // mqtt: topic to publish to
     int64_t timeout_ms = 5'000;
     int64_t backoff_min_ms = 200, backoff_max_ms = 10'000;
@@ -84,16 +95,6 @@ struct node_config {
   };
   std::vector<sink> sinks;
   std::vector<route> routes;
-  // [mqtt.tls], [sparkplug.tls]: TLS to an mqtts:// broker. PEM files, relative
-  // to the config file's directory when not absolute.
-  struct broker_tls {
-    bool enabled = false;           // the broker is mqtts://HOST:PORT
-    std::string ca;                 // CA certificate(s) to trust; empty: the system's trust store
-    std::string certificate;        // client certificate (chain), with private_key; empty: none
-    std::string private_key;
-    std::string server_name;        // name the broker's certificate must carry; empty: its HOST
-    bool verify_server_name = true; // false: any name (the chain is still verified)
-  };
   // [sparkplug] and [[sparkplug.devices]]: Sparkplug B edge nodes feed twins
   struct sparkplug_rule {
     std::string group = "*";  // glob on the Sparkplug group id

@@ -311,7 +311,13 @@ TEST_F(Config, BadSinksAndRoutesAreRefusedNamingTheLine) {
   EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n"),
             path_ + ":1: sink 'm': url 'ftp://x' must be http://host:port/path");
   EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"mqtt\"\nurl = \"mqtt://h:1\"\n"),
-            path_ + ":1: sink 'm' needs url = \"mqtt://host:port\" and a topic");
+            path_ + ":1: sink 'm' needs url = \"mqtt://host:port\" (or mqtts://) and a topic");
+  EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"mqtt\"\nurl = \"mqtt://h:1\"\ntopic = \"t\"\n"
+                    "ca = \"ca.pem\"\n"),
+            path_ + ":1: sink 'm': ca, certificate, private_key and server_name need an mqtts:// url");
+  EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"mqtt\"\nurl = \"mqtts://h\"\ntopic = \"t\"\n"
+                    "certificate = \"c.pem\"\n"),
+            path_ + ":1: sink 'm' needs both certificate and private_key, or neither");
   EXPECT_EQ(refusal(hook + "colour = 1\n"), path_ + ":5: unknown key 'colour' in [[sinks]]");
   EXPECT_EQ(refusal(hook + "timeout_ms = -1\n"),
             path_ + ":5: 'sinks.timeout_ms' must be a whole number, not negative");
