@@ -9,6 +9,7 @@ set -uo pipefail
 twinrt=$1
 twinctl=$2
 source "$(dirname "$0")/harness.sh"
+source "$(dirname "$0")/tls_certs.sh"
 dir=$(mktemp -d)
 node_pid=""
 cleanup() {
@@ -33,18 +34,7 @@ refused() {
 }
 
 # -- certificates: a CA, a server certificate it signs, and an unrelated CA -----
-mkdir -p "$dir/conf/tls"
-cd "$dir/conf/tls" || fail "no temp dir"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=twinrt test CA" \
-  -keyout ca.key -out ca.pem > "$dir/openssl.log" 2>&1 || fail "openssl: CA"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" \
-  -keyout other.key -out other.pem >> "$dir/openssl.log" 2>&1 || fail "openssl: other CA"
-openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
-  -keyout node.key -out node.csr >> "$dir/openssl.log" 2>&1 || fail "openssl: request"
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
-openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile san.ext -out node.pem >> "$dir/openssl.log" 2>&1 || fail "openssl: sign"
-cd - > /dev/null || exit 1
+make_test_certs "$dir/conf/tls" "$dir/openssl.log" 2> "$dir/err" || fail "$(cat "$dir/err")"
 
 # -- a node serving TLS on a free loopback port; paths relative to its config ----
 secret_hash=$(printf 'tls-viewer-secret\n' | "$twinrt" token hash --iterations 1000) \

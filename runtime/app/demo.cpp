@@ -36,7 +36,8 @@ bool start_mqtt(runtime::node& n, const runtime::node_config& cfg, const char* w
     return false;
   }
   out = std::move(*a);
-  std::printf("%s: MQTT JSON from %s:%u as %s, %zu routes\n", who, cfg.mqtt.host.c_str(),
+  std::printf("%s: MQTT JSON from %s%s:%u as %s, %zu routes\n", who,
+              cfg.mqtt.tls.enabled ? "mqtts://" : "", cfg.mqtt.host.c_str(),
               static_cast<unsigned>(cfg.mqtt.port), cfg.mqtt.client_id.c_str(),
               cfg.mqtt.routes.size());
   return true;

@@ -41,9 +41,10 @@ int run_edge(const runtime::node_config& cfg, double duration_s, double report_e
     std::fprintf(stderr, "twinrt edge: %s\n", error.c_str());
     return 2;
   }
-  std::printf("twinrt edge: '%s' from the broker at %s:%u to the central node at %s; buffer in %s\n",
-              cfg.edge.id.c_str(), cfg.mqtt.host.c_str(), static_cast<unsigned>(cfg.mqtt.port),
-              cfg.edge.central.c_str(), cfg.edge.buffer_dir.c_str());
+  std::printf("twinrt edge: '%s' from the broker at %s%s:%u to the central node at %s%s; buffer in %s\n",
+              cfg.edge.id.c_str(), cfg.mqtt.tls.enabled ? "mqtts://" : "", cfg.mqtt.host.c_str(),
+              static_cast<unsigned>(cfg.mqtt.port), cfg.edge.central.c_str(),
+              cfg.edge.central_tls ? " (TLS)" : "", cfg.edge.buffer_dir.c_str());
   std::fflush(stdout);
   auto begin = std::chrono::steady_clock::now();
   auto last = begin;

@@ -15,6 +15,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "twinrt/adapters/batch_queue.hpp"
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/adapters/mqtt_json.hpp"
 #include "twinrt/adapters/rate_limited_log.hpp"
@@ -383,12 +384,12 @@ struct edge_node::impl {
     uint16_t packet_id = 0; // 0: QoS 0
     std::vector<twins::sample> samples;
   };
+  // Closed first when stopping: the writer drains it and ends.
+  batch_queue<taken> queue{batch_limits{10'000, 1'000, std::numeric_limits<size_t>::max(),
+                                        std::chrono::milliseconds(2)}};
   std::mutex mtx;
-  std::condition_variable has_work, has_room, wake_forwarder;
-  std::deque<taken> queue;
-  static constexpr size_t max_queue = 10'000;
-  bool closing = false;  // take no more messages
-  bool stopping = false; // writer: drain and end; forwarder: end
+  std::condition_variable wake_forwarder;
+  bool stopping = false; // forwarder: end
 
   std::thread writer, forwarder;
   std::atomic<uint64_t> messages{0}, rejected{0}, samples{0}, redelivered{0}, filtered{0},
@@ -415,12 +416,8 @@ struct edge_node::impl {
     t.packet_id = m.packet_id;
     if (auto err = mqtt::parse_json_payload(m.topic, m.payload, *twin, wall_ms(), t.samples))
       return refuse(err->message);
-    std::unique_lock<std::mutex> g(mtx);
-    has_room.wait(g, [&] { return queue.size() < max_queue || closing; });
-    if (closing)
-      return; // not acknowledged: the broker re-delivers it
-    queue.push_back(std::move(t));
-    has_work.notify_one();
+    queue.push(std::move(t)); // waits for room; refused once closing (not acknowledged:
+                              // the broker re-delivers it)
   }
 
   // Writer thread: dedup, filter, buffer durably, then acknowledge.
@@ -446,20 +443,9 @@ struct edge_node::impl {
       }
     }
     for (;;) {
-      std::vector<taken> batch;
-      {
-        std::unique_lock<std::mutex> g(mtx);
-        has_work.wait(g, [&] { return !queue.empty() || stopping; });
-        if (queue.empty())
-          return;
-        if (queue.size() < 500 && !stopping)
-          has_work.wait_for(g, std::chrono::milliseconds(2), [&] { return queue.size() >= 500; });
-        while (!queue.empty() && batch.size() < 1'000) {
-          batch.push_back(std::move(queue.front()));
-          queue.pop_front();
-        }
-        has_room.notify_all();
-      }
+      auto batch = queue.take();
+      if (batch.empty())
+        return; // closed and drained
       std::vector<twins::sample> keep;
       std::vector<std::pair<std::string, std::string>> changed;
       for (auto& t : batch)
@@ -512,7 +498,8 @@ struct edge_node::impl {
   // Forwarder thread: the oldest buffered samples to the central node, one
   // batch at a time (so they arrive in order), deleted once acknowledged.
   void forward_loop() {
-    rpc_ingest rpc(cfg.central, cfg.token);
+    rpc_ingest rpc(cfg.central, cfg.token,
+                   rpc_transport{cfg.central_tls, cfg.central_ca, cfg.central_tls_name});
     int64_t backoff_ms = 100;
     std::string last_error;
     auto back_off = [&](const std::string& why) {
@@ -538,8 +525,8 @@ struct edge_node::impl {
         }
         central_up = true;
         last_error.clear();
-        std::fprintf(stderr, "twinrt edge: connected to the central node at %s\n",
-                     cfg.central.c_str());
+        std::fprintf(stderr, "twinrt edge: connected to the central node at %s%s\n",
+                     cfg.central.c_str(), cfg.central_tls ? " over TLS" : "");
       }
       auto batch = buffer->oldest(0, cfg.forward_batch);
       if (batch.empty()) {
@@ -622,22 +609,22 @@ std::unique_ptr<edge_node> edge_node::start(const runtime::node_config& cfg, std
   p->buffer = sample_buffer::open(cfg.edge.buffer_dir, cfg.edge.disk_budget_mb << 20, error);
   if (!p->buffer)
     return nullptr;
-  mqtt::client_options o;
-  o.host = cfg.mqtt.host;
-  o.port = cfg.mqtt.port;
-  o.client_id = cfg.mqtt.client_id;
-  o.clean_session = false;
-  o.keep_alive_s = cfg.mqtt.keep_alive_s;
-  o.username = cfg.mqtt.username;
-  o.password = cfg.mqtt.password;
+  auto opts = mqtt::options_for(cfg.mqtt);
+  if (!opts) {
+    error = runtime::describe(opts.error());
+    return nullptr;
+  }
+  auto& o = *opts;
   o.max_packet_bytes = std::max<size_t>(size_t{cfg.mqtt.max_payload_bytes} * 2 + 65'536, 1 << 20);
   p->client = std::make_unique<mqtt::client>(o);
   auto raw = p.get();
   p->client->on_message([raw](const mqtt::message& m) { raw->on_message(m); });
   p->client->on_connection([raw](bool up) {
-    std::fprintf(stderr, "twinrt edge: %s the broker at %s:%u\n", up ? "connected to" : "lost",
-                 raw->mqtt_cfg.host.c_str(), static_cast<unsigned>(raw->mqtt_cfg.port));
+    std::fprintf(stderr, "twinrt edge: %s the broker at %s%s:%u\n", up ? "connected to" : "lost",
+                 raw->mqtt_cfg.tls.enabled ? "mqtts://" : "", raw->mqtt_cfg.host.c_str(),
+                 static_cast<unsigned>(raw->mqtt_cfg.port));
   });
+  mqtt::report_connect_failures(*p->client, "twinrt edge");
   for (auto& r : p->routes.routes)
     p->client->subscribe(r.filter(), cfg.mqtt.qos);
   p->writer = std::thread([raw] { raw->write_loop(); });
@@ -648,17 +635,12 @@ std::unique_ptr<edge_node> edge_node::start(const runtime::node_config& cfg, std
 
 edge_node::~edge_node() {
   auto& d = *impl_;
-  {
-    std::lock_guard<std::mutex> g(d.mtx);
-    d.closing = true;
-  }
-  d.has_room.notify_all();
+  d.queue.close(); // no more messages; the writer buffers those queued, then ends
   d.client->stop();
   {
     std::lock_guard<std::mutex> g(d.mtx);
     d.stopping = true;
   }
-  d.has_work.notify_all();
   d.wake_forwarder.notify_all();
   d.writer.join();
   d.forwarder.join();

@@ -2,6 +2,7 @@
 
 #include "twinrt/adapters/mqtt_sink.hpp"
 #include "twinrt/adapters/webhook_sink.hpp"
+#include "twinrt/runtime/errc.hpp"
 
 namespace twinrt::adapters {
 
@@ -10,6 +11,7 @@ std::optional<std::string> start_event_sinks(runtime::node& n, const runtime::no
     runtime::sink_settings settings;
     std::vector<runtime::event_filter> routes;
     const runtime::node_config::sink* spec;
+    std::shared_ptr<const mqtt::tls_context> tls;
   };
   std::vector<planned> plan;
   for (auto& s : cfg.sinks) {
@@ -30,10 +32,15 @@ std::optional<std::string> start_event_sinks(runtime::node& n, const runtime::no
       p.routes.push_back(std::move(f));
     }
     if (s.type == "mqtt") {
-      std::string host;
-      uint16_t port = 0;
-      if (!mqtt_sink::parse_url(s.url, host, port))
-        return "sink '" + s.name + "': url '" + s.url + "' is not mqtt://host:port";
+      auto b = runtime::parse_broker(s.url);
+      if (!b)
+        return "sink '" + s.name + "': url '" + s.url + "' is not mqtt://host:port or mqtts://host:port";
+      if (b->tls) {
+        auto tls = mqtt::make_tls_context(s.tls, "sinks." + s.name);
+        if (!tls)
+          return runtime::describe(tls.error());
+        p.tls = std::move(*tls);
+      }
     }
     if (!p.routes.empty())
       plan.push_back(std::move(p));
@@ -42,7 +49,10 @@ std::optional<std::string> start_event_sinks(runtime::node& n, const runtime::no
     std::unique_ptr<runtime::event_sink> sink;
     if (p.spec->type == "mqtt") {
       mqtt_sink_options o;
-      mqtt_sink::parse_url(p.spec->url, o.host, o.port);
+      auto b = runtime::parse_broker(p.spec->url);
+      o.host = b->host;
+      o.port = b->port;
+      o.tls = p.tls;
       o.topic = p.spec->topic;
       o.client_id = "twinrt-sink-" + p.spec->name;
       o.timeout_ms = p.spec->timeout_ms;

@@ -13,13 +13,12 @@
 #include <utility>
 #include <vector>
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <csignal>
+#include <cstdio>
+
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 namespace twinrt::adapters::mqtt {
@@ -98,6 +97,7 @@ struct client::impl {
   client_options opts;
   std::function<void(const message&)> on_message;
   std::function<void(bool)> on_connection;
+  std::function<void(connect_failure, const std::string&)> on_connect_failure;
 
   mutable std::mutex mtx;
   mutable std::condition_variable connected_cv;
@@ -177,46 +177,6 @@ struct client::impl {
     return false;
   }
 
-  int open_socket() {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (::getaddrinfo(opts.host.c_str(), std::to_string(opts.port).c_str(), &hints, &res) != 0)
-      return -1;
-    int fd = -1;
-    for (auto a = res; a != nullptr && fd < 0; a = a->ai_next) {
-      fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-      if (fd < 0)
-        continue;
-      if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
-        ::close(fd);
-        fd = -1;
-        continue;
-      }
-      pollfd p{fd, POLLOUT, 0};
-      auto deadline = clock::now() + std::chrono::seconds(5);
-      int err = ETIMEDOUT;
-      while (!stopping.load() && clock::now() < deadline) {
-        if (::poll(&p, 1, 100) > 0) {
-          socklen_t len = sizeof err;
-          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-          break;
-        }
-      }
-      if (err != 0) {
-        ::close(fd);
-        fd = -1;
-      }
-    }
-    ::freeaddrinfo(res);
-    if (fd >= 0) {
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    return fd;
-  }
-
   std::string connect_packet() const {
     std::string body;
     put_str(body, "MQTT");
@@ -244,54 +204,30 @@ struct client::impl {
     return out;
   }
 
-  // Blocking write of a whole buffer (used only before the session loop runs).
-  bool write_all(int fd, const std::string& data) {
-    size_t off = 0;
-    while (off < data.size() && !stopping.load()) {
-      auto n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-      if (n > 0) {
-        off += static_cast<size_t>(n);
-      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        pollfd p{fd, POLLOUT, 0};
-        ::poll(&p, 1, 100);
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else {
-        return false;
-      }
-    }
-    return off == data.size();
-  }
-
-  // Reads one whole packet (blocking, with a deadline). Used for CONNACK only.
-  bool read_exact(int fd, char* p, size_t n, clock::time_point deadline) {
-    size_t got = 0;
-    while (got < n) {
-      if (stopping.load() || clock::now() > deadline)
-        return false;
-      pollfd pf{fd, POLLIN, 0};
-      if (::poll(&pf, 1, 100) <= 0)
-        continue;
-      auto r = ::recv(fd, p + got, n - got, 0);
-      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-        return false;
-      if (r > 0)
-        got += static_cast<size_t>(r);
-    }
-    return true;
-  }
-
   // CONNECT and wait for a CONNACK accepting us. On success the connection is live:
   // subscriptions and unacked QoS 1 publishes (DUP) are queued for sending.
-  bool handshake(int fd) {
-    if (!write_all(fd, connect_packet()))
-      return false;
+  // On failure sets `why` and `error`.
+  bool handshake(transport& t, connect_failure& why, std::string& error) {
     char ack[4];
-    auto deadline = clock::now() + std::chrono::seconds(10);
-    if (!read_exact(fd, ack, 4, deadline))
+    if (!t.write_all(connect_packet(), 10'000, stopping) || !t.read_exact(ack, 4, 10'000, stopping)) {
+      why = t.tls_failed() ? connect_failure::tls_handshake : connect_failure::no_connack;
+      error = (t.tls_failed() ? "TLS with " + broker_name() + " failed: "
+                              : "no CONNACK from " + broker_name() + ": ")
+              + (t.error().empty() ? std::string("no answer within 10 s") : t.error());
       return false;
-    if (static_cast<uint8_t>(ack[0]) != connack_type || ack[1] != 2 || ack[3] != 0)
+    }
+    if (static_cast<uint8_t>(ack[0]) != connack_type || ack[1] != 2 || ack[3] != 0) {
+      static const char* codes[] = {"accepted", "unacceptable protocol version",
+                                    "identifier rejected", "server unavailable",
+                                    "bad user name or password", "not authorized"};
+      auto code = static_cast<uint8_t>(ack[3]);
+      why = connect_failure::refused;
+      error = broker_name() + " refused CONNECT: "
+              + (static_cast<uint8_t>(ack[0]) != connack_type ? std::string("no CONNACK")
+                 : code < 6                                  ? std::string(codes[code])
+                                                              : "code " + std::to_string(code));
       return false;
+    }
     std::lock_guard<std::mutex> g(mtx);
     out_buf.clear();
     clear_inbound();
@@ -313,7 +249,12 @@ struct client::impl {
     }
     is_connected = true;
     ++st.connects;
+    st.last_connect_error.clear();
     return true;
+  }
+
+  std::string broker_name() const {
+    return std::string(opts.tls ? "mqtts://" : "") + opts.host + ":" + std::to_string(opts.port);
   }
 
   // Packet id for SUBSCRIBE; the SUBACK is only checked for refusals.
@@ -394,7 +335,7 @@ struct client::impl {
   }
 
   // Runs one connection until it breaks or stop() is called.
-  void session(int fd) {
+  void session(transport& t) {
     std::string in;
     skipping = 0;
     std::string sending;
@@ -431,34 +372,44 @@ struct client::impl {
           ping_sent = now;
         }
       }
-      pollfd p[2] = {{fd, static_cast<short>(POLLIN | (sent < sending.size() ? POLLOUT : 0)), 0},
+      // TLS may hold decrypted bytes already read from the socket: no waiting then.
+      bool buffered = t.buffered();
+      bool read_wants_out = t.wants_write();
+      bool want_out = sent < sending.size() || t.wants_write();
+      pollfd p[2] = {{t.fd(), static_cast<short>(POLLIN | (want_out ? POLLOUT : 0)), 0},
                      {wake_fd, POLLIN, 0}};
-      if (::poll(p, 2, timeout) < 0 && errno != EINTR)
+      if (::poll(p, 2, buffered ? 0 : timeout) < 0 && errno != EINTR)
         break;
       if (p[1].revents & POLLIN)
         drain_wake();
       if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL) && !(p[0].revents & POLLIN))
         break;
-      if (p[0].revents & POLLOUT) {
-        auto n = ::send(fd, sending.data() + sent, sending.size() - sent, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
+      if ((p[0].revents & POLLOUT) && sent < sending.size()) {
+        auto n = t.write(sending.data() + sent, sending.size() - sent);
+        if (n < 0)
           break;
         if (n > 0) {
           sent += static_cast<size_t>(n);
           last_out = clock::now();
         }
       }
-      if (p[0].revents & POLLIN) {
-        char buf[65536];
-        auto n = ::recv(fd, buf, sizeof buf, 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-          break;
-        if (n > 0) {
+      if ((p[0].revents & POLLIN) || buffered || (read_wants_out && (p[0].revents & POLLOUT))) {
+        // Until the stream has nothing more now (TLS returns one record per read).
+        bool broken = false;
+        for (int reads = 0; reads < 64; ++reads) {
+          char buf[65536];
+          auto n = t.read(buf, sizeof buf);
+          if (n < 0) {
+            broken = true;
+            break;
+          }
+          if (n == 0)
+            break;
           in.append(buf, static_cast<size_t>(n));
           last_in = clock::now();
           ping_waiting = false;
         }
-        if (!parse_packets(in))
+        if (broken || !parse_packets(in))
           break;
       }
     }
@@ -471,23 +422,8 @@ struct client::impl {
       }
       tail.push_back(static_cast<char>(disconnect_type));
       tail.push_back(0);
-      write_all_quick(fd, tail);
-    }
-  }
-
-  void write_all_quick(int fd, const std::string& data) {
-    size_t off = 0;
-    auto deadline = clock::now() + std::chrono::seconds(1);
-    while (off < data.size() && clock::now() < deadline) {
-      auto n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-      if (n > 0) {
-        off += static_cast<size_t>(n);
-      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        pollfd p{fd, POLLOUT, 0};
-        ::poll(&p, 1, 50);
-      } else {
-        return;
-      }
+      const std::atomic<bool> never{false}; // stopping already: at most 1 s more
+      t.write_all(tail, 1'000, never);
     }
   }
 
@@ -589,17 +525,29 @@ struct client::impl {
   }
 
   void run() {
+    // A write to a socket the broker closed must fail with EPIPE, not kill the process
+    // (OpenSSL writes without MSG_NOSIGNAL). The signal stays pending in this thread only.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     int64_t backoff = opts.reconnect_min_ms;
     while (!stopping.load()) {
-      int fd = open_socket();
-      bool ok = fd >= 0 && handshake(fd);
+      connect_failure why = connect_failure::unreachable;
+      std::string error;
+      auto t = transport::open(opts.host, opts.port, opts.tls, stopping, why, error);
+      bool ok = t && handshake(*t, why, error);
       if (!ok) {
-        if (fd >= 0)
-          ::close(fd);
+        t.reset();
+        if (stopping.load())
+          break;
         {
           std::lock_guard<std::mutex> g(mtx);
           ++st.connect_failures;
+          st.last_connect_error = error;
         }
+        if (on_connect_failure)
+          on_connect_failure(why, error);
         if (!pause(backoff))
           break;
         backoff = std::min(backoff * 2, opts.reconnect_max_ms);
@@ -609,8 +557,8 @@ struct client::impl {
       connected_cv.notify_all();
       if (on_connection)
         on_connection(true);
-      session(fd);
-      ::close(fd);
+      session(*t);
+      t.reset();
       disconnected();
       if (!stopping.load() && !pause(backoff))
         break;
@@ -628,6 +576,10 @@ void client::on_message(std::function<void(const message&)> handler) {
 
 void client::on_connection(std::function<void(bool)> handler) {
   impl_->on_connection = std::move(handler);
+}
+
+void client::on_connect_failure(std::function<void(connect_failure, const std::string&)> handler) {
+  impl_->on_connect_failure = std::move(handler);
 }
 
 void client::subscribe(std::string filter, uint8_t qos) {
@@ -761,6 +713,44 @@ size_t client::pending_publishes() const {
 client_stats client::stats() const {
   std::lock_guard<std::mutex> g(impl_->mtx);
   return impl_->st;
+}
+
+caf::expected<client_options> options_for(const runtime::node_config::mqtt_settings& s) {
+  client_options o;
+  o.host = s.host;
+  o.port = s.port;
+  o.client_id = s.client_id;
+  o.clean_session = false;
+  o.keep_alive_s = s.keep_alive_s;
+  o.username = s.username;
+  o.password = s.password;
+  if (s.tls.enabled) {
+    auto tls = make_tls_context(s.tls, "mqtt.tls");
+    if (!tls)
+      return std::move(tls.error());
+    o.tls = std::move(*tls);
+  }
+  return o;
+}
+
+void report_connect_failures(client& c, std::string prefix,
+                             std::function<void(connect_failure)> count) {
+  struct last_line {
+    std::string text;
+    clock::time_point at;
+  };
+  auto last = std::make_shared<last_line>();
+  c.on_connect_failure([prefix = std::move(prefix), count = std::move(count),
+                        last](connect_failure why, const std::string& message) {
+    if (count)
+      count(why);
+    auto now = clock::now();
+    if (message == last->text && now - last->at < std::chrono::minutes(1))
+      return;
+    last->text = message;
+    last->at = now;
+    std::fprintf(stderr, "%s: %s (%s)\n", prefix.c_str(), message.c_str(), to_string(why));
+  });
 }
 
 } // namespace twinrt::adapters::mqtt

@@ -9,6 +9,7 @@
 // One I/O thread per client: connects, keeps the connection alive (PINGREQ), reconnects
 // with exponential backoff, re-subscribes and re-sends unacknowledged outgoing QoS 1
 // PUBLISHes with DUP set. QoS 2 is not supported (subscriptions ask for at most QoS 1).
+// Plain TCP, or TLS to an mqtts:// broker (mqtt_transport.hpp).
 
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+
+#include "twinrt/adapters/mqtt_transport.hpp"
 
 namespace twinrt::adapters::mqtt {
 
@@ -39,6 +42,9 @@ struct client_options {
   /// its payload read past and dropped (message::dropped_bytes says how much), so that the
   /// receiver can refuse and acknowledge it; any other packet that large drops the connection.
   size_t max_packet_bytes = 1 << 20;
+  /// Non-null: TLS (make_tls_context), the broker's certificate checked for `host` or the
+  /// context's server_name.
+  std::shared_ptr<const tls_context> tls;
 };
 
 struct message {
@@ -62,6 +68,7 @@ struct client_stats {
   uint64_t oversized_packets = 0;   // incoming packets above max_packet_bytes
   uint64_t protocol_errors = 0;     // malformed packets from the broker (connection dropped)
   uint64_t subscribe_refusals = 0;  // subscription filters the broker refused (SUBACK 0x80)
+  std::string last_connect_error;   // why the latest failed attempt failed; "" once connected
 };
 
 /// Connects, keeps the connection alive, reconnects with backoff and re-subscribes. One I/O thread of its own.
@@ -74,6 +81,9 @@ public:
 
   void on_message(std::function<void(const message&)> handler);   // set before start(); runs on the I/O thread
   void on_connection(std::function<void(bool connected)> handler); // optional; runs on the I/O thread
+  /// Optional; runs on the I/O thread after each failed connection attempt, with why and a
+  /// message naming the broker ("TLS handshake with 127.0.0.1:8883 failed: ...").
+  void on_connect_failure(std::function<void(connect_failure why, const std::string& message)> handler);
   void subscribe(std::string filter, uint8_t qos);                // remembered; (re)sent on every connect
   void start();
   void stop();
@@ -98,5 +108,15 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// Options for the [mqtt] broker of `s`: address, TLS (the files loaded now), client id,
+/// keep-alive, credentials, a persistent session. Fails naming a TLS file it cannot use.
+caf::expected<client_options> options_for(const runtime::node_config::mqtt_settings& s);
+
+/// Logs each failed connection attempt of `c` on stderr as "PREFIX: MESSAGE" (the same
+/// message again at most once a minute) and calls `count` (e.g. a metric by reason).
+/// Set before c.start().
+void report_connect_failures(client& c, std::string prefix,
+                             std::function<void(connect_failure why)> count = {});
 
 } // namespace twinrt::adapters::mqtt

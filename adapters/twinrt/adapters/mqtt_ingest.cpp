@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "twinrt/adapters/batch_queue.hpp"
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/adapters/mqtt_json.hpp"
 #include "twinrt/adapters/rate_limited_log.hpp"
@@ -65,17 +66,11 @@ struct ingest::impl {
   // topic's samples are one source whose sequence numbers must arrive rising).
   static constexpr size_t lane_count = 2;
   struct lane {
-    std::deque<queued> queue;
-    std::condition_variable has_work;
+    std::unique_ptr<batch_queue<queued>> queue;
     std::thread thread;
   };
-  std::mutex mtx;
-  std::condition_variable has_room;
   lane lanes[lane_count];
-  size_t queued_total = 0; // in all lanes
-  size_t max_queue;
-  bool closing = false;  // stop(): messages from now on are dropped unacknowledged
-  bool stopping = false; // stop(): the batch threads drain their queues and return
+  size_t max_queue; // messages per lane
 
   impl(runtime::node& n, runtime::node_config::mqtt_settings s)
     : node(n), cfg(std::move(s)) {
@@ -95,6 +90,14 @@ struct ingest::impl {
     sequence_gaps = &p.adapter_series("twinrt_mqtt_sequence_gaps_total", {});
     gap_messages = &p.adapter_series("twinrt_mqtt_sequence_gap_messages_total", {});
     max_queue = std::max<size_t>(10'000, size_t{4} * cfg.batch_messages);
+    batch_limits limits;
+    limits.capacity = max_queue;
+    limits.max_items = cfg.batch_messages;
+    limits.max_weight = node.config().max_batch_samples;
+    limits.linger = std::chrono::milliseconds(cfg.linger_ms);
+    for (auto& l : lanes)
+      l.queue = std::make_unique<batch_queue<queued>>(
+        limits, [](const queued& q) { return q.samples.size(); });
   }
 
   void count_rejection(const std::string& reason) {
@@ -165,61 +168,32 @@ struct ingest::impl {
     q.packet_id = m.packet_id;
     q.topic = m.topic;
     q.payload = m.payload;
-    std::unique_lock<std::mutex> g(mtx);
-    if (closing)
-      return; // not acknowledged: the broker re-delivers it to the next session
-    if (queued_total >= max_queue) {
-      if (m.qos == 0) {
-        g.unlock();
+    auto& l = lanes[std::hash<std::string>{}(m.topic) % lane_count];
+    if (m.qos == 0) {
+      if (l.queue->try_push(q) == batch_queue<queued>::pushed::full) {
         reject(m, "overloaded", "topic " + m.topic + ": QoS 0 message dropped, "
                                   + std::to_string(max_queue) + " messages are queued");
         return;
       }
-      has_room.wait(g, [&] { return queued_total < max_queue || closing; });
-      if (closing)
-        return; // not acknowledged: the broker re-delivers it
+    } else if (!l.queue->push(std::move(q))) {
+      return; // stopping: not acknowledged, the broker re-delivers it to the next session
     }
-    auto& l = lanes[std::hash<std::string>{}(m.topic) % lane_count];
-    l.queue.push_back(std::move(q));
-    ++queued_total;
-    queued_gauge->store(static_cast<int64_t>(queued_total), std::memory_order_relaxed);
-    if (l.queue.size() == 1 || l.queue.size() >= cfg.batch_messages)
-      l.has_work.notify_one();
+    update_queued_gauge();
   }
 
-  // Takes the next batch: up to batch_messages messages (and max_batch_samples samples),
-  // waiting up to linger_ms for more after the first. Empty when stopping and drained.
-  std::vector<queued> take_batch(lane& l) {
-    auto& queue = l.queue;
-    std::unique_lock<std::mutex> g(mtx);
-    l.has_work.wait(g, [&] { return !queue.empty() || stopping; });
-    if (queue.empty())
-      return {};
-    if (queue.size() < cfg.batch_messages && cfg.linger_ms > 0 && !stopping)
-      l.has_work.wait_for(g, std::chrono::milliseconds(cfg.linger_ms),
-                          [&] { return queue.size() >= cfg.batch_messages || stopping; });
-    std::vector<queued> batch;
-    size_t samples = 0;
-    auto limit = node.config().max_batch_samples;
-    while (!queue.empty() && batch.size() < cfg.batch_messages) {
-      auto n = queue.front().samples.size();
-      if (!batch.empty() && samples + n > limit)
-        break;
-      samples += n;
-      batch.push_back(std::move(queue.front()));
-      queue.pop_front();
-      --queued_total;
-    }
-    queued_gauge->store(static_cast<int64_t>(queued_total), std::memory_order_relaxed);
-    has_room.notify_all();
-    return batch;
+  void update_queued_gauge() {
+    size_t n = 0;
+    for (auto& l : lanes)
+      n += l.queue->size();
+    queued_gauge->store(static_cast<int64_t>(n), std::memory_order_relaxed);
   }
 
   void run(lane& l) {
     for (;;) {
-      auto batch = take_batch(l);
+      auto batch = l.queue->take();
       if (batch.empty())
         return;
+      update_queued_gauge();
       std::vector<twins::sample> samples;
       std::vector<uint32_t> owner; // message index of each sample
       for (uint32_t i = 0; i < batch.size(); ++i)
@@ -240,8 +214,7 @@ struct ingest::impl {
         log.line("ingest of " + std::to_string(batch.size()) + " messages failed, retrying: "
                  + runtime::describe(r.error()));
         std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-        std::lock_guard<std::mutex> g(mtx);
-        if (stopping)
+        if (l.queue->closed())
           return; // not acknowledged: re-delivered to the next session
       }
       batches.fetch_add(1, std::memory_order_relaxed);
@@ -309,14 +282,8 @@ struct ingest::impl {
   // Takes no more messages, makes those queued durable and acknowledges them, then
   // disconnects.
   void stop() {
-    {
-      std::lock_guard<std::mutex> g(mtx);
-      closing = true;
-      stopping = true;
-    }
     for (auto& l : lanes)
-      l.has_work.notify_all();
-    has_room.notify_all();
+      l.queue->close(); // the batch threads drain their queues and return
     for (auto& l : lanes)
       if (l.thread.joinable())
         l.thread.join();
@@ -350,14 +317,10 @@ ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& setti
       return runtime::make_error(runtime::errc::bad_request, *err);
     p->routes.routes.push_back(std::move(compiled));
   }
-  client_options o;
-  o.host = settings.host;
-  o.port = settings.port;
-  o.client_id = settings.client_id;
-  o.clean_session = false;
-  o.keep_alive_s = settings.keep_alive_s;
-  o.username = settings.username;
-  o.password = settings.password;
+  auto opts = options_for(settings);
+  if (!opts)
+    return std::move(opts.error());
+  auto& o = *opts;
   // Room for the topic and header above the largest payload the adapter reads; a larger
   // PUBLISH arrives without its payload (dropped_bytes) and is rejected as oversized.
   o.max_packet_bytes = size_t{settings.max_payload_bytes} + 65'536 + 4;
@@ -368,8 +331,14 @@ ingest::start(runtime::node& n, const runtime::node_config::mqtt_settings& setti
     raw->connected_gauge->store(up ? 1 : 0);
     if (up)
       raw->connects->fetch_add(1);
-    std::fprintf(stderr, "twinrt mqtt: %s %s:%u\n", up ? "connected to" : "lost",
-                 raw->cfg.host.c_str(), static_cast<unsigned>(raw->cfg.port));
+    std::fprintf(stderr, "twinrt mqtt: %s %s%s:%u\n", up ? "connected to" : "lost",
+                 raw->cfg.tls.enabled ? "mqtts://" : "", raw->cfg.host.c_str(),
+                 static_cast<unsigned>(raw->cfg.port));
+  });
+  report_connect_failures(*p->cl, "twinrt mqtt", [raw](connect_failure why) {
+    raw->node.probe()
+      .adapter_series("twinrt_mqtt_connect_failures_total", {{"reason", to_string(why)}})
+      .fetch_add(1);
   });
   for (auto& r : p->routes.routes)
     p->cl->subscribe(r.filter(), settings.qos);

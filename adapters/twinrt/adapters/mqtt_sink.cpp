@@ -21,6 +21,7 @@ mqtt::client_options client_opts(const mqtt_sink_options& o) {
   c.port = o.port;
   c.client_id = o.client_id;
   c.clean_session = true; // the router retries what the broker did not acknowledge
+  c.tls = o.tls;
   return c;
 }
 
@@ -28,6 +29,7 @@ mqtt::client_options client_opts(const mqtt_sink_options& o) {
 
 mqtt_sink::mqtt_sink(mqtt_sink_options opts)
   : opts_(std::move(opts)), client_(client_opts(opts_)) {
+  mqtt::report_connect_failures(client_, "twinrt sink " + opts_.client_id);
   client_.start();
 }
 
@@ -47,31 +49,6 @@ void mqtt_sink::cancel() {
     std::lock_guard<std::mutex> g(a->m);
     a->cv.notify_all();
   }
-}
-
-bool mqtt_sink::parse_url(const std::string& url, std::string& host, uint16_t& port) {
-  const std::string scheme = "mqtt://";
-  if (url.rfind(scheme, 0) != 0)
-    return false;
-  auto rest = url.substr(scheme.size());
-  if (!rest.empty() && rest.back() == '/')
-    rest.pop_back();
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos) {
-    host = rest;
-    port = 1883;
-    return !host.empty();
-  }
-  host = rest.substr(0, colon);
-  auto p = rest.substr(colon + 1);
-  if (host.empty() || p.empty() || p.size() > 5
-      || p.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  auto v = std::stoul(p);
-  if (v == 0 || v > 65535)
-    return false;
-  port = static_cast<uint16_t>(v);
-  return true;
 }
 
 bool mqtt_sink::deliver(const std::vector<runtime::event>& events, std::string& error) {

@@ -18,6 +18,7 @@ struct mqtt_sink_options {
   std::string topic;          // every event is published here
   std::string client_id;      // e.g. twinrt-sink-<name>
   int64_t timeout_ms = 5'000; // how long one delivery waits for its PUBACKs
+  std::shared_ptr<const mqtt::tls_context> tls; // non-null: TLS to an mqtts:// broker
 };
 
 /// An event sink that publishes each event (runtime::to_json) with QoS 1 and
@@ -32,9 +33,6 @@ public:
 
   bool deliver(const std::vector<runtime::event>& events, std::string& error) override;
   void cancel() override;
-
-  /// "mqtt://host:port" -> host and port; false when it is not such a URL.
-  static bool parse_url(const std::string& url, std::string& host, uint16_t& port);
 
 private:
   struct attempt;

@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "twinrt/adapters/batch_queue.hpp"
 #include "twinrt/adapters/mqtt_client.hpp"
 #include "twinrt/runtime/node.hpp"
 #include "twinrt/twins/clock.hpp"
@@ -45,10 +46,7 @@ struct adapter::impl {
   std::unique_ptr<mqtt::client> client;
 
   // Handed from the MQTT thread to the worker.
-  std::mutex queue_mtx;
-  std::condition_variable queue_cv;
-  std::deque<mqtt::message> queue;
-  bool stopping = false;
+  std::unique_ptr<batch_queue<mqtt::message>> queue; // made by start()
   std::thread worker;
 
   // The worker's own.
@@ -105,12 +103,7 @@ struct adapter::impl {
   // -- the MQTT thread ---------------------------------------------------------
 
   void enqueue(const mqtt::message& m) {
-    std::unique_lock<std::mutex> g(queue_mtx);
-    queue_cv.wait(g, [&] { return stopping || queue.size() < max_queued_messages; });
-    if (stopping)
-      return;
-    queue.push_back(m);
-    queue_cv.notify_all();
+    queue->push(m); // waits for room; refused once stopping (not acknowledged)
   }
 
   void on_connection(bool up) {
@@ -127,20 +120,10 @@ struct adapter::impl {
   // if the node failed to store them, they are not acknowledged and the
   // broker delivers them again.
   void run() {
-    std::vector<mqtt::message> taken;
     for (;;) {
-      taken.clear();
-      {
-        std::unique_lock<std::mutex> g(queue_mtx);
-        queue_cv.wait(g, [&] { return stopping || !queue.empty(); });
-        if (stopping)
-          return;
-        while (!queue.empty() && taken.size() < max_batch_messages) {
-          taken.push_back(std::move(queue.front()));
-          queue.pop_front();
-        }
-        queue_cv.notify_all();
-      }
+      auto taken = queue->take();
+      if (taken.empty())
+        return; // stopped
       std::vector<twins::sample> batch;
       for (auto& m : taken)
         handle(m, batch);
@@ -352,25 +335,34 @@ caf::error adapter::start() {
   opts.username = s.username;
   opts.password = s.password;
   auto broker = s.broker;
+  auto tls = s.tls;
+  std::string tls_section = "sparkplug.tls";
   if (broker.empty()) { // the broker of the MQTT JSON adapter, if there is one
     auto& m = impl_->node.config().mqtt;
     broker = m.enabled ? m.host + ":" + std::to_string(m.port) : "127.0.0.1:1883";
+    if (m.enabled) {
+      tls = m.tls;
+      tls_section = "mqtt.tls";
+    }
     if (m.enabled && opts.username.empty()) {
       opts.username = m.username;
       opts.password = m.password;
     }
   }
-  auto colon = broker.rfind(':');
-  long port = 0;
-  if (colon != std::string::npos && colon + 1 < broker.size() && broker.size() - colon <= 6
-      && broker.find_first_not_of("0123456789", colon + 1) == std::string::npos)
-    port = std::stol(broker.substr(colon + 1));
-  if (colon == std::string::npos || colon == 0 || port <= 0 || port > 65535)
+  auto address = runtime::parse_broker(broker);
+  if (!address)
     return runtime::make_error(runtime::errc::bad_request,
-                               "sparkplug.broker '" + broker + "' is not HOST:PORT");
+                               "sparkplug.broker '" + broker + "' is not HOST:PORT or mqtts://HOST:PORT");
+  tls.enabled = tls.enabled || address->tls;
+  if (tls.enabled) {
+    auto context = mqtt::make_tls_context(tls, tls_section);
+    if (!context)
+      return std::move(context.error());
+    opts.tls = std::move(*context);
+  }
   impl_->broker = broker;
-  opts.host = broker.substr(0, colon);
-  opts.port = static_cast<uint16_t>(port);
+  opts.host = address->host;
+  opts.port = address->port;
   opts.client_id = s.client_id;
   opts.clean_session = false;
   // Larger than any payload we accept, so that an oversized payload reaches
@@ -383,11 +375,18 @@ caf::error adapter::start() {
   d.client = std::make_unique<mqtt::client>(std::move(opts));
   d.client->on_message([&d](const mqtt::message& m) { d.enqueue(m); });
   d.client->on_connection([&d](bool up) { d.on_connection(up); });
+  mqtt::report_connect_failures(*d.client, "twinrt sparkplug", [&d](mqtt::connect_failure why) {
+    d.node.probe()
+      .adapter_series("twinrt_sparkplug_connect_failures_total", {{"reason", to_string(why)}})
+      .fetch_add(1);
+  });
   if (s.groups.empty())
     d.client->subscribe(std::string(topic_namespace) + "/#", 1);
   for (auto& g : s.groups)
     d.client->subscribe(std::string(topic_namespace) + "/" + g + "/#", 1);
-  d.stopping = false;
+  d.queue = std::make_unique<batch_queue<mqtt::message>>(
+    batch_limits{max_queued_messages, max_batch_messages, std::numeric_limits<size_t>::max(),
+                 std::chrono::milliseconds(0)});
   d.worker = std::thread([&d] { d.run(); });
   d.client->start();
   return {};
@@ -395,11 +394,10 @@ caf::error adapter::start() {
 
 void adapter::stop() {
   auto& d = *impl_;
-  {
-    std::lock_guard<std::mutex> g(d.queue_mtx);
-    d.stopping = true; // first: the MQTT thread may wait for room in the queue
-  }
-  d.queue_cv.notify_all();
+  // First: the MQTT thread may wait for room in the queue. What is queued is
+  // dropped unacknowledged; the broker delivers it again.
+  if (d.queue)
+    d.queue->stop();
   if (d.client)
     d.client->stop();
   d.connected_gauge->store(0, std::memory_order_relaxed);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <vector>
@@ -65,12 +66,12 @@ void check_keys(const toml::table& doc) {
              "max_calls_in_flight", "max_message_bytes", "login_timeout_ms"}},
     {"events", {"keep"}},
     {"audit", {"max_mb"}},
-    {"sparkplug", {"broker", "client_id", "username", "password", "groups", "host_id",
+    {"sparkplug", {"broker", "tls", "client_id", "username", "password", "groups", "host_id",
                    "max_payload_bytes", "rebirth_interval_ms", "devices"}},
-    {"mqtt", {"broker", "client_id", "username", "password", "qos", "keep_alive_s",
+    {"mqtt", {"broker", "tls", "client_id", "username", "password", "qos", "keep_alive_s",
               "dead_letter_topic", "max_payload_bytes", "batch_messages", "linger_ms",
               "routes"}},
-    {"edge", {"id", "central", "token", "buffer_dir", "disk_budget_mb", "forward_batch",
+    {"edge", {"id", "central", "tls", "token", "buffer_dir", "disk_budget_mb", "forward_batch",
               "channels"}},
   };
   for (auto&& [section, node] : doc) {
@@ -91,6 +92,45 @@ void check_keys(const toml::table& doc) {
                           + std::string(section.str()) + "]"};
     }
   }
+}
+
+// The table `name` (e.g. "mqtt.tls"), whose keys must all be in `keys`; null when absent.
+const toml::table* tls_table(const toml::table& doc, const std::string& name,
+                             std::initializer_list<const char*> keys) {
+  auto n = doc.at_path(name).node();
+  if (n == nullptr)
+    return nullptr;
+  auto t = n->as_table();
+  if (!t)
+    throw bad_setting{std::to_string(n->source().begin.line) + ": [" + name + "] must be a table"};
+  for (auto&& [key, value] : *t)
+    if (std::none_of(keys.begin(), keys.end(), [&](const char* k) { return key.str() == k; }))
+      throw bad_setting{std::to_string(value.source().begin.line) + ": unknown key '"
+                        + std::string(key.str()) + "' in [" + name + "]"};
+  return t;
+}
+
+// [mqtt.tls] / [sparkplug.tls]: the files for an mqtts:// broker (tls.enabled
+// comes from the broker's scheme).
+void read_broker_tls(const toml::table& doc, const std::string& section, const std::string& broker,
+                     node_config::broker_tls& tls) {
+  auto name = section + ".tls";
+  auto t = tls_table(doc, name,
+                     {"ca", "certificate", "private_key", "server_name", "verify_server_name"});
+  if (t == nullptr)
+    return;
+  auto line = std::to_string(t->source().begin.line);
+  if (!tls.enabled)
+    throw bad_setting{line + ": [" + name + "] needs " + section + ".broker = \"mqtts://HOST:PORT\""
+                      + (broker.empty() ? std::string() : ", not '" + broker + "'")};
+  read_node(t->get("ca"), name.c_str(), "ca", tls.ca);
+  read_node(t->get("certificate"), name.c_str(), "certificate", tls.certificate);
+  read_node(t->get("private_key"), name.c_str(), "private_key", tls.private_key);
+  read_node(t->get("server_name"), name.c_str(), "server_name", tls.server_name);
+  read_node(t->get("verify_server_name"), name.c_str(), "verify_server_name",
+            tls.verify_server_name);
+  if (tls.certificate.empty() != tls.private_key.empty())
+    throw bad_setting{line + ": [" + name + "] needs both certificate and private_key, or neither"};
 }
 
 // [rpc.tls]: certificate and private_key, both or neither.
@@ -172,6 +212,15 @@ void read_sparkplug(const toml::table& doc, node_config& cfg) {
   auto& sp = cfg.sparkplug;
   sp.enabled = true;
   read(doc, "sparkplug", "broker", sp.broker);
+  if (!sp.broker.empty()) {
+    auto b = parse_broker(sp.broker);
+    if (!b)
+      throw bad_setting{std::to_string(doc.at_path("sparkplug.broker").node()->source().begin.line)
+                        + ": 'sparkplug.broker' must be HOST:PORT or mqtts://HOST:PORT, not '"
+                        + sp.broker + "'"};
+    sp.tls.enabled = b->tls;
+  }
+  read_broker_tls(doc, "sparkplug", sp.broker, sp.tls);
   read(doc, "sparkplug", "client_id", sp.client_id);
   read(doc, "sparkplug", "username", sp.username);
   read(doc, "sparkplug", "password", sp.password);
@@ -253,16 +302,16 @@ void read_mqtt(const toml::table& doc, node_config& cfg) {
   std::string broker;
   read(doc, "mqtt", "broker", broker);
   if (!broker.empty()) {
-    auto colon = broker.rfind(':');
-    auto port = colon == std::string::npos ? std::string() : broker.substr(colon + 1);
-    bool digits = !port.empty() && port.size() <= 5
-                  && port.find_first_not_of("0123456789") == std::string::npos;
-    if (colon == 0 || !digits || std::stoul(port) == 0 || std::stoul(port) > 65535)
+    auto b = parse_broker(broker);
+    if (!b)
       throw bad_setting{where(*doc.at_path("mqtt.broker").node())
-                        + ": 'mqtt.broker' must be HOST:PORT, not '" + broker + "'"};
-    m.host = broker.substr(0, colon);
-    m.port = static_cast<uint16_t>(std::stoul(port));
+                        + ": 'mqtt.broker' must be HOST:PORT or mqtts://HOST:PORT, not '" + broker
+                        + "'"};
+    m.host = b->host;
+    m.port = b->port;
+    m.tls.enabled = b->tls;
   }
+  read_broker_tls(doc, "mqtt", broker, m.tls);
   read(doc, "mqtt", "client_id", m.client_id);
   read(doc, "mqtt", "username", m.username);
   read(doc, "mqtt", "password", m.password);
@@ -361,7 +410,8 @@ void read_routing(const toml::table& doc, node_config& cfg) {
   cfg.routes.clear();
   for (auto* t : entries(doc, "sinks",
                          {"name", "type", "url", "topic", "timeout_ms", "backoff_min_ms",
-                          "backoff_max_ms", "max_batch"})) {
+                          "backoff_max_ms", "max_batch", "ca", "certificate", "private_key",
+                          "server_name"})) {
     node_config::sink s;
     auto line = std::to_string(t->source().begin.line);
     read_node(t->get("name"), "sinks", "name", s.name);
@@ -372,6 +422,12 @@ void read_routing(const toml::table& doc, node_config& cfg) {
     read_node(t->get("backoff_min_ms"), "sinks", "backoff_min_ms", s.backoff_min_ms);
     read_node(t->get("backoff_max_ms"), "sinks", "backoff_max_ms", s.backoff_max_ms);
     read_node(t->get("max_batch"), "sinks", "max_batch", s.max_batch);
+    read_node(t->get("ca"), "sinks", "ca", s.tls.ca);
+    read_node(t->get("certificate"), "sinks", "certificate", s.tls.certificate);
+    read_node(t->get("private_key"), "sinks", "private_key", s.tls.private_key);
+    read_node(t->get("server_name"), "sinks", "server_name", s.tls.server_name);
+    bool tls_keys = !s.tls.ca.empty() || !s.tls.certificate.empty() || !s.tls.private_key.empty()
+                    || !s.tls.server_name.empty();
     if (s.name.empty())
       throw bad_setting{line + ": [[sinks]] needs a name"};
     for (auto& other : cfg.sinks)
@@ -382,9 +438,17 @@ void read_routing(const toml::table& doc, node_config& cfg) {
         throw bad_setting{line + ": sink '" + s.name + "': url '" + s.url
                           + "' must be http://host:port/path"};
     } else if (s.type == "mqtt") {
-      if (s.url.rfind("mqtt://", 0) != 0 || s.topic.empty())
+      auto b = parse_broker(s.url);
+      if (s.url.find("://") == std::string::npos || !b || s.topic.empty())
         throw bad_setting{line + ": sink '" + s.name
-                          + "' needs url = \"mqtt://host:port\" and a topic"};
+                          + "' needs url = \"mqtt://host:port\" (or mqtts://) and a topic"};
+      s.tls.enabled = b->tls;
+      if (tls_keys && !s.tls.enabled)
+        throw bad_setting{line + ": sink '" + s.name
+                          + "': ca, certificate, private_key and server_name need an mqtts:// url"};
+      if (s.tls.certificate.empty() != s.tls.private_key.empty())
+        throw bad_setting{line + ": sink '" + s.name
+                          + "' needs both certificate and private_key, or neither"};
     } else {
       throw bad_setting{line + ": sink '" + s.name + "': type '" + s.type
                         + "' is not webhook or mqtt"};
@@ -428,6 +492,11 @@ void read_edge(const toml::table& doc, node_config& cfg) {
   read(doc, "edge", "buffer_dir", e.buffer_dir);
   read(doc, "edge", "disk_budget_mb", e.disk_budget_mb);
   read(doc, "edge", "forward_batch", e.forward_batch);
+  if (auto t = tls_table(doc, "edge.tls", {"ca", "server_name"})) {
+    e.central_tls = true;
+    read_node(t->get("ca"), "edge.tls", "ca", e.central_ca);
+    read_node(t->get("server_name"), "edge.tls", "server_name", e.central_tls_name);
+  }
   if (e.id.empty() || e.buffer_dir.empty() || e.forward_batch == 0 || e.disk_budget_mb == 0)
     throw bad_setting{where(*doc.get("edge"))
                       + ": [edge] needs a non-empty id and buffer_dir, and forward_batch and "
@@ -544,14 +613,57 @@ std::optional<std::string> load(const std::string& name, Parse&& parse, node_con
 
 } // namespace
 
+std::optional<broker_address> parse_broker(std::string_view text) {
+  broker_address b;
+  bool url = false;
+  for (auto [scheme, tls] : {std::pair{std::string_view("mqtt://"), false},
+                             std::pair{std::string_view("mqtts://"), true}})
+    if (text.substr(0, scheme.size()) == scheme) {
+      text.remove_prefix(scheme.size());
+      b.tls = tls;
+      url = true;
+      if (!text.empty() && text.back() == '/')
+        text.remove_suffix(1);
+    }
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || text.find(']', colon) != std::string_view::npos) {
+    if (!url || text.empty() || text.find_first_of("/@?# ") != std::string_view::npos)
+      return std::nullopt; // HOST alone only in a URL
+    b.host = std::string(text);
+    b.port = b.tls ? 8883 : 1883;
+    return b;
+  }
+  auto port = text.substr(colon + 1);
+  if (colon == 0 || port.empty() || port.size() > 5
+      || port.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  auto n = std::stoul(std::string(port));
+  if (n == 0 || n > 65535)
+    return std::nullopt;
+  b.host = std::string(text.substr(0, colon));
+  if (b.host.size() > 2 && b.host.front() == '[' && b.host.back() == ']')
+    b.host = b.host.substr(1, b.host.size() - 2); // [::1]:1883
+  if (b.host.find_first_of("/@?# ") != std::string::npos)
+    return std::nullopt;
+  b.port = static_cast<uint16_t>(n);
+  return b;
+}
+
 std::optional<std::string> load_config_file(const std::string& path, node_config& cfg) {
   auto err = load(path, [&] { return toml::parse_file(path); }, cfg);
   if (!err) {
-    // [rpc.tls] files are found next to the config file.
+    // TLS files are found next to the config file.
     auto dir = std::filesystem::path(path).parent_path();
-    for (auto* f : {&cfg.rpc_tls_certificate, &cfg.rpc_tls_private_key})
+    for (auto* f : {&cfg.rpc_tls_certificate, &cfg.rpc_tls_private_key, &cfg.mqtt.tls.ca,
+                    &cfg.mqtt.tls.certificate, &cfg.mqtt.tls.private_key, &cfg.sparkplug.tls.ca,
+                    &cfg.sparkplug.tls.certificate, &cfg.sparkplug.tls.private_key,
+                    &cfg.edge.central_ca})
       if (!f->empty() && std::filesystem::path(*f).is_relative())
         *f = (dir / *f).lexically_normal().string();
+    for (auto& s : cfg.sinks)
+      for (auto* f : {&s.tls.ca, &s.tls.certificate, &s.tls.private_key})
+        if (!f->empty() && std::filesystem::path(*f).is_relative())
+          *f = (dir / *f).lexically_normal().string();
   }
   return err;
 }

@@ -70,10 +70,21 @@ struct node_config {
   // [events], [[sinks]] and [[routes]]: where events (alerts, health changes) go
   uint64_t audit_max_mb = 64;    // [audit] max_mb: the audit trail's bound on disk (audit_log.hpp)
   uint64_t events_keep = 10'000; // newest events kept in the log even when every sink has them
+  // [mqtt.tls], [sparkplug.tls], mqtt sinks: TLS to an mqtts:// broker. PEM files, relative
+  // to the config file's directory when not absolute.
+  struct broker_tls {
+    bool enabled = false;           // the broker is mqtts://HOST:PORT
+    std::string ca;                 // CA certificate(s) to trust; empty: the system's trust store
+    std::string certificate;        // client certificate (chain), with private_key; empty: none
+    std::string private_key;
+    std::string server_name;        // name the broker's certificate must carry; empty: its HOST
+    bool verify_server_name = true; // false: any name (the chain is still verified)
+  };
   struct sink {
     std::string name;
     std::string type;          // webhook | mqtt
-    std::string url;           // webhook: http://host:port/path; mqtt: mqtt://host:port
+    std::string url;           // webhook: http://host:port/path; mqtt: mqtt:// or mqtts://host:port
+    broker_tls tls;            // mqtt: for an mqtts:// url (keys ca, certificate, private_key, server_name)
     std::string topic;         // mqtt: topic to publish to
     int64_t timeout_ms = 5'000;
     int64_t backoff_min_ms = 200, backoff_max_ms = 10'000;
@@ -100,7 +111,8 @@ struct node_config {
   };
   struct sparkplug_settings {
     bool enabled = false;      // a [sparkplug] section is present
-    std::string broker;        // host:port; empty: the [mqtt] broker, else 127.0.0.1:1883
+    std::string broker;        // HOST:PORT or mqtts://HOST:PORT; empty: the [mqtt] broker, else 127.0.0.1:1883
+    broker_tls tls;            // for an mqtts:// broker ([sparkplug.tls])
     std::string client_id = "twinrt-sparkplug";
     std::string username, password;
     std::vector<std::string> groups; // group ids to subscribe to; empty: all
@@ -117,8 +129,9 @@ struct node_config {
   };
   struct mqtt_settings {
     bool enabled = false;          // an [mqtt] section is present
-    std::string host = "127.0.0.1"; // from `broker = "host:port"`
+    std::string host = "127.0.0.1"; // from `broker = "HOST:PORT"` (or mqtt:// / mqtts://HOST:PORT)
     uint16_t port = 1883;
+    broker_tls tls;                 // enabled by an mqtts:// broker; files in [mqtt.tls]
     std::string client_id = "twinrt"; // the broker keeps this session (clean_session = 0)
     std::string username, password;
     uint8_t qos = 1;               // subscription QoS: 1 = at least once (acked once durable), or 0
@@ -144,6 +157,9 @@ struct node_config {
     std::string id = "edge";     // this edge's source identity at the central node
     std::string central;         // HOST:PORT of the central node's operator API
     std::string token;           // a write token of the central node
+    bool central_tls = false;    // an [edge.tls] section is present: TLS to the central node
+    std::string central_ca;      // [edge.tls] ca: PEM CA(s) to trust; empty: the system's store
+    std::string central_tls_name; // [edge.tls] server_name: name its certificate carries; empty: HOST
     std::string buffer_dir = "twinrt-edge-buffer";
     uint64_t disk_budget_mb = 1'024; // beyond it the oldest buffered samples are dropped
     uint32_t forward_batch = 1'000;  // samples per call to the central node
@@ -151,6 +167,15 @@ struct node_config {
   };
   edge_settings edge;
 };
+
+/// A broker address: "HOST:PORT", "mqtt://HOST[:PORT]" or "mqtts://HOST[:PORT]"
+/// (TLS; port 8883 when none is given). Empty when `text` is none of these.
+struct broker_address {
+  std::string host;
+  uint16_t port = 1883;
+  bool tls = false;
+};
+std::optional<broker_address> parse_broker(std::string_view text);
 
 /// Reads a config file. On failure returns the reason, naming the file and,
 /// where known, the line: "node.toml:7: 'threads' must be a whole number".

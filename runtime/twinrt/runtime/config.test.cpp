@@ -311,7 +311,13 @@ TEST_F(Config, BadSinksAndRoutesAreRefusedNamingTheLine) {
   EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n"),
             path_ + ":1: sink 'm': url 'ftp://x' must be http://host:port/path");
   EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"mqtt\"\nurl = \"mqtt://h:1\"\n"),
-            path_ + ":1: sink 'm' needs url = \"mqtt://host:port\" and a topic");
+            path_ + ":1: sink 'm' needs url = \"mqtt://host:port\" (or mqtts://) and a topic");
+  EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"mqtt\"\nurl = \"mqtt://h:1\"\ntopic = \"t\"\n"
+                    "ca = \"ca.pem\"\n"),
+            path_ + ":1: sink 'm': ca, certificate, private_key and server_name need an mqtts:// url");
+  EXPECT_EQ(refusal("[[sinks]]\nname = \"m\"\ntype = \"mqtt\"\nurl = \"mqtts://h\"\ntopic = \"t\"\n"
+                    "certificate = \"c.pem\"\n"),
+            path_ + ":1: sink 'm' needs both certificate and private_key, or neither");
   EXPECT_EQ(refusal(hook + "colour = 1\n"), path_ + ":5: unknown key 'colour' in [[sinks]]");
   EXPECT_EQ(refusal(hook + "timeout_ms = -1\n"),
             path_ + ":5: 'sinks.timeout_ms' must be a whole number, not negative");
@@ -399,9 +405,11 @@ TEST_F(Config, MqttSectionAndRoutesAreRead) {
 
 TEST_F(Config, BadMqttSettingsAreRefusedNamingTheLine) {
   EXPECT_EQ(refusal("[mqtt]\nbroker = \"localhost\"\n"),
-            path_ + ":2: 'mqtt.broker' must be HOST:PORT, not 'localhost'");
+            path_ + ":2: 'mqtt.broker' must be HOST:PORT or mqtts://HOST:PORT, not 'localhost'");
   EXPECT_EQ(refusal("[mqtt]\nbroker = \"h:70000\"\n"),
-            path_ + ":2: 'mqtt.broker' must be HOST:PORT, not 'h:70000'");
+            path_ + ":2: 'mqtt.broker' must be HOST:PORT or mqtts://HOST:PORT, not 'h:70000'");
+  EXPECT_EQ(refusal("[mqtt]\nbroker = \"http://h:1\"\n"),
+            path_ + ":2: 'mqtt.broker' must be HOST:PORT or mqtts://HOST:PORT, not 'http://h:1'");
   EXPECT_EQ(refusal("[mqtt]\nqos = 2\n"), path_ + ":2: 'mqtt.qos' must be 0 or 1");
   EXPECT_EQ(refusal("[mqtt]\nclient_id = \"\"\n"), path_ + ":2: 'mqtt.client_id' must not be empty");
   EXPECT_EQ(refusal("[mqtt]\ndead_letter_topic = \"dead/#\"\n"),
@@ -413,6 +421,72 @@ TEST_F(Config, BadMqttSettingsAreRefusedNamingTheLine) {
             path_ + ":4: unknown key 'qos' in [[mqtt.routes]]");
   EXPECT_EQ(refusal("[mqtt]\nroutes = \"a\"\n"),
             path_ + ":2: 'mqtt.routes' must be an array of tables ([[mqtt.routes]])");
+}
+
+TEST_F(Config, BrokerAddressesArePlainOrTls) {
+  auto b = parse_broker("mqtts://broker.plant:8884");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->host, "broker.plant");
+  EXPECT_EQ(b->port, 8884);
+  EXPECT_TRUE(b->tls);
+  b = parse_broker("mqtts://broker.plant");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->port, 8883) << "mqtts:// without a port: 8883";
+  b = parse_broker("mqtt://10.0.0.5/");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->port, 1883);
+  EXPECT_FALSE(b->tls);
+  b = parse_broker("10.0.0.5:1884");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->host, "10.0.0.5");
+  EXPECT_FALSE(b->tls);
+  for (auto bad : {"", "h", ":1", "h:0", "h:x", "mqtts://", "mqtts://h:1/x", "ws://h:1", "a b:1"})
+    EXPECT_FALSE(parse_broker(bad)) << bad;
+}
+
+TEST_F(Config, MqttAndSparkplugTlsAreReadWithPathsNextToTheConfigFile) {
+  auto r = load("[mqtt]\nbroker = \"mqtts://127.0.0.1:8883\"\n"
+                "[mqtt.tls]\nca = \"tls/ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"/k.pem\"\n"
+                "server_name = \"broker.plant\"\nverify_server_name = false\n"
+                "[sparkplug]\nbroker = \"mqtts://h:1\"\n[sparkplug.tls]\nca = \"/ca.pem\"\n"
+                "[edge]\ncentral = \"central:7800\"\n[edge.tls]\nca = \"ca.pem\"\n"
+                "server_name = \"central.plant\"\n");
+  ASSERT_FALSE(r.has_value()) << *r;
+  EXPECT_EQ(cfg.mqtt.host, "127.0.0.1");
+  EXPECT_EQ(cfg.mqtt.port, 8883);
+  EXPECT_TRUE(cfg.mqtt.tls.enabled);
+  EXPECT_EQ(cfg.mqtt.tls.ca, (dir_ / "tls" / "ca.pem").string());
+  EXPECT_EQ(cfg.mqtt.tls.certificate, (dir_ / "c.pem").string());
+  EXPECT_EQ(cfg.mqtt.tls.private_key, "/k.pem");
+  EXPECT_EQ(cfg.mqtt.tls.server_name, "broker.plant");
+  EXPECT_FALSE(cfg.mqtt.tls.verify_server_name);
+  EXPECT_TRUE(cfg.sparkplug.tls.enabled);
+  EXPECT_EQ(cfg.sparkplug.tls.ca, "/ca.pem");
+  EXPECT_TRUE(cfg.sparkplug.tls.verify_server_name);
+  EXPECT_TRUE(cfg.edge.central_tls);
+  EXPECT_EQ(cfg.edge.central_ca, (dir_ / "ca.pem").string());
+  EXPECT_EQ(cfg.edge.central_tls_name, "central.plant");
+  node_config plain;
+  ASSERT_FALSE(parse_config("[mqtt]\nbroker = \"h:1\"\n[edge]\n", "n.toml", plain));
+  EXPECT_FALSE(plain.mqtt.tls.enabled);
+  EXPECT_FALSE(plain.edge.central_tls);
+}
+
+TEST_F(Config, BadBrokerTlsIsRefusedNamingTheLine) {
+  EXPECT_EQ(refusal("[mqtt]\nbroker = \"h:1\"\n[mqtt.tls]\nca = \"ca.pem\"\n"),
+            path_ + ":3: [mqtt.tls] needs mqtt.broker = \"mqtts://HOST:PORT\", not 'h:1'");
+  EXPECT_EQ(refusal("[sparkplug]\n[sparkplug.tls]\nca = \"ca.pem\"\n"),
+            path_ + ":2: [sparkplug.tls] needs sparkplug.broker = \"mqtts://HOST:PORT\"");
+  EXPECT_EQ(refusal("[mqtt]\nbroker = \"mqtts://h\"\n[mqtt.tls]\ncertificate = \"c.pem\"\n"),
+            path_ + ":3: [mqtt.tls] needs both certificate and private_key, or neither");
+  EXPECT_EQ(refusal("[mqtt]\nbroker = \"mqtts://h\"\n[mqtt.tls]\ncafile = \"c.pem\"\n"),
+            path_ + ":4: unknown key 'cafile' in [mqtt.tls]");
+  EXPECT_EQ(refusal("[mqtt]\nbroker = \"mqtts://h\"\n[mqtt.tls]\nverify_server_name = 0\n"),
+            path_ + ":4: 'mqtt.tls.verify_server_name' must be true or false");
+  EXPECT_EQ(refusal("[edge]\n[edge.tls]\ncertificate = \"c.pem\"\n"),
+            path_ + ":3: unknown key 'certificate' in [edge.tls]");
+  EXPECT_EQ(refusal("[sparkplug]\nbroker = \"mqtts//h\"\n"),
+            path_ + ":2: 'sparkplug.broker' must be HOST:PORT or mqtts://HOST:PORT, not 'mqtts//h'");
 }
 
 TEST_F(Config, TokensWithAPlainSecretOrASecretHashAreRead) {

@@ -107,6 +107,10 @@ const family_spec specs[] = {
   {"twinrt_mqtt_connected", MetricType::Gauge, "1 while the adapter is connected to its broker."},
   {"twinrt_mqtt_connects_total", MetricType::Counter,
    "Connections to the broker accepted (the first and every reconnect)."},
+  {"twinrt_mqtt_connect_failures_total", MetricType::Counter,
+   "Failed attempts to connect to the broker, by reason (unreachable, tls_verify: its "
+   "certificate is not trusted or does not carry its name, tls_handshake: other TLS failures "
+   "such as a client certificate it requires, refused: CONNACK refusal, no_connack)."},
   {"twinrt_mqtt_queued_messages", MetricType::Gauge,
    "MQTT messages received and waiting for their batch to be durable (then acknowledged)."},
   {"twinrt_mqtt_sequence_gaps_total", MetricType::Counter,
@@ -127,6 +131,9 @@ const family_spec specs[] = {
    "NCMD Node Control/Rebirth commands published (sequence gaps, data before a birth)."},
   {"twinrt_sparkplug_connected", MetricType::Gauge,
    "1 while the Sparkplug B adapter is connected to its broker."},
+  {"twinrt_sparkplug_connect_failures_total", MetricType::Counter,
+   "Failed attempts of the Sparkplug B adapter to connect to its broker, by reason (as "
+   "twinrt_mqtt_connect_failures_total)."},
   // -- storage
   {"twinrt_rocksdb_write_stopped", MetricType::Gauge,
    "1 while RocksDB stops writes (rocksdb.is-write-stopped)."},
