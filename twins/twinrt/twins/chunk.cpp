@@ -8,6 +8,8 @@
 
 #include <boost/crc.hpp>
 
+#include "twinrt/twins/varint.hpp"
+
 namespace twinrt::twins {
 
 // Layout of a sealed chunk (format 1). Varints are LEB128; bit streams are
@@ -48,14 +50,6 @@ constexpr double max_mantissa = 9007199254740992.0; // 2^53
 
 const std::string prefix = "history chunk: ";
 
-uint64_t zigzag(uint64_t d) { // d: a two's complement int64
-  return (d << 1) ^ (0 - (d >> 63));
-}
-
-uint64_t unzigzag(uint64_t z) {
-  return (z >> 1) ^ (0 - (z & 1));
-}
-
 int64_t as_signed(uint64_t u) {
   int64_t s;
   std::memcpy(&s, &u, sizeof s);
@@ -77,14 +71,6 @@ double double_of(uint64_t b) {
 // Timestamps map onto unsigned integers in the same order.
 uint64_t ordered(int64_t ts) {
   return static_cast<uint64_t>(ts) ^ (uint64_t{1} << 63);
-}
-
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
 }
 
 uint32_t crc32_of(const char* data, size_t size) {
@@ -139,21 +125,14 @@ struct byte_reader {
     return *p++;
   }
   uint64_t varint() {
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-      uint8_t b = byte();
-      if (!ok)
-        return 0;
-      if (shift == 63 && b > 1) {
-        ok = false;
-        return 0;
-      }
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0)
-        return v;
+    auto v = read_varint(p, left);
+    if (v.bytes == 0) {
+      ok = false;
+      return 0;
     }
-    ok = false;
-    return 0;
+    p += v.bytes;
+    left -= v.bytes;
+    return v.value;
   }
 };
 

@@ -13,6 +13,7 @@
 #include "twinrt/runtime/storage/impl.hpp"
 #include "twinrt/runtime/storage/keys.hpp"
 #include "twinrt/runtime/storage/records.hpp"
+#include "twinrt/twins/varint.hpp"
 
 namespace twinrt::runtime {
 
@@ -20,26 +21,11 @@ namespace shard_log {
 
 namespace {
 
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
+using twins::put_varint;
 
 void put_name(std::string& out, std::string_view name) {
   put_varint(out, name.size());
   out += name;
-}
-
-uint64_t zigzag(int64_t d) {
-  auto u = static_cast<uint64_t>(d);
-  return (u << 1) ^ (0 - (u >> 63));
-}
-
-int64_t unzigzag(uint64_t z) {
-  return static_cast<int64_t>((z >> 1) ^ (0 - (z & 1)));
 }
 
 uint32_t crc_of(std::string_view a, std::string_view b = {}) {
@@ -57,18 +43,11 @@ struct reader {
   const char* bad = nullptr; // what went wrong first
 
   uint64_t varint(const char* what) {
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-      if (p == end)
-        return fail(what);
-      auto b = static_cast<uint8_t>(*p++);
-      if (shift == 63 && b > 1)
-        return fail(what);
-      v |= uint64_t{b & 0x7fu} << shift;
-      if (!(b & 0x80))
-        return v;
-    }
-    return fail(what);
+    auto v = twins::read_varint(p, static_cast<size_t>(end - p));
+    if (v.bytes == 0)
+      return fail(what);
+    p += v.bytes;
+    return v.value;
   }
 
   // A count of entries of at least `min_bytes` each: no more than fit.
@@ -154,8 +133,8 @@ void builder::add(std::string_view twin, uint32_t model_version, const std::stri
   put_varint(samples_, channels_.of(channel));
   put_varint(samples_, source.empty() ? 0 : sources_.of(source) + 1);
   put_varint(samples_, seq);
-  put_varint(samples_, zigzag(static_cast<int64_t>(static_cast<uint64_t>(ts_ms)
-                                                   - static_cast<uint64_t>(prev_ts_))));
+  put_varint(samples_,
+             twins::zigzag(static_cast<uint64_t>(ts_ms) - static_cast<uint64_t>(prev_ts_)));
   prev_ts_ = ts_ms;
   uint64_t bits;
   std::memcpy(&bits, &value, sizeof bits);
@@ -250,8 +229,7 @@ caf::expected<log_record> storage::decode_log_record(std::string_view bytes) {
     auto source = r.varint("a sample's source");
     log_sample s;
     s.seq = r.varint("a sample's seq");
-    ts = static_cast<int64_t>(static_cast<uint64_t>(ts)
-                              + static_cast<uint64_t>(shard_log::unzigzag(r.varint("a time"))));
+    ts = static_cast<int64_t>(static_cast<uint64_t>(ts) + twins::unzigzag(r.varint("a time")));
     auto bits = r.fixed64("a value");
     if (r.bad)
       break;
