@@ -37,14 +37,17 @@ class Receiver:
     def __init__(self, name, delay_s=0.0, gate=None):
         """gate: a threading.Event each request waits for before it is answered."""
         self.name, self.delay_s, self.gate = name, delay_s, gate
-        self.port = free_port()
         self.lock = threading.Lock()
         self.got = []  # (receipt time, event)
         self.requests = 0
         self.started_at = None
-        self.server = None
+        self.server = self._bound_server()
+        # The port is held from now on (bound, not yet listening: a connection
+        # is refused as by a receiver that is down), so no other process can
+        # take it before start().
+        self.port = self.server.server_address[1]
 
-    def start(self):
+    def _bound_server(self):
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -72,7 +75,12 @@ class Receiver:
             def handle_error(self, request, client_address):
                 pass  # the node going away mid-connection (SIGKILL) is expected
 
-        self.server = Server(("127.0.0.1", self.port), Handler)
+        server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        server.server_bind()
+        return server
+
+    def start(self):
+        self.server.server_activate()
         self.started_at = time.time()
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -90,8 +98,9 @@ class Receiver:
     def stop(self):
         if self.gate is not None:
             self.gate.set()
-        if self.server:
-            self.server.shutdown()
+        if self.started_at is not None:
+            self.server.shutdown()  # waits for serve_forever, which only start() runs
+        self.server.server_close()
 
 
 MODEL = """kind = "press"

@@ -50,7 +50,9 @@ in_log() {
   alive "$demo_pid" || fail "the demo exited before it wrote '$1'"
   return 1
 }
-wait_for $patience in_log "operator API on 127.0.0.1:" || fail "the demo never served RPC"
+# The demo opens its API once the simulated history is built: minutes under the
+# sanitizers on a loaded machine. in_log ends the wait at once if the demo exits.
+wait_for $((5 * patience)) in_log "operator API on 127.0.0.1:" || fail "the demo never served RPC"
 addr=$(sed -n 's/^twinrt demo: operator API on \([0-9.:]*\);.*/\1/p' "$dir/demo.log")
 [ -n "$addr" ] || fail "no address in the demo's log"
 grep -q "created 137 twins" "$dir/demo.log" || fail "the demo did not create its enterprise"
